@@ -1,0 +1,372 @@
+//! `kraliki bench`: the event store's figures, measured side by side with a baseline in one run.
+//!
+//! 1. Appends/s through the command dispatcher with N concurrent writers (projection runners
+//!    running, as in production), against pgbench inserting the same row shape into a copy of
+//!    the events table with the same number of clients (pgbench runs before and after; the
+//!    baseline is their mean). Printed as a ratio.
+//! 2. Full-rebuild throughput of the company projection over a log of M events.
+//! 3. Projection lag (command answered → visible in the read model) under a steady rate.
+//!
+//! Everything runs in a scratch database created on the configured server and dropped after.
+
+use std::collections::BTreeMap;
+use std::process::Command as Process;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use clap::Args;
+use kraliki_commands::{CommandContext, Dispatcher};
+use kraliki_domain::company::{Company, CompanyCommand, CompanyProfile};
+use kraliki_domain::values::CompanyName;
+use kraliki_projections::company::CompanyProjection;
+use kraliki_projections::{builds, position, Projection, Supervisor, Wake};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Concurrent writers (and pgbench clients).
+    #[arg(long, default_value_t = 16)]
+    pub writers: usize,
+    /// Seconds per append measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Events in the log for the rebuild measurement.
+    #[arg(long, default_value_t = 300_000)]
+    pub rebuild_events: i64,
+    /// Events per second for the lag measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub lag_rate: u64,
+    /// Seconds of the lag measurement.
+    #[arg(long, default_value_t = 10)]
+    pub lag_seconds: u64,
+    /// Keep the scratch database.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn pgbench_binary() -> Option<String> {
+    if Process::new("pgbench").arg("--version").output().is_ok() {
+        return Some("pgbench".into());
+    }
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin/pgbench"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().map(|p| p.display().to_string())
+}
+
+fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let bin =
+        pgbench_binary().context("pgbench not found (Debian: postgresql-contrib / postgresql-client)")?;
+    let script = std::env::temp_dir().join(format!("kraliki-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "INSERT INTO bench_rows (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Company', gen_random_uuid()::text, 1, 'CompanyRenamed', '1.0', \
+         '{\"CompanyRenamed\":{\"name\":\"Bench 1\",\"previous\":\"Bench 0\",\"at\":\"2026-11-24T09:00:00Z\"}}', \
+         '{\"event_id\":\"0193\",\"tenant_id\":\"t\",\"actor\":\"bench\",\"correlation_id\":\"c\",\"causation_id\":\"c\",\"occurred_at\":\"2026-11-24T09:00:00Z\"}');\n",
+    )?;
+    let out = Process::new(bin)
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(4).to_string(),
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .context("running pgbench")?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .context("pgbench printed no tps")
+}
+
+async fn appends(dispatcher: &Dispatcher, writers: usize, seconds: u64) -> anyhow::Result<(f64, Vec<f64>)> {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let dispatcher = dispatcher.clone();
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            let id = Uuid::now_v7().to_string();
+            let ctx = CommandContext::new(id.clone(), "bench");
+            while Instant::now() < deadline {
+                let name = CompanyName::parse(&format!("Bench {w}-{i}"))?;
+                let command = if i == 0 {
+                    let profile = CompanyProfile {
+                        domain: "bench.example".into(),
+                        size: None,
+                        industry: None,
+                        description: None,
+                        website: None,
+                    };
+                    CompanyCommand::CreateCompany { name, profile, at: Utc::now() }
+                } else {
+                    CompanyCommand::RenameCompany { name, at: Utc::now() }
+                };
+                let t = Instant::now();
+                dispatcher
+                    .execute::<Company>(&id, command, &ctx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok((count.load(Ordering::Relaxed) as f64 / elapsed, latencies))
+}
+
+async fn lag(dispatcher: &Dispatcher, wake: &Wake, rate: u64, seconds: u64) -> anyhow::Result<Vec<f64>> {
+    let pool = dispatcher.pool().clone();
+    let pending: Arc<tokio::sync::Mutex<BTreeMap<kraliki_projections::Position, Instant>>> =
+        Default::default();
+    let lags: Arc<tokio::sync::Mutex<Vec<f64>>> = Default::default();
+    let stop = CancellationToken::new();
+    let observer = {
+        let (pool, pending, lags, stop, wake) =
+            (pool.clone(), pending.clone(), lags.clone(), stop.clone(), wake.clone());
+        tokio::spawn(async move {
+            let mut projected = wake.subscribe_projected();
+            loop {
+                let done = stop.is_cancelled();
+                if let Ok(Some(at)) =
+                    position::active_checkpoint(&pool, kraliki_projections::company::NAME).await
+                {
+                    let now = Instant::now();
+                    let mut p = pending.lock().await;
+                    let reached: Vec<_> = p.range(..=at).map(|(k, _)| *k).collect();
+                    let mut l = lags.lock().await;
+                    for k in reached {
+                        if let Some(t0) = p.remove(&k) {
+                            l.push(now.duration_since(t0).as_secs_f64() * 1000.0);
+                        }
+                    }
+                    if done && p.is_empty() {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    _ = projected.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+            }
+        })
+    };
+    // Writers share the rate; each command appends one event.
+    let writers = 8u64;
+    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (dispatcher, pending, pool) = (dispatcher.clone(), pending.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = Uuid::now_v7().to_string();
+            let ctx = CommandContext::new(id.clone(), "bench");
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                ticker.tick().await;
+                let name = CompanyName::parse(&format!("Lag {w}-{i}"))?;
+                let command = if i == 0 {
+                    let profile = CompanyProfile {
+                        domain: "lag.example".into(),
+                        size: None,
+                        industry: None,
+                        description: None,
+                        website: None,
+                    };
+                    CompanyCommand::CreateCompany { name, profile, at: Utc::now() }
+                } else {
+                    CompanyCommand::RenameCompany { name, at: Utc::now() }
+                };
+                let outcome = dispatcher
+                    .execute::<Company>(&id, command, &ctx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let answered = Instant::now();
+                if let Some(pos) = outcome.position {
+                    if let Some(at) = position::locate(&pool, pos).await? {
+                        pending.lock().await.insert(at, answered);
+                    }
+                }
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), observer).await.context("projection never caught up")??;
+    let mut l = std::mem::take(&mut *lags.lock().await);
+    l.sort_by(f64::total_cmp);
+    Ok(l)
+}
+
+/// Fills the log with `n` company events straight through SQL (creations and renames over
+/// n/10 companies), in batches, for the rebuild measurement.
+async fn fill(conn: &mut PgConnection, n: i64) -> anyhow::Result<()> {
+    let per_company = 10i64;
+    let companies = (n / per_company).max(1);
+    let chunk = 10_000i64;
+    let mut start = 0;
+    while start < companies {
+        let end = (start + chunk).min(companies);
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             SELECT 'Company', c.id, s.seq, \
+                    CASE WHEN s.seq = 1 THEN 'CompanyCreated' ELSE 'CompanyRenamed' END, '1.0', \
+                    CASE WHEN s.seq = 1 THEN jsonb_build_object('CompanyCreated', jsonb_build_object( \
+                        'name', 'Company ' || c.n, 'domain', 'c' || c.n || '.example', 'size', null, 'industry', null, \
+                        'description', null, 'website', null, 'at', '2026-11-24T09:00:00Z')) \
+                    ELSE jsonb_build_object('CompanyRenamed', jsonb_build_object('name', 'Company ' || c.n || '/' || s.seq, \
+                        'previous', 'x', 'at', '2026-11-24T09:00:00Z')) END, \
+                    jsonb_build_object('event_id', gen_random_uuid(), 'tenant_id', c.id, 'actor', 'bench') \
+             FROM (SELECT n, gen_random_uuid()::text AS id FROM generate_series($1::bigint, $2::bigint - 1) n) c \
+             CROSS JOIN generate_series(1, $3::bigint) AS s(seq)",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(per_company)
+        .execute(&mut *conn)
+        .await?;
+        start = end;
+    }
+    Ok(())
+}
+
+pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
+    let base: PgConnectOptions = settings.database_url.expose_secret().parse().context("DATABASE_URL")?;
+    let scratch = format!("kraliki_bench_{}", std::process::id());
+    let mut admin = PgConnection::connect_with(&base.clone().database("postgres")).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch}")).execute(&mut admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {scratch}")).execute(&mut admin).await?;
+    let url = base.clone().database(&scratch).to_url_lossy().to_string();
+    let result = run_in(&settings, &args, &url).await;
+    if !args.keep {
+        let _ =
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).execute(&mut admin).await;
+    }
+    result
+}
+
+async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let mut settings = settings.clone();
+    settings.database_url = SecretString::from(url.to_owned());
+    settings.database.max_connections = (args.writers as u32 * 2 + 8).max(24);
+    settings.nats_url = None;
+    println!(
+        "kraliki bench: {} writers, {} s per append run, {} events for rebuild, lag at {} events/s",
+        args.writers, args.seconds, args.rebuild_events, args.lag_rate
+    );
+    let app = crate::Application::build(settings.clone()).await?;
+    let pool = app.state().pool.clone();
+    sqlx::query("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)").execute(&pool).await?;
+
+    // 1. Appends vs pgbench (baseline before and after, averaged).
+    let pg_before = pgbench(url, args.writers, args.seconds)?;
+    let (ours, latencies) = appends(&app.state().dispatcher, args.writers, args.seconds).await?;
+    let pg_after = pgbench(url, args.writers, args.seconds)?;
+    let baseline = (pg_before + pg_after) / 2.0;
+    println!("appends:  {ours:>9.0} events/s through the dispatcher ({} writers, p50 {:.2} ms, p99 {:.2} ms per command)", args.writers, percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    println!("pgbench:  {baseline:>9.0} inserts/s, same row shape, {} clients (runs: {pg_before:.0}, {pg_after:.0})", args.writers);
+    println!("ratio:    {:>9.2} of pgbench (goal >= 0.60)", ours / baseline);
+
+    // 3. Lag under a steady rate (before the big fill, so the runner is warm and current).
+    let lags = lag(&app.state().dispatcher, &app.state().wake, args.lag_rate, args.lag_seconds).await?;
+    println!("lag:      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} events at {} events/s (goal p99 <= 100 ms)", percentile(&lags, 50.0), percentile(&lags, 99.0), lags.last().copied().unwrap_or(f64::NAN), lags.len(), args.lag_rate);
+    let wake = app.state().wake.clone();
+    app.stop().await;
+
+    // 2. Full rebuild.
+    let mut conn = pool.acquire().await?;
+    fill(&mut conn, args.rebuild_events).await?;
+    drop(conn);
+    let total = kraliki_projections::status::total_events(&pool).await?;
+    let projection: Arc<dyn Projection> = Arc::new(CompanyProjection);
+    let supervisor = Supervisor::new(
+        pool.clone(),
+        wake,
+        crate::startup::runner_settings(&settings),
+        vec![projection.clone()],
+    );
+    let build = builds::request_rebuild(&pool, projection.as_ref()).await?;
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let worker = {
+        let (supervisor, projection, build, stop) =
+            (supervisor.clone(), projection.clone(), build.clone(), stop.clone());
+        tokio::spawn(async move { supervisor.run_build(projection, build, stop).await })
+    };
+    loop {
+        let mut c = pool.acquire().await?;
+        let b = builds::get(&mut c, kraliki_projections::company::NAME, build.build_id)
+            .await?
+            .context("build vanished")?;
+        if b.status == builds::BuildStatus::Active {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("rebuild did not finish in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = worker.await;
+    println!(
+        "rebuild:  {:>9.0} events/s ({total} events in {secs:.2} s; goal >= 50,000)",
+        total as f64 / secs
+    );
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! Typed settings in layers: built-in defaults, then a TOML file (`--config PATH` or
+//! `KRALIKI_CONFIG`), then `KRALIKI_*` environment variables (`KRALIKI_HTTP__BODY_LIMIT_BYTES`
+//! for nested keys), then the conventional unprefixed `DATABASE_URL`, `NATS_URL`, `QDRANT_URL`.
+//! Never read from the current directory implicitly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Origins allowed to call with credentials (the template UIs).
+    pub cors_origins: Vec<String>,
+    /// Longest a read waits for a projection to reach a requested position.
+    pub read_wait_max_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            cors_origins: vec!["http://localhost:3000".into(), "http://127.0.0.1:3000".into()],
+            read_wait_max_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    /// Open transactions hold the catch-up barrier back; Postgres ends idle ones after this.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// Run pending migrations when the server starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { max_connections: 40, idle_in_transaction_timeout_ms: 60_000, migrate_on_start: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProjectionSettings {
+    /// Run the projection runners in this process (one active runner per build across all).
+    pub run: bool,
+    pub batch_size: i64,
+    pub poll_interval_ms: u64,
+    /// `/ready` fails when a serving projection is further behind than this.
+    pub ready_max_lag_ms: f64,
+}
+
+impl Default for ProjectionSettings {
+    fn default() -> Self {
+        Self { run: true, batch_size: 1000, poll_interval_ms: 500, ready_max_lag_ms: 10_000.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsSettings {
+    pub subject_prefix: String,
+    pub stream: String,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self { subject_prefix: "kraliki.events".into(), stream: "KRALIKI_EVENTS".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub environment: Environment,
+    /// `KRALIKI_BIND`; the seed serves on 127.0.0.1:8000.
+    pub bind: SocketAddr,
+    #[serde(serialize_with = "expose_secret")]
+    pub database_url: SecretString,
+    pub nats_url: Option<String>,
+    pub qdrant_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub projections: ProjectionSettings,
+    pub nats: NatsSettings,
+}
+
+fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    s.serialize_str(secret.expose_secret())
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let data_dir = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".local/share/kraliki"))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/kraliki"));
+        Self {
+            environment: Environment::Development,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/kraliki"),
+            nats_url: None,
+            qdrant_url: None,
+            data_dir,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            projections: ProjectionSettings::default(),
+            nats: NatsSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the layers. `file` wins over `KRALIKI_CONFIG`.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let file =
+            file.map(Path::to_path_buf).or_else(|| std::env::var_os("KRALIKI_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("KRALIKI_").ignore(&["config"]).split("__"))
+            .merge(Env::raw().only(&["database_url", "nats_url", "qdrant_url"]));
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        // An empty NATS_URL / QDRANT_URL means "not configured".
+        settings.nats_url = settings.nats_url.filter(|u| !u.trim().is_empty());
+        settings.qdrant_url = settings.qdrant_url.filter(|u| !u.trim().is_empty());
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn layers_apply_in_order_and_secrets_stay_hidden() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "bind = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n")?;
+            jail.set_env("KRALIKI_HTTP__BODY_LIMIT_BYTES", "20");
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/x");
+            jail.set_env("NATS_URL", "");
+            let s = Settings::load(Some(Path::new("k.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.bind.port(), 9000);
+            assert_eq!(s.http.body_limit_bytes, 20);
+            assert_eq!(s.database_url.expose_secret(), "postgres://u:hunter2@db/x");
+            assert_eq!(s.nats_url, None);
+            assert!(!format!("{s:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,160 @@
+//! Extractors that turn bad input into clear problems before a handler runs.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, Code};
+
+/// A JSON body: `application/json` only, size-limited, parsed with the path of the first bad
+/// field. Syntax errors are 400 `malformed_json`; shape errors (unknown or missing fields, wrong
+/// types) are 422 `invalid_body` with the field named.
+pub struct ApiJson<T> {
+    pub value: T,
+    /// SHA-256 of method, path and body: the request fingerprint for idempotency keys.
+    pub fingerprint: String,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str().as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(
+                ApiError::new(Code::UnsupportedMediaType).detail("send Content-Type: application/json")
+            );
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(Code::PayloadTooLarge).detail(rejection.body_text())
+            } else {
+                ApiError::new(Code::MalformedJson).detail(rejection.body_text())
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(de).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    let code = if inner.to_string().starts_with("unknown field") {
+                        "unknown_field"
+                    } else if inner.to_string().starts_with("missing field") {
+                        "required"
+                    } else {
+                        "invalid_type"
+                    };
+                    let message = inner.to_string();
+                    let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+                    ApiError::new(Code::InvalidBody).detail(message.clone()).field(field, code, message)
+                }
+                _ => ApiError::new(Code::MalformedJson).detail(inner.to_string()),
+            }
+        })?;
+        Ok(Self { value, fingerprint: fingerprint(&method, &path, &bytes) })
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: 1–255 visible ASCII characters.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get("idempotency-key") else { return Ok(Self(None)) };
+        let key = raw
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                ApiError::new(Code::InvalidIdempotencyKey).detail("1 to 255 visible ASCII characters")
+            })?;
+        Ok(Self(Some(key.to_owned())))
+    }
+}
+
+/// Read-your-writes: `?min_position=N` or header `Kraliki-Min-Position: N` asks the read to
+/// wait until the read model has applied log position N.
+pub struct MinPosition(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&').find_map(|pair| pair.strip_prefix("min_position=").map(str::to_owned))
+        });
+        let from_header =
+            parts.headers.get("kraliki-min-position").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        match from_query.or(from_header) {
+            None => Ok(Self(None)),
+            Some(raw) => {
+                raw.trim().parse::<i64>().ok().filter(|n| *n >= 0).map(|n| Self(Some(n))).ok_or_else(|| {
+                    ApiError::new(Code::InvalidQuery).field(
+                        "min_position",
+                        "invalid",
+                        "must be a non-negative integer",
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Query parameters; a bad one is 400 `invalid_query` naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|rejection| ApiError::new(Code::InvalidQuery).detail(rejection.body_text()))
+    }
+}
+
+/// A path id. An id that cannot exist is simply not found.
+pub struct PathId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found())?;
+        raw.parse().map(Self).map_err(|_| ApiError::not_found())
+    }
+}

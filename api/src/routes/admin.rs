@@ -1,0 +1,80 @@
+//! Operating the read side: projection status with rebuild progress, and rebuilds.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+use kraliki_projections::builds::{self, Build, BuildStatus};
+use kraliki_projections::status;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/projections", get(list))
+        .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
+}
+
+#[derive(Debug, Serialize)]
+pub struct BuildView {
+    pub name: String,
+    pub build_id: i32,
+    pub version: i32,
+    pub status: BuildStatus,
+    pub position: i64,
+    pub events_done: i64,
+    pub lag_events: i64,
+    pub lag_ms: f64,
+    pub total_events: i64,
+    pub progress: f64,
+    pub events_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub started_at: chrono::DateTime<Utc>,
+    pub activated_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// Rate over the build's life so far, and the time left at that rate.
+pub fn view(report: &status::BuildStatusReport) -> BuildView {
+    let b = &report.build;
+    let elapsed = (b.updated_at - b.started_at).num_milliseconds().max(1) as f64 / 1000.0;
+    let rate = b.events_done as f64 / elapsed;
+    let eta = (b.status == BuildStatus::Building && rate > 0.0).then(|| report.lag_events as f64 / rate);
+    BuildView {
+        name: b.name.clone(),
+        build_id: b.build_id,
+        version: b.version,
+        status: b.status,
+        position: b.checkpoint.pos,
+        events_done: b.events_done,
+        lag_events: report.lag_events,
+        lag_ms: report.lag_ms,
+        total_events: report.total_events,
+        progress: report.progress,
+        events_per_second: rate,
+        eta_seconds: eta,
+        started_at: b.started_at,
+        activated_at: b.activated_at,
+    }
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let status = status::read_side(&state.pool).await?;
+    let builds: Vec<BuildView> = status.builds.iter().map(view).collect();
+    Ok(Json(serde_json::json!({ "barrier_age_ms": status.barrier_age_ms, "builds": builds })))
+}
+
+async fn rebuild(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Build>), ApiError> {
+    let projection = state
+        .supervisor
+        .projection(&name)
+        .ok_or_else(|| ApiError::new(Code::NotFound).detail(format!("no projection named {name}")))?;
+    let build = builds::request_rebuild(&state.pool, projection.as_ref()).await?;
+    state.wake.builds_changed();
+    Ok((StatusCode::ACCEPTED, Json(build)))
+}

@@ -1,0 +1,406 @@
+//! `/api/v1/companies`: the tenant companies. Writes are commands on the Company aggregate;
+//! reads come from the `company_view` projection.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kraliki_commands::{CommandContext, DispatchError, Outcome};
+use kraliki_domain::company::{Company, CompanyCommand, CompanyError, CompanyProfile, ProfilePatch};
+use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue};
+use kraliki_projections::company::{self as view, CompanyFilter, CompanyRow, CompanySort, Cursor};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ApiError, Code};
+use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/companies", get(list).post(create))
+        .route("/api/v1/companies/{id}", get(read).put(update).delete(deactivate))
+        .route("/api/v1/companies/{id}/reactivate", post(reactivate))
+}
+
+/// The read shape (the seed's fields plus counts, state and version).
+#[derive(Debug, Serialize)]
+pub struct CompanyResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub domain: String,
+    pub size: Option<String>,
+    pub industry: Option<String>,
+    pub description: Option<String>,
+    pub website: Option<String>,
+    pub is_active: bool,
+    pub user_count: i32,
+    pub campaign_count: i32,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+impl From<CompanyRow> for CompanyResponse {
+    fn from(r: CompanyRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            domain: r.domain,
+            size: r.size,
+            industry: r.industry,
+            description: r.description,
+            website: r.website,
+            is_active: r.is_active,
+            user_count: r.user_count,
+            campaign_count: r.campaign_count,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deactivated_at: r.deactivated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompanyPage {
+    pub items: Vec<CompanyResponse>,
+    pub next_cursor: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    domain: String,
+    #[serde(default)]
+    size: Option<CompanySize>,
+    #[serde(default)]
+    industry: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    website: Option<String>,
+}
+
+/// Absent keeps the value; `null` clears it.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    size: Option<Option<CompanySize>>,
+    #[serde(default, deserialize_with = "present")]
+    industry: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    website: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeactivateQuery {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    is_active: Option<bool>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // read by `MinPosition`; listed so it is not an unknown parameter
+    min_position: Option<i64>,
+}
+
+/// Collects every field problem before answering, so a client fixes them all at once.
+#[derive(Default)]
+struct Checks(Vec<InvalidValue>);
+
+impl Checks {
+    fn take<T>(&mut self, r: Result<T, InvalidValue>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut error = ApiError::new(Code::ValidationFailed);
+        for e in self.0 {
+            error = error.field(e.field, e.code, e.message);
+        }
+        Err(error)
+    }
+}
+
+fn website(raw: Option<&str>) -> Result<Option<String>, InvalidValue> {
+    let value = optional_text("website", raw, 300)?;
+    match &value {
+        Some(v) if !(v.starts_with("https://") || v.starts_with("http://")) => {
+            Err(InvalidValue::new("website", "invalid_url", "must start with http:// or https://"))
+        }
+        _ => Ok(value),
+    }
+}
+
+fn context(headers: &HeaderMap, tenant: Uuid, key: Option<String>, fingerprint: String) -> CommandContext {
+    let mut ctx = CommandContext::new(tenant.to_string(), "anonymous");
+    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        ctx = ctx.with_correlation(request_id);
+    }
+    if let Some(key) = key {
+        // Until callers authenticate (the auth issue), every key belongs to one platform scope.
+        ctx = ctx.with_idempotency("platform", key, Some(fingerprint));
+    }
+    ctx
+}
+
+fn command_error(e: DispatchError<CompanyError>) -> ApiError {
+    match e {
+        DispatchError::Rejected(rule) => {
+            let code = match rule {
+                CompanyError::NotFound => Code::NotFound,
+                CompanyError::AlreadyExists => Code::AlreadyExists,
+                CompanyError::Deactivated
+                | CompanyError::AlreadyDeactivated
+                | CompanyError::NotDeactivated => Code::InvalidState,
+            };
+            ApiError::new(code).detail(rule.to_string())
+        }
+        DispatchError::Conflict => ApiError::new(Code::Conflict),
+        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
+        DispatchError::Store(e) => ApiError::internal(e),
+    }
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"v{version}\"")).unwrap_or(HeaderValue::from_static("\"v0\""))
+}
+
+/// Answers a write with the company as the read model now shows it, once the projection has
+/// applied the command's events (bounded wait; `Kraliki-Position` tells the client where to
+/// wait itself if it ran out).
+async fn written(
+    state: &AppState,
+    id: Uuid,
+    outcome: Outcome,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let id = if outcome.replayed { outcome.aggregate_id.parse().unwrap_or(id) } else { id };
+    let mut response = match state.wait_for(view::NAME, outcome.position).await {
+        Ok(()) => {
+            let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
+            let version = row.version;
+            let mut r = (status, Json(CompanyResponse::from(row))).into_response();
+            r.headers_mut().insert(header::ETAG, etag(version));
+            r
+        }
+        Err(e) if e.code == Code::ProjectionLagging => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "id": id, "position": outcome.position, "status": "accepted" })),
+        )
+            .into_response(),
+        Err(e) => return Err(e),
+    };
+    let headers = response.headers_mut();
+    if let Some(position) = outcome.position {
+        if let Ok(v) = HeaderValue::from_str(&position.to_string()) {
+            headers.insert("kraliki-position", v);
+        }
+    }
+    if outcome.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/companies/{id}")) {
+            headers.insert(header::LOCATION, v);
+        }
+    }
+    Ok(response)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
+    body: ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let b = body.value;
+    let mut checks = Checks::default();
+    let name = checks.take(CompanyName::parse(&b.name));
+    let domain = checks.take(DomainName::parse(&b.domain));
+    let industry = checks.take(optional_text("industry", b.industry.as_deref(), 100));
+    let description = checks.take(optional_text("description", b.description.as_deref(), 2000));
+    let site = checks.take(website(b.website.as_deref()));
+    checks.finish()?;
+    let (Some(name), Some(domain), Some(industry), Some(description), Some(website)) =
+        (name, domain, industry, description, site)
+    else {
+        return Err(ApiError::new(Code::ValidationFailed));
+    };
+    let id = Uuid::now_v7();
+    let profile =
+        CompanyProfile { domain: domain.as_str().to_owned(), size: b.size, industry, description, website };
+    let command = CompanyCommand::CreateCompany { name, profile, at: Utc::now() };
+    let ctx = context(&headers, id, key, body.fingerprint);
+    let outcome =
+        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    written(&state, id, outcome, StatusCode::CREATED).await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PathId(id): PathId,
+    IdempotencyKey(key): IdempotencyKey,
+    body: ApiJson<UpdateBody>,
+) -> Result<Response, ApiError> {
+    let b = body.value;
+    let mut checks = Checks::default();
+    let name = b.name.as_deref().map(CompanyName::parse).transpose();
+    let name = checks.take(name).flatten();
+    let domain = checks.take(b.domain.as_deref().map(DomainName::parse).transpose()).flatten();
+    let industry = b.industry.map(|v| optional_text("industry", v.as_deref(), 100));
+    let description = b.description.map(|v| optional_text("description", v.as_deref(), 2000));
+    let site = b.website.map(|v| website(v.as_deref()));
+    let patch = ProfilePatch {
+        domain: domain.map(|d| d.as_str().to_owned()),
+        size: b.size,
+        industry: industry.and_then(|r| checks.take(r)),
+        description: description.and_then(|r| checks.take(r)),
+        website: site.and_then(|r| checks.take(r)),
+    };
+    checks.finish()?;
+    let command = CompanyCommand::UpdateCompany { name, profile: patch, at: Utc::now() };
+    let ctx = context(&headers, id, key, body.fingerprint);
+    let outcome =
+        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    written(&state, id, outcome, StatusCode::OK).await
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PathId(id): PathId,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiQuery(query): ApiQuery<DeactivateQuery>,
+) -> Result<Response, ApiError> {
+    let reason = optional_text("reason", query.reason.as_deref(), 500)?;
+    let command = CompanyCommand::DeactivateCompany { reason, at: Utc::now() };
+    let fp =
+        crate::extract::fingerprint(&axum::http::Method::DELETE, &format!("/api/v1/companies/{id}"), b"");
+    let ctx = context(&headers, id, key, fp);
+    let outcome =
+        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(position) = outcome.position.and_then(|p| HeaderValue::from_str(&p.to_string()).ok()) {
+        response.headers_mut().insert("kraliki-position", position);
+    }
+    Ok(response)
+}
+
+async fn reactivate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PathId(id): PathId,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, ApiError> {
+    let command = CompanyCommand::ReactivateCompany { at: Utc::now() };
+    let fp = crate::extract::fingerprint(
+        &axum::http::Method::POST,
+        &format!("/api/v1/companies/{id}/reactivate"),
+        b"",
+    );
+    let ctx = context(&headers, id, key, fp);
+    let outcome =
+        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    written(&state, id, outcome, StatusCode::OK).await
+}
+
+async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PathId(id): PathId,
+    MinPosition(min): MinPosition,
+) -> Result<Response, ApiError> {
+    state.wait_for(view::NAME, min).await?;
+    let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
+    let tag = etag(row.version);
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes() || v == "*") {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, tag);
+        return Ok(r);
+    }
+    let mut r = Json(CompanyResponse::from(row)).into_response();
+    r.headers_mut().insert(header::ETAG, tag);
+    Ok(r)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    MinPosition(min): MinPosition,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<CompanyPage>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery).field(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 500",
+        ));
+    }
+    let sort = match q.sort.as_deref() {
+        None | Some("created_at") => CompanySort::CreatedAt,
+        Some("name") => CompanySort::Name,
+        Some(_) => {
+            return Err(ApiError::new(Code::InvalidQuery).field(
+                "sort",
+                "invalid",
+                "one of: created_at, name",
+            ))
+        }
+    };
+    let descending = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::new(Code::InvalidQuery).field("order", "invalid", "one of: asc, desc"))
+        }
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
+            ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API")
+        })?),
+    };
+    state.wait_for(view::NAME, min).await?;
+    let filter = CompanyFilter { only: None, is_active: q.is_active, search: q.q };
+    let page = view::list(&state.pool, &filter, sort, descending, cursor.as_ref(), limit).await?;
+    Ok(Json(CompanyPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+        limit,
+    }))
+}

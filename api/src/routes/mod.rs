@@ -1,0 +1,13 @@
+//! One router per feature, merged in one place.
+
+pub mod admin;
+pub mod companies;
+pub mod health;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(health::router()).merge(companies::router()).merge(admin::router())
+}

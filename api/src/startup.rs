@@ -1,0 +1,211 @@
+//! Building and running the application: pool, migrations, wake-ups, projections, HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::Router;
+use kraliki_commands::Dispatcher;
+use kraliki_projections::company::CompanyProjection;
+use kraliki_projections::publisher::{EventPublisher, NatsSettings, Sink};
+use kraliki_projections::{Projection, RunnerSettings, Supervisor, Wake};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::state::AppState;
+
+pub struct Application {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Connects the event sink: JetStream when `NATS_URL` is set, in-process otherwise.
+pub async fn event_sink(
+    settings: &Settings,
+) -> anyhow::Result<(Sink, Option<broadcast::Sender<Arc<kraliki_projections::StoredEvent>>>)> {
+    match &settings.nats_url {
+        Some(url) => {
+            let client =
+                async_nats::connect(url).await.with_context(|| format!("cannot connect to NATS at {url}"))?;
+            let nats = NatsSettings {
+                subject_prefix: settings.nats.subject_prefix.clone(),
+                stream: settings.nats.stream.clone(),
+                ..NatsSettings::default()
+            };
+            Ok((Sink::nats(client, nats).await.context("setting up the JetStream stream")?, None))
+        }
+        None => {
+            let (tx, _) = broadcast::channel(4096);
+            Ok((Sink::Local(tx.clone()), Some(tx)))
+        }
+    }
+}
+
+/// Every projection this build knows, in one place.
+pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(CompanyProjection), Arc::new(EventPublisher::new(sink))]
+}
+
+pub fn runner_settings(settings: &Settings) -> RunnerSettings {
+    RunnerSettings {
+        batch_size: settings.projections.batch_size,
+        poll_interval: Duration::from_millis(settings.projections.poll_interval_ms),
+        ..RunnerSettings::default()
+    }
+}
+
+impl Application {
+    /// Connects, migrates (if configured), starts the runners and binds the listener. The server
+    /// is serving when this returns.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(&settings).await?;
+        if settings.database.migrate_on_start {
+            crate::db::migrate(&pool).await?;
+        }
+        let shutdown = CancellationToken::new();
+        let wake = Wake::new();
+        let mut tasks = vec![tokio::spawn(wake.clone().run(pool.clone(), shutdown.clone()))];
+        let (sink, live) = event_sink(&settings).await?;
+        let supervisor =
+            Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), projections(sink));
+        if settings.projections.run {
+            tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
+        }
+        let state = AppState {
+            settings: Arc::new(settings),
+            dispatcher: Dispatcher::new(pool.clone(), wake.clone()),
+            pool,
+            wake,
+            supervisor,
+            metrics: crate::telemetry::metrics(),
+            live,
+        };
+        let listener = TcpListener::bind(state.settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.settings.bind))?;
+        let addr = listener.local_addr()?;
+        let app = router(state.clone());
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+            if let Err(error) = served {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        }));
+        tracing::info!(%addr, "kraliki is listening");
+        Ok(Self { addr, state, shutdown, tasks })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops gracefully: the HTTP server drains, runners finish the batch in flight.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs until SIGINT/SIGTERM, then stops gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let token = self.shutdown.clone();
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("shutting down: finishing in-flight work"),
+            _ = token.cancelled() => {}
+        }
+        self.stop().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub fn router(state: AppState) -> Router {
+    let http = &state.settings.http;
+    let origins: Vec<HeaderValue> =
+        http.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::ACCEPT_LANGUAGE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("kraliki-min-position"),
+        ])
+        .expose_headers([header::ETAG, header::LOCATION, HeaderName::from_static("kraliki-position")]);
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = http.body_limit_bytes;
+    let timeout = Duration::from_secs(http.request_timeout_secs);
+    crate::routes::router()
+        .fallback(|| async { crate::error::ApiError::not_found() })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::error::problem_layer))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

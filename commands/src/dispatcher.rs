@@ -1,0 +1,310 @@
+//! Command dispatch: load → decide → append, with bounded conflict retries and idempotency.
+//!
+//! postgres-es stores the events; cqrs-es's `Aggregate` decides them. We drive the two ourselves
+//! rather than through `CqrsFramework` because each event needs its own metadata (`event_id`), the
+//! caller needs the positions that were appended, and read models are built only by our catch-up
+//! runner (cqrs-es's in-process queries drop updates on conflicts and crashes).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent};
+use kraliki_domain::CommandPolicy;
+use kraliki_projections::Wake;
+use postgres_es::PostgresEventRepository;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::metadata::CommandContext;
+
+/// What a command did. Returned again, unchanged, for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Events appended (0: the command changed nothing).
+    pub events: usize,
+    /// Sequence of the aggregate after the command.
+    pub version: i64,
+    /// Global position of the last event appended, for read-your-writes.
+    pub position: Option<i64>,
+    /// True when this is the stored outcome of an earlier request with the same key.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError<E: std::error::Error> {
+    /// The command broke a rule of the aggregate.
+    #[error(transparent)]
+    Rejected(E),
+    /// Another writer changed the aggregate at the same time and the command is not safe to
+    /// re-decide (or retries ran out).
+    #[error("the resource was changed concurrently; reload and try again")]
+    Conflict,
+    /// The idempotency key was used before with a different request.
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    pool: PgPool,
+    repo: std::sync::Arc<PostgresEventRepository>,
+    wake: Wake,
+    max_retries: usize,
+}
+
+impl Dispatcher {
+    pub fn new(pool: PgPool, wake: Wake) -> Self {
+        let repo = std::sync::Arc::new(PostgresEventRepository::new(pool.clone()));
+        Self { pool, repo, wake, max_retries: 5 }
+    }
+
+    pub fn with_max_retries(mut self, max_retries: usize) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Loads the aggregate's current state and version.
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> anyhow::Result<(A, i64)> {
+        let stored = self.repo.get_events::<A>(aggregate_id).await.map_err(store_error)?;
+        let mut aggregate = A::default();
+        let mut version = 0;
+        for event in stored {
+            version = event.sequence as i64;
+            let payload: A::Event = serde_json::from_value(event.payload)?;
+            aggregate.apply(payload);
+        }
+        Ok((aggregate, version))
+    }
+
+    /// Decides `command` against aggregate `aggregate_id` and appends its events.
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
+        let name = command.name();
+        let span = tracing::info_span!("command", command = name, aggregate = A::TYPE, aggregate_id,
+            tenant = %ctx.tenant_id, correlation_id = %ctx.correlation_id);
+        let started = Instant::now();
+        let result = async {
+            match &ctx.idempotency_key {
+                Some(key) => self.execute_once::<A>(aggregate_id, command, ctx, key).await,
+                None => self.decide_and_append::<A>(aggregate_id, command, ctx).await,
+            }
+        }
+        .instrument(span)
+        .await;
+        let status = match &result {
+            Ok(_) => "ok",
+            Err(DispatchError::Rejected(_)) => "rejected",
+            Err(DispatchError::Conflict) => "conflict",
+            Err(DispatchError::IdempotencyKeyReused) => "idempotency_key_reused",
+            Err(DispatchError::Store(_)) => "error",
+        };
+        metrics::histogram!("kraliki_command_seconds", "command" => name, "status" => status)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Under the key's advisory lock (held on its own connection for the whole command, so
+    /// concurrent duplicates queue behind the first): return the stored outcome, or run the
+    /// command and store its outcome.
+    async fn execute_once<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        key: &str,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
+        let mut lock = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        let lock_key = format!("idempotency:{}:{key}", ctx.idempotency_scope);
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(&lock_key)
+            .execute(&mut *lock)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let result = async {
+            if let Some((fingerprint, mut outcome)) = self.stored_outcome(ctx, key).await? {
+                if fingerprint.is_some() && fingerprint != ctx.request_fingerprint {
+                    return Err(DispatchError::IdempotencyKeyReused);
+                }
+                outcome.replayed = true;
+                return Ok(outcome);
+            }
+            let outcome = self.decide_and_append::<A>(aggregate_id, command, ctx).await?;
+            sqlx::query(
+                "INSERT INTO command_outcomes (scope, idempotency_key, request_fingerprint, aggregate_type, \
+                 aggregate_id, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(&ctx.idempotency_scope)
+            .bind(key)
+            .bind(&ctx.request_fingerprint)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(serde_json::to_value(&outcome).map_err(anyhow::Error::from)?)
+            .execute(&self.pool)
+            .await
+            .map_err(anyhow::Error::from)?;
+            Ok(outcome)
+        }
+        .await;
+        // Unlock explicitly; if this fails the connection is closed, which also releases it.
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(&lock_key)
+            .execute(&mut *lock)
+            .await;
+        if unlocked.is_err() {
+            lock.close_on_drop();
+        }
+        result
+    }
+
+    /// The first outcome for this key: from `command_outcomes`, or, if the process died between
+    /// the append and writing the outcome, reconstructed from the events that carry the key.
+    async fn stored_outcome(
+        &self,
+        ctx: &CommandContext,
+        key: &str,
+    ) -> anyhow::Result<Option<(Option<String>, Outcome)>> {
+        let row: Option<(Option<String>, serde_json::Value)> = sqlx::query_as(
+            "SELECT request_fingerprint, outcome FROM command_outcomes WHERE scope = $1 AND idempotency_key = $2",
+        )
+        .bind(&ctx.idempotency_scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((fingerprint, outcome)) = row {
+            return Ok(Some((fingerprint, serde_json::from_value(outcome)?)));
+        }
+        let row: Option<(String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id, count(*), max(sequence), max(global_position), \
+                    min(metadata ->> 'request_fingerprint') \
+             FROM events WHERE metadata ? 'idempotency_key' \
+               AND metadata ->> 'idempotency_scope' = $1 AND metadata ->> 'idempotency_key' = $2 \
+             GROUP BY aggregate_type, aggregate_id LIMIT 1",
+        )
+        .bind(&ctx.idempotency_scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(aggregate_type, aggregate_id, events, version, position, fingerprint)| {
+            let outcome = Outcome {
+                aggregate_type,
+                aggregate_id,
+                events: events as usize,
+                version,
+                position: Some(position),
+                replayed: false,
+            };
+            (fingerprint, outcome)
+        }))
+    }
+
+    async fn decide_and_append<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
+        let mut attempt = 0;
+        loop {
+            let (mut aggregate, version) = self.load::<A>(aggregate_id).await?;
+            let sink = EventSink::default();
+            aggregate.handle(command.clone(), &(), &sink).await.map_err(DispatchError::Rejected)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Outcome {
+                    aggregate_type: A::TYPE.into(),
+                    aggregate_id: aggregate_id.into(),
+                    events: 0,
+                    version,
+                    position: None,
+                    replayed: false,
+                });
+            }
+            let now = Utc::now();
+            let serialized = events
+                .iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    Ok(SerializedEvent::new(
+                        aggregate_id.to_owned(),
+                        version as usize + i + 1,
+                        A::TYPE.to_owned(),
+                        event.event_type(),
+                        event.event_version(),
+                        serde_json::to_value(event)?,
+                        serde_json::to_value(ctx.event_metadata(now))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
+                .map_err(anyhow::Error::from)?;
+            match self.repo.persist::<A>(&serialized, None).await {
+                Ok(()) => {
+                    self.wake.appended();
+                    let count = serialized.len();
+                    metrics::counter!("kraliki_events_appended_total", "aggregate" => A::TYPE)
+                        .increment(count as u64);
+                    let last = version + count as i64;
+                    let position: Option<i64> = sqlx::query_scalar(
+                        "SELECT max(global_position) FROM events \
+                         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 AND sequence <= $4",
+                    )
+                    .bind(A::TYPE)
+                    .bind(aggregate_id)
+                    .bind(version)
+                    .bind(last)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                    return Ok(Outcome {
+                        aggregate_type: A::TYPE.into(),
+                        aggregate_id: aggregate_id.into(),
+                        events: count,
+                        version: last,
+                        position,
+                        replayed: false,
+                    });
+                }
+                Err(PersistenceError::OptimisticLockError) => {
+                    metrics::counter!("kraliki_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
+                    if !command.retry_on_conflict() || attempt >= self.max_retries {
+                        return Err(DispatchError::Conflict);
+                    }
+                    attempt += 1;
+                    tracing::debug!(attempt, "append conflicted; deciding again on the newer state");
+                }
+                Err(other) => return Err(DispatchError::Store(store_error(other))),
+            }
+        }
+    }
+}
+
+fn store_error(error: PersistenceError) -> anyhow::Error {
+    anyhow::anyhow!("event store: {error}")
+}

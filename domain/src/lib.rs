@@ -1,0 +1,20 @@
+//! Kraliki Voice's domain: aggregates (state, commands, events, errors, invariants) and the
+//! pure rules around them. No I/O here: time, ids and randomness come in through commands.
+
+pub mod company;
+pub mod values;
+
+/// How the command layer may treat a command when its append meets a concurrent writer.
+///
+/// A command is "safe to re-decide" when running `handle` again on the newer state gives the
+/// answer the caller wants (the rule is re-checked against what happened in between). Commands
+/// that carry a decision made from an older view (an expected version, an offer to a specific
+/// agent) are not: the caller gets a conflict and decides again.
+pub trait CommandPolicy {
+    fn retry_on_conflict(&self) -> bool {
+        true
+    }
+
+    /// A short, stable name for logs and metrics (`CreateCompany`).
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,18 @@
+//! The read side of Kraliki Voice. Projections read the event log in commit order with the
+//! transaction barrier (see `runner`), write their read models and checkpoint in one transaction,
+//! and rebuild new versions into fresh tables while the old build keeps serving.
+
+pub mod builds;
+pub mod company;
+pub mod event;
+pub mod position;
+pub mod projection;
+pub mod publisher;
+pub mod runner;
+pub mod status;
+pub mod wake;
+
+pub use event::{Position, StoredEvent};
+pub use projection::{BuildTables, Projection};
+pub use runner::{RunnerSettings, Supervisor};
+pub use wake::Wake;

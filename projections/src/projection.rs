@@ -1,0 +1,53 @@
+//! What a projection is: a durable name, a version, the tables it owns and a batch handler.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+
+use crate::event::StoredEvent;
+
+/// The physical tables of one build: `company_view` → `company_view_b3`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildTables {
+    names: HashMap<&'static str, String>,
+}
+
+impl BuildTables {
+    pub fn new(bases: &[&'static str], build_id: i32) -> Self {
+        let names = bases.iter().map(|b| (*b, format!("{b}_b{build_id}"))).collect();
+        Self { names }
+    }
+
+    /// The physical name for a base table. Names come from code, never from input.
+    pub fn get(&self, base: &str) -> &str {
+        self.names.get(base).map(String::as_str).unwrap_or_else(|| {
+            // A projection asking for a table it did not declare is a programming error that
+            // every test of that projection hits at once.
+            panic!("table {base} is not declared by this projection")
+        })
+    }
+}
+
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Durable: checkpoint key, lock key and NATS durable name. Never changes.
+    fn name(&self) -> &'static str;
+
+    /// Bumped when the handler's logic or tables change; a new version rebuilds from the start
+    /// into fresh tables while the previous build keeps serving.
+    fn version(&self) -> i32;
+
+    /// Base names of the read-model tables. Each has `<base>_template` in the migrations (the
+    /// schema), and a view `<base>` that points at the active build's copy.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Apply a batch of events, in log order, inside the transaction that also moves the
+    /// checkpoint. An error rolls back the batch and the runner retries it.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        tables: &BuildTables,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()>;
+}

@@ -1,0 +1,330 @@
+//! The catch-up runner.
+//!
+//! Reading "every event after position p" by `global_position` alone loses events: a transaction
+//! that drew a lower position can commit after a higher one was read. The reader therefore walks
+//! the log in `(tx_id, global_position)` order and only up to the oldest transaction still in
+//! flight (`pg_snapshot_xmin`): everything below that barrier has committed or never will.
+//!
+//! One runner per build is active across all processes (a session advisory lock held on the
+//! connection that also reads and writes, so losing the connection loses the lock and the work
+//! together). A batch's read-model writes and its checkpoint commit in one transaction, and the
+//! checkpoint update is fenced on the previous checkpoint, so a batch is applied exactly once
+//! even if two runners ever overlapped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Connection, PgConnection, PgPool, Postgres};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::builds::{self, Build, BuildStatus};
+use crate::event::{Position, StoredEvent, EVENT_COLUMNS};
+use crate::projection::{BuildTables, Projection};
+use crate::wake::Wake;
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Events per batch (one transaction each).
+    pub batch_size: i64,
+    /// Backstop polling when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// How often a standby retries to take over a build another process runs.
+    pub standby_interval: Duration,
+    /// Pause after a failed batch before retrying it.
+    pub retry_delay: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(500),
+            standby_interval: Duration::from_secs(2),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Reads the next batch after `after`, below the transaction barrier.
+pub async fn fetch_batch(
+    conn: &mut PgConnection,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    );
+    let rows =
+        sqlx::query(&sql).bind(after.tx.to_string()).bind(after.pos).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Runs every registered projection until cancelled.
+#[derive(Clone)]
+pub struct Supervisor {
+    pool: PgPool,
+    wake: Wake,
+    settings: RunnerSettings,
+    projections: Vec<Arc<dyn Projection>>,
+}
+
+impl Supervisor {
+    pub fn new(
+        pool: PgPool,
+        wake: Wake,
+        settings: RunnerSettings,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Self {
+        Self { pool, wake, settings, projections }
+    }
+
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    pub fn projection(&self, name: &str) -> Option<Arc<dyn Projection>> {
+        self.projections.iter().find(|p| p.name() == name).cloned()
+    }
+
+    /// Supervises all projections; returns after `shutdown` once in-flight batches finished.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tasks: Vec<_> = self
+            .projections
+            .iter()
+            .map(|p| tokio::spawn(supervise(self.clone(), p.clone(), shutdown.clone())))
+            .collect();
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "projection supervisor task failed");
+            }
+        }
+    }
+
+    /// Runs one build until it is retired, promoted and idle-cancelled, or `shutdown` fires.
+    /// Used by the supervisor and by the CLI's rebuild command.
+    pub async fn run_build(
+        &self,
+        projection: Arc<dyn Projection>,
+        build: Build,
+        shutdown: CancellationToken,
+    ) {
+        Worker { ctx: self.clone(), projection, build_id: build.build_id, shutdown }.run().await;
+    }
+}
+
+async fn supervise(ctx: Supervisor, projection: Arc<dyn Projection>, shutdown: CancellationToken) {
+    let mut running: HashMap<i32, JoinHandle<()>> = HashMap::new();
+    let mut builds_changed = ctx.wake.subscribe_builds();
+    loop {
+        builds_changed.borrow_and_update();
+        match builds::ensure(&ctx.pool, projection.as_ref()).await {
+            Ok(current) => {
+                for build in current {
+                    if build.version != projection.version() || running.contains_key(&build.build_id) {
+                        continue;
+                    }
+                    let worker = Worker {
+                        ctx: ctx.clone(),
+                        projection: projection.clone(),
+                        build_id: build.build_id,
+                        shutdown: shutdown.clone(),
+                    };
+                    running.insert(build.build_id, tokio::spawn(worker.run()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, projection = projection.name(), "could not read projection builds")
+            }
+        }
+        running.retain(|_, handle| !handle.is_finished());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = builds_changed.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+    for (_, handle) in running {
+        let _ = handle.await;
+    }
+}
+
+struct Worker {
+    ctx: Supervisor,
+    projection: Arc<dyn Projection>,
+    build_id: i32,
+    shutdown: CancellationToken,
+}
+
+enum Step {
+    Continue,
+    Idle,
+    Stop,
+}
+
+impl Worker {
+    fn label(&self) -> String {
+        format!("{}#{}", self.projection.name(), self.build_id)
+    }
+
+    async fn run(self) {
+        let Some(mut conn) = self.take_lock().await else { return };
+        tracing::info!(build = self.label(), "projection runner took over");
+        let tables = BuildTables::new(self.projection.tables(), self.build_id);
+        let mut appended = self.ctx.wake.subscribe_appended();
+        let mut build: Option<Build> = None;
+        while !self.shutdown.is_cancelled() {
+            appended.borrow_and_update();
+            let step = match self.step(&mut conn, &tables, &mut build).await {
+                Ok(step) => step,
+                Err(error) => {
+                    tracing::error!(
+                        build = self.label(),
+                        error = format!("{error:#}"),
+                        "projection batch failed; retrying"
+                    );
+                    metrics::counter!("kraliki_projection_errors_total", "projection" => self.projection.name()).increment(1);
+                    build = None;
+                    if conn.ping().await.is_err() {
+                        // The lock went with the connection: start over as a standby.
+                        drop(conn);
+                        let Some(fresh) = self.take_lock().await else { return };
+                        conn = fresh;
+                    }
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.ctx.settings.retry_delay) => {}
+                    }
+                    Step::Continue
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Stop => break,
+                Step::Idle => {
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break,
+                        _ = appended.changed() => {}
+                        _ = tokio::time::sleep(self.ctx.settings.poll_interval) => {}
+                    }
+                }
+            }
+        }
+        let _ = sqlx::query(
+            "SELECT pg_advisory_unlock(hashtext('kraliki.projection'), hashtext($1 || '#' || $2))",
+        )
+        .bind(self.projection.name())
+        .bind(self.build_id.to_string())
+        .execute(&mut *conn)
+        .await;
+        tracing::info!(build = self.label(), "projection runner stopped");
+    }
+
+    /// Waits as a standby until this process holds the build's lock. `None` when shutting down
+    /// or when the build was retired meanwhile.
+    async fn take_lock(&self) -> Option<PoolConnection<Postgres>> {
+        loop {
+            let attempt = async {
+                let mut conn = self.ctx.pool.acquire().await?;
+                let got: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(hashtext('kraliki.projection'), hashtext($1 || '#' || $2))",
+                )
+                .bind(self.projection.name())
+                .bind(self.build_id.to_string())
+                .fetch_one(&mut *conn)
+                .await?;
+                let build = builds::get(&mut conn, self.projection.name(), self.build_id).await?;
+                Ok::<_, sqlx::Error>((conn, got, build))
+            }
+            .await;
+            match attempt {
+                Ok((conn, true, Some(build))) if build.status != BuildStatus::Retired => return Some(conn),
+                Ok((mut conn, true, _)) => {
+                    // Retired or gone: nothing to run. Release and leave.
+                    let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn).await;
+                    return None;
+                }
+                Ok((_, false, Some(build))) if build.status == BuildStatus::Retired => return None,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, build = self.label(), "could not try the runner lock"),
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(self.ctx.settings.standby_interval) => {}
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        tables: &BuildTables,
+        cached: &mut Option<Build>,
+    ) -> anyhow::Result<Step> {
+        let build = match cached.take() {
+            Some(build) => build,
+            None => match builds::get(conn, self.projection.name(), self.build_id).await? {
+                Some(build) => build,
+                None => return Ok(Step::Stop),
+            },
+        };
+        if build.status == BuildStatus::Retired {
+            return Ok(Step::Stop);
+        }
+        let events = fetch_batch(conn, build.checkpoint, self.ctx.settings.batch_size).await?;
+        let Some(last) = events.last().map(StoredEvent::position) else {
+            if build.status == BuildStatus::Building
+                && builds::try_activate(&self.ctx.pool, self.projection.as_ref(), self.build_id).await?
+            {
+                self.ctx.wake.builds_changed();
+                self.ctx.wake.projected();
+            }
+            // Re-read the build next time: it may have been promoted or retired meanwhile.
+            return Ok(Step::Idle);
+        };
+        let started = Instant::now();
+        let mut tx = conn.begin().await?;
+        self.projection.apply(&mut tx, tables, &events).await?;
+        let moved = sqlx::query(
+            "UPDATE projection_builds SET last_tx = $3::text::xid8, last_position = $4, \
+             events_done = events_done + $5, updated_at = now() \
+             WHERE name = $1 AND build_id = $2 AND status <> 'retired' \
+               AND last_tx = $6::text::xid8 AND last_position = $7",
+        )
+        .bind(self.projection.name())
+        .bind(self.build_id)
+        .bind(last.tx.to_string())
+        .bind(last.pos)
+        .bind(events.len() as i64)
+        .bind(build.checkpoint.tx.to_string())
+        .bind(build.checkpoint.pos)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            // Someone else moved this checkpoint or retired the build: drop the batch, re-read.
+            tx.rollback().await?;
+            tracing::warn!(build = self.label(), "checkpoint moved under us; batch discarded");
+            return Ok(Step::Continue);
+        }
+        tx.commit().await?;
+        let name = self.projection.name();
+        metrics::counter!("kraliki_projection_events_total", "projection" => name)
+            .increment(events.len() as u64);
+        metrics::histogram!("kraliki_projection_batch_seconds", "projection" => name)
+            .record(started.elapsed().as_secs_f64());
+        if let Some(newest) = events.last() {
+            let lag = (chrono::Utc::now() - newest.recorded_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            metrics::histogram!("kraliki_projection_apply_lag_seconds", "projection" => name)
+                .record(lag.max(0.0));
+        }
+        self.ctx.wake.projected();
+        *cached =
+            Some(Build { checkpoint: last, events_done: build.events_done + events.len() as i64, ..build });
+        Ok(Step::Continue)
+    }
+}

@@ -1,0 +1,88 @@
+//! Health of the read side: lag per projection (events and milliseconds behind the log) and the
+//! age of the transaction barrier (how long the oldest open transaction holds catch-up back).
+
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::builds::{self, Build, BuildStatus};
+
+/// Lag is counted up to this many events; beyond it the figure reads "at least".
+pub const LAG_COUNT_CAP: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildStatusReport {
+    #[serde(flatten)]
+    pub build: Build,
+    pub lag_events: i64,
+    pub lag_ms: f64,
+    /// Events in the log (for rebuild progress).
+    pub total_events: i64,
+    pub progress: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadSideStatus {
+    pub barrier_age_ms: f64,
+    pub builds: Vec<BuildStatusReport>,
+}
+
+pub async fn barrier_age_ms(pool: &PgPool) -> Result<f64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)) * 1000, 0)::float8 \
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn total_events(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await
+}
+
+async fn lag(pool: &PgPool, build: &Build) -> Result<(i64, f64), sqlx::Error> {
+    let (tx, pos) = (build.checkpoint.tx.to_string(), build.checkpoint.pos);
+    let behind: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) LIMIT $3) s",
+    )
+    .bind(&tx)
+    .bind(pos)
+    .bind(LAG_COUNT_CAP)
+    .fetch_one(pool)
+    .await?;
+    if behind == 0 {
+        return Ok((0, 0.0));
+    }
+    let age: f64 = sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - recorded_at) * 1000, 0)::float8 FROM events \
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) ORDER BY tx_id, global_position LIMIT 1",
+    )
+    .bind(&tx)
+    .bind(pos)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or(0.0);
+    Ok((behind, age))
+}
+
+/// Status of every building or active build, with lag. Also sets the lag gauges.
+pub async fn read_side(pool: &PgPool) -> Result<ReadSideStatus, sqlx::Error> {
+    let barrier_age_ms = barrier_age_ms(pool).await?;
+    metrics::gauge!("kraliki_barrier_age_seconds").set(barrier_age_ms / 1000.0);
+    let total = total_events(pool).await?;
+    let mut reports = Vec::new();
+    for build in builds::all(pool).await? {
+        if build.status == BuildStatus::Retired {
+            continue;
+        }
+        let (lag_events, lag_ms) = lag(pool, &build).await?;
+        if build.status == BuildStatus::Active {
+            let name = build.name.clone();
+            metrics::gauge!("kraliki_projection_lag_events", "projection" => name.clone())
+                .set(lag_events as f64);
+            metrics::gauge!("kraliki_projection_lag_seconds", "projection" => name).set(lag_ms / 1000.0);
+        }
+        let progress = if total == 0 { 1.0 } else { (total - lag_events) as f64 / total as f64 };
+        reports.push(BuildStatusReport { build, lag_events, lag_ms, total_events: total, progress });
+    }
+    Ok(ReadSideStatus { barrier_age_ms, builds: reports })
+}

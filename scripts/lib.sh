@@ -1,0 +1,394 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/run and scripts/test. Source it; do not execute it.
+#
+# Everything here works on a fresh Debian 12 machine as root: what is missing is installed
+# from Debian's packages with apt-get, what is not running is started, and whatever is
+# already there (a toolchain, a PostgreSQL or NATS server, a local cluster started by an
+# earlier run) is reused. Only Debian's apt and the language registries are ever contacted.
+#
+# Knobs (all optional):
+#   DATABASE_URL                  server for scripts/run, used unchanged
+#   KRALIKI_TEST_DATABASE_URL     admin URL for scripts/test (else derived from DATABASE_URL)
+#   NATS_URL, KRALIKI_TEST_NATS_URL
+#   KRALIKI_PG_PORT_PROBE=5432    where an existing PostgreSQL is looked for on 127.0.0.1
+#   KRALIKI_PG_LOCAL_PORT=55432   port of the project-local cluster
+#   KRALIKI_NATS_PORT_PROBE=4222  where an existing NATS is looked for on 127.0.0.1
+#   KRALIKI_NATS_LOCAL_PORT=54222 port of the project-local NATS
+# State of the local services lives in $KRALIKI_REPO/.data/ (gitignored).
+
+set -euo pipefail
+
+KRALIKI_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+KRALIKI_STATE="$KRALIKI_REPO/.data"
+export DEBIAN_FRONTEND=noninteractive
+
+: "${KRALIKI_PG_PORT_PROBE:=5432}"
+: "${KRALIKI_PG_LOCAL_PORT:=55432}"
+: "${KRALIKI_NATS_PORT_PROBE:=4222}"
+: "${KRALIKI_NATS_LOCAL_PORT:=54222}"
+
+_kraliki_apt_updated=0
+
+log() { printf '[kraliki] %s\n' "$*" >&2; }
+warn() { printf '[kraliki] WARNING: %s\n' "$*" >&2; }
+die() {
+    printf '[kraliki] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root (directly, or through sudo when not root).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+apt_update_once() {
+    [[ $_kraliki_apt_updated == 1 ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script expects Debian; install the missing tools by hand"
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    _kraliki_apt_updated=1
+}
+
+apt_install() {
+    apt_update_once
+    log "apt-get install -y $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+# True when Debian's package lists know a candidate version of package $1.
+apt_has_candidate() {
+    local candidate
+    candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')"
+    [[ -n $candidate && $candidate != "(none)" ]]
+}
+
+tcp_open() { timeout 2 bash -c "</dev/tcp/$1/$2" >/dev/null 2>&1; }
+
+# Waits until 127.0.0.1:$1 accepts TCP, for at most $2 seconds; polls, never sleeps blindly
+# past success. $3, if given, is a pid that must stay alive meanwhile.
+wait_for_port() {
+    local port=$1 deadline=$((SECONDS + $2)) pid=${3:-}
+    until tcp_open 127.0.0.1 "$port"; do
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            # It exited: a failure unless it merely forked away (status 0).
+            local rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            ((rc == 0)) || return 1
+            pid=""
+        fi
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# Closes every inherited descriptor above 2, so that a daemon started from here does not
+# hold a pipe of whoever runs this script (a CI harness waiting for end of output, say).
+close_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then
+            eval "exec $fd>&-" 2>/dev/null || true
+        fi
+    done
+}
+
+# ---------------------------------------------------------------------------------------
+# URLs. Never print one whole: it may carry a password. Print host:port/db only.
+
+_kraliki_url_re='^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(/[^?#]*)?(\?[^#]*)?$'
+
+# url_with_db URL DB: URL with its database (path) replaced by DB, query string kept.
+url_with_db() {
+    [[ $1 =~ $_kraliki_url_re ]] || die "cannot parse a database URL (not shown: it may hold a password)"
+    printf '%s%s/%s%s' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "$2" "${BASH_REMATCH[4]}"
+}
+
+# url_redacted URL: host:port/db.
+url_redacted() {
+    if [[ $1 =~ $_kraliki_url_re ]]; then
+        local authority=${BASH_REMATCH[2]} path=${BASH_REMATCH[3]}
+        authority=${authority##*@}
+        printf '%s%s' "${authority:-(default host)}" "$path"
+    else
+        printf 'unparsable URL'
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# PostgreSQL
+
+ensure_pg_client() {
+    if ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
+        apt_install postgresql-client
+    fi
+}
+
+pg_can_connect() { PGCONNECT_TIMEOUT=5 psql -w -X -q -tA -d "$1" -c 'select 1' >/dev/null 2>&1; }
+
+# True when 127.0.0.1:$1 is a PostgreSQL that lets user postgres in without a password.
+pg_trust_on_port() {
+    local port=$1
+    tcp_open 127.0.0.1 "$port" || return 1
+    ensure_pg_client
+    pg_isready -q -h 127.0.0.1 -p "$port" -t 5 || return 1
+    PGCONNECT_TIMEOUT=5 psql -w -X -q -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres -c 'select 1' >/dev/null 2>&1
+}
+
+_kraliki_pg_use() {
+    export KRALIKI_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$1/postgres"
+    export KRALIKI_PG_MANAGED=1
+}
+
+# pg_url_for_db NAME: the admin URL of ensure_postgres pointed at database NAME.
+pg_url_for_db() { url_with_db "$KRALIKI_PG_ADMIN_URL" "$1"; }
+
+pg_server_installed() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
+
+# Highest installed major version's bin dir, or that of $1 (a PG_VERSION) when installed.
+pg_bin_dir() {
+    if [[ -n ${1:-} && -x /usr/lib/postgresql/$1/bin/postgres ]]; then
+        printf '/usr/lib/postgresql/%s/bin' "$1"
+        return
+    fi
+    local newest
+    newest="$(printf '%s\n' /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)"
+    [[ -x $newest ]] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
+    printf '%s' "${newest%/postgres}"
+}
+
+# Starts (or reuses) the project-local cluster on 127.0.0.1:$KRALIKI_PG_LOCAL_PORT.
+pg_local_cluster() {
+    local datadir logfile port=$KRALIKI_PG_LOCAL_PORT
+    local -a as_pg=()
+    mkdir -p "$KRALIKI_STATE"
+    if [[ $EUID -eq 0 ]]; then
+        # initdb and pg_ctl refuse to run as root: run them as the postgres user.
+        id postgres >/dev/null 2>&1 ||
+            useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+        as_pg=(env -C / runuser -u postgres --)
+        chmod go+x "$KRALIKI_STATE"
+        if "${as_pg[@]}" test -x "$KRALIKI_STATE"; then
+            datadir="$KRALIKI_STATE/pg"
+            logfile="$KRALIKI_STATE/pg.log"
+        else
+            # The postgres user cannot reach the repository (it lives under /root, say, which
+            # is 0700): keep the cluster outside it, under a name unique to this checkout.
+            local hash
+            hash="$(printf '%s' "$KRALIKI_REPO" | sha256sum | cut -c1-12)"
+            datadir="/var/tmp/kraliki-pg-$hash"
+            logfile="/var/tmp/kraliki-pg-$hash.log"
+            log "postgres cannot traverse $KRALIKI_REPO: local cluster goes to $datadir"
+        fi
+        mkdir -p "$datadir"
+        touch "$logfile"
+        chown postgres:postgres "$datadir" "$logfile"
+        chmod 700 "$datadir"
+    else
+        datadir="$KRALIKI_STATE/pg"
+        logfile="$KRALIKI_STATE/pg.log"
+        mkdir -p "$datadir"
+        chmod 700 "$datadir"
+    fi
+
+    local bindir existing=""
+    [[ -s $datadir/PG_VERSION ]] && existing="$(<"$datadir/PG_VERSION")"
+    bindir="$(pg_bin_dir "$existing")"
+
+    if [[ -z $existing ]]; then
+        log "initdb $datadir ($bindir)"
+        "${as_pg[@]}" "$bindir/initdb" -D "$datadir" --auth=trust -U postgres \
+            --encoding=UTF8 --locale=C.UTF-8 >>"$logfile" 2>&1 ||
+            die "initdb failed; see $logfile"
+    fi
+
+    if "${as_pg[@]}" "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+        # Already running (an earlier run started it): use the port it actually listens on.
+        local running_port
+        running_port="$(sed -n 4p "$datadir/postmaster.pid" 2>/dev/null || true)"
+        [[ $running_port =~ ^[0-9]+$ ]] && port=$running_port
+        log "reusing the local PostgreSQL cluster $datadir on 127.0.0.1:$port"
+    else
+        log "starting the local PostgreSQL cluster $datadir on 127.0.0.1:$port (log: $logfile)"
+        (
+            close_inherited_fds
+            "${as_pg[@]}" "$bindir/pg_ctl" -D "$datadir" \
+                -o "-p $port -k /tmp -c listen_addresses=127.0.0.1" \
+                -l "$logfile" -w -t 60 start >&2
+        ) || {
+            tail -n 20 "$logfile" >&2 || true
+            die "could not start PostgreSQL on port $port (is the port taken? set KRALIKI_PG_LOCAL_PORT)"
+        }
+    fi
+    ensure_pg_client
+    pg_trust_on_port "$port" || die "local PostgreSQL on 127.0.0.1:$port does not accept user postgres; see $logfile"
+    _kraliki_pg_use "$port"
+}
+
+# ensure_postgres [run|test]
+# Exports KRALIKI_PG_ADMIN_URL (a URL to the 'postgres' database, for creating databases;
+# see pg_url_for_db) and KRALIKI_PG_MANAGED (1 when this script picked or started the
+# server, 0 when the URL came from the environment).
+ensure_postgres() {
+    local mode=${1:-run} given=""
+    if [[ $mode == test && -n ${KRALIKI_TEST_DATABASE_URL:-} ]]; then
+        given=$KRALIKI_TEST_DATABASE_URL
+        log "PostgreSQL: KRALIKI_TEST_DATABASE_URL from the environment ($(url_redacted "$given"))"
+        export KRALIKI_PG_ADMIN_URL="$given"
+    elif [[ -n ${DATABASE_URL:-} ]]; then
+        given=$DATABASE_URL
+        export KRALIKI_PG_ADMIN_URL
+        if [[ $mode == test ]]; then
+            KRALIKI_PG_ADMIN_URL="$(url_with_db "$given" postgres)"
+            log "PostgreSQL: derived from DATABASE_URL ($(url_redacted "$KRALIKI_PG_ADMIN_URL"))"
+        else
+            # The server gets DATABASE_URL unchanged; the admin URL is only informative here.
+            KRALIKI_PG_ADMIN_URL="$( (url_with_db "$given" postgres) 2>/dev/null || true)"
+            log "PostgreSQL: DATABASE_URL from the environment, used as is ($(url_redacted "$given"))"
+        fi
+    fi
+    if [[ -n $given ]]; then
+        export KRALIKI_PG_MANAGED=0
+        local check=$KRALIKI_PG_ADMIN_URL
+        [[ $mode == test ]] || check=$given
+        if command -v psql >/dev/null 2>&1 && ! pg_can_connect "$check"; then
+            warn "cannot connect to $(url_redacted "$check") (continuing anyway)"
+        fi
+        return 0
+    fi
+
+    local probe=$KRALIKI_PG_PORT_PROBE
+    if pg_trust_on_port "$probe"; then
+        log "PostgreSQL: using the server on 127.0.0.1:$probe"
+        _kraliki_pg_use "$probe"
+        return 0
+    fi
+    tcp_open 127.0.0.1 "$probe" &&
+        log "PostgreSQL: 127.0.0.1:$probe answers but not as user postgres without a password; not using it"
+
+    if ! pg_server_installed; then
+        apt_install postgresql postgresql-contrib
+        # Debian's package may have created and started a cluster on 5432 (not without an
+        # init system, as in most containers); it only counts if it lets postgres in.
+        if pg_trust_on_port "$probe"; then
+            log "PostgreSQL: using the freshly installed server on 127.0.0.1:$probe"
+            _kraliki_pg_use "$probe"
+            return 0
+        fi
+    fi
+    pg_local_cluster
+}
+
+# ensure_database NAME: creates database NAME on the server of ensure_postgres if missing.
+ensure_database() {
+    local name=$1
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "unsupported database name: $name"
+    [[ -n ${KRALIKI_PG_ADMIN_URL:-} ]] || die "ensure_database called before ensure_postgres"
+    ensure_pg_client
+    local q="select 1 from pg_database where datname = '$name'"
+    if [[ "$(psql -w -X -d "$KRALIKI_PG_ADMIN_URL" -tAc "$q")" == 1 ]]; then
+        log "database $name exists"
+        return 0
+    fi
+    log "creating database $name"
+    if ! psql -w -X -q -d "$KRALIKI_PG_ADMIN_URL" -c "CREATE DATABASE \"$name\"" >&2; then
+        # Lost a race with a concurrent run? Fine if it exists now.
+        [[ "$(psql -w -X -d "$KRALIKI_PG_ADMIN_URL" -tAc "$q")" == 1 ]] || die "could not create database $name"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# NATS (tests only)
+
+# Exports KRALIKI_NATS_URL.
+ensure_nats() {
+    if [[ -n ${KRALIKI_TEST_NATS_URL:-} ]]; then
+        export KRALIKI_NATS_URL="$KRALIKI_TEST_NATS_URL"
+        log "NATS: KRALIKI_TEST_NATS_URL from the environment"
+        return 0
+    fi
+    if [[ -n ${NATS_URL:-} ]]; then
+        export KRALIKI_NATS_URL="$NATS_URL"
+        log "NATS: NATS_URL from the environment"
+        return 0
+    fi
+    if tcp_open 127.0.0.1 "$KRALIKI_NATS_PORT_PROBE"; then
+        export KRALIKI_NATS_URL="nats://127.0.0.1:$KRALIKI_NATS_PORT_PROBE"
+        log "NATS: using the server on 127.0.0.1:$KRALIKI_NATS_PORT_PROBE"
+        return 0
+    fi
+
+    local port=$KRALIKI_NATS_LOCAL_PORT
+    export KRALIKI_NATS_URL="nats://127.0.0.1:$port"
+    if tcp_open 127.0.0.1 "$port"; then
+        log "NATS: reusing the local server on 127.0.0.1:$port"
+        return 0
+    fi
+
+    local bin
+    bin="$(command -v nats-server 2>/dev/null || true)"
+    [[ -z $bin && -x /usr/sbin/nats-server ]] && bin=/usr/sbin/nats-server
+    if [[ -z $bin ]]; then
+        apt_install nats-server
+        bin="$(command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server)"
+        [[ -x $bin ]] || die "nats-server not found after installing it"
+    fi
+    # The package may start its own service on 4222 (not without an init system).
+    if tcp_open 127.0.0.1 "$KRALIKI_NATS_PORT_PROBE"; then
+        export KRALIKI_NATS_URL="nats://127.0.0.1:$KRALIKI_NATS_PORT_PROBE"
+        log "NATS: using the freshly installed server on 127.0.0.1:$KRALIKI_NATS_PORT_PROBE"
+        return 0
+    fi
+
+    local dir="$KRALIKI_STATE/nats" logfile="$KRALIKI_STATE/nats.log" pid
+    mkdir -p "$dir"
+    log "NATS: starting a local server with JetStream on 127.0.0.1:$port (log: $logfile)"
+    (
+        close_inherited_fds
+        exec setsid "$bin" -a 127.0.0.1 -p "$port" -js -sd "$dir" -P "$KRALIKI_STATE/nats.pid" \
+            </dev/null >>"$logfile" 2>&1
+    ) &
+    pid=$!
+    if ! wait_for_port "$port" 20 "$pid"; then
+        tail -n 20 "$logfile" >&2 || true
+        die "NATS did not come up on 127.0.0.1:$port (it exited, or 20 s passed)"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Rust toolchain
+
+_kraliki_version_lt() { [[ $1 != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
+
+ensure_toolchain() {
+    if ! command -v cargo >/dev/null 2>&1 && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+        export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        apt_update_once
+        # Debian 12's 'cargo'/'rustc' are 1.63; 'cargo-web'/'rustc-web' (bookworm updates)
+        # are recent and install as /usr/bin/cargo and /usr/bin/rustc. Prefer those.
+        if apt_has_candidate cargo-web && apt_has_candidate rustc-web; then
+            apt_install cargo-web rustc-web gcc pkg-config
+        else
+            apt_install cargo rustc gcc pkg-config
+        fi
+        warn "installed Debian's Rust toolchain; it may be older than the workspace's rust-version"
+    fi
+    command -v gcc >/dev/null 2>&1 || apt_install build-essential
+
+    local want have
+    want="$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$KRALIKI_REPO/Cargo.toml" | head -n 1)"
+    have="$(rustc --version 2>/dev/null | awk '{print $2}')"
+    have=${have%%-*}
+    log "toolchain: $(cargo --version 2>/dev/null || echo 'cargo ?'), rustc ${have:-?}"
+    if [[ -n $want && -n $have ]] && _kraliki_version_lt "$have" "$want"; then
+        warn "rustc $have is older than the workspace's rust-version $want: the build will likely fail"
+    fi
+}

@@ -165,6 +165,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
     fn layers_apply_in_order_and_secrets_stay_hidden() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("k.toml", "bind = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n")?;

@@ -71,6 +71,11 @@ impl Application {
     /// Connects, migrates (if configured), starts the runners and binds the listener. The server
     /// is serving when this returns.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Vec::new()).await
+    }
+
+    /// Like `build`, with extra projections run beside the built-in ones (tests use this).
+    pub async fn build_with(settings: Settings, extra: Vec<Arc<dyn Projection>>) -> anyhow::Result<Self> {
         let pool = crate::db::connect(&settings).await?;
         if settings.database.migrate_on_start {
             crate::db::migrate(&pool).await?;
@@ -79,8 +84,9 @@ impl Application {
         let wake = Wake::new();
         let mut tasks = vec![tokio::spawn(wake.clone().run(pool.clone(), shutdown.clone()))];
         let (sink, live) = event_sink(&settings).await?;
-        let supervisor =
-            Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), projections(sink));
+        let mut all = projections(sink);
+        all.extend(extra);
+        let supervisor = Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), all);
         if settings.projections.run {
             tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
         }
@@ -191,9 +197,10 @@ pub fn router(state: AppState) -> Router {
     crate::routes::router()
         .fallback(|| async { crate::error::ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(crate::error::problem_layer))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        // Outside the limit and timeout layers, so their bare answers become problems too.
+        .layer(axum::middleware::from_fn(crate::error::problem_layer))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

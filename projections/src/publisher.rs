@@ -45,7 +45,7 @@ impl Default for NatsSettings {
 /// Where events fan out to.
 #[derive(Clone)]
 pub enum Sink {
-    Nats { js: jetstream::Context, settings: NatsSettings },
+    Nats { js: Box<jetstream::Context>, settings: NatsSettings },
     Local(broadcast::Sender<Arc<StoredEvent>>),
 }
 
@@ -61,7 +61,7 @@ impl Sink {
             ..Default::default()
         })
         .await?;
-        Ok(Self::Nats { js, settings })
+        Ok(Self::Nats { js: Box::new(js), settings })
     }
 }
 

@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Connection, PgConnection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -220,23 +219,26 @@ impl Worker {
         )
         .bind(self.projection.name())
         .bind(self.build_id.to_string())
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await;
+        let _ = conn.close().await;
         tracing::info!(build = self.label(), "projection runner stopped");
     }
 
     /// Waits as a standby until this process holds the build's lock. `None` when shutting down
-    /// or when the build was retired meanwhile.
-    async fn take_lock(&self) -> Option<PoolConnection<Postgres>> {
+    /// or when the build was retired meanwhile. The connection is detached from the pool: if this
+    /// runner is dropped mid-batch (task aborted), closing it rolls back and releases the lock,
+    /// instead of parking a locked session in the pool.
+    async fn take_lock(&self) -> Option<PgConnection> {
         loop {
             let attempt = async {
-                let mut conn = self.ctx.pool.acquire().await?;
+                let mut conn = self.ctx.pool.acquire().await?.detach();
                 let got: bool = sqlx::query_scalar(
                     "SELECT pg_try_advisory_lock(hashtext('kraliki.projection'), hashtext($1 || '#' || $2))",
                 )
                 .bind(self.projection.name())
                 .bind(self.build_id.to_string())
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut conn)
                 .await?;
                 let build = builds::get(&mut conn, self.projection.name(), self.build_id).await?;
                 Ok::<_, sqlx::Error>((conn, got, build))
@@ -244,9 +246,9 @@ impl Worker {
             .await;
             match attempt {
                 Ok((conn, true, Some(build))) if build.status != BuildStatus::Retired => return Some(conn),
-                Ok((mut conn, true, _)) => {
+                Ok((conn, true, _)) => {
                     // Retired or gone: nothing to run. Release and leave.
-                    let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *conn).await;
+                    let _ = conn.close().await;
                     return None;
                 }
                 Ok((_, false, Some(build))) if build.status == BuildStatus::Retired => return None,
@@ -262,7 +264,7 @@ impl Worker {
 
     async fn step(
         &self,
-        conn: &mut PoolConnection<Postgres>,
+        conn: &mut PgConnection,
         tables: &BuildTables,
         cached: &mut Option<Build>,
     ) -> anyhow::Result<Step> {
@@ -288,7 +290,7 @@ impl Worker {
             return Ok(Step::Idle);
         };
         let started = Instant::now();
-        let mut tx = conn.begin().await?;
+        let mut tx = Connection::begin(&mut *conn).await?;
         self.projection.apply(&mut tx, tables, &events).await?;
         let moved = sqlx::query(
             "UPDATE projection_builds SET last_tx = $3::text::xid8, last_position = $4, \

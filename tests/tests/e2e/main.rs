@@ -1,1 +1,13 @@
+//! End-to-end tests: the real server against real PostgreSQL (a database per test) and real
+//! NATS JetStream (a stream and subject prefix per test). One binary, many modules.
 
+// A failed unwrap is a failed test, with its location: what a test should do.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod companies;
+mod event_store;
+mod idempotency;
+mod nats;
+mod operations;
+mod projections;

@@ -1,0 +1,191 @@
+//! Command → event → projection → query over HTTP, for the Company aggregate.
+
+use kraliki_tests::spawn_app;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_company_is_created_read_updated_deactivated_and_reactivated() {
+    let app = spawn_app().await;
+    let c = &app.client;
+
+    let r = app
+        .post_json(
+            "/api/v1/companies",
+            json!({"name": "  Acme ", "domain": "Acme.Example", "size": "medium", "industry": "Retail"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let position: i64 = r.headers()["kraliki-position"].to_str().unwrap().parse().unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/companies/{id}"));
+    assert_eq!(created["name"], "Acme");
+    assert_eq!(created["domain"], "acme.example");
+    assert_eq!(created["size"], "medium");
+    assert_eq!(created["is_active"], true);
+    assert_eq!(created["user_count"], 0);
+    assert_eq!(created["version"], 1);
+
+    // Read-your-writes: asking for the command's position answers with the write applied.
+    let r = c.get(app.url(&format!("/api/v1/companies/{id}?min_position={position}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, "\"v1\"");
+    let r = c
+        .get(app.url(&format!("/api/v1/companies/{id}")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+    // A partial update: name and website change, industry cleared with null, size kept.
+    let r = c
+        .put(app.url(&format!("/api/v1/companies/{id}")))
+        .json(&json!({"name": "Acme Corp", "website": "https://acme.example", "industry": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(updated["name"], "Acme Corp");
+    assert_eq!(updated["website"], "https://acme.example");
+    assert_eq!(updated["industry"], Value::Null);
+    assert_eq!(updated["size"], "medium");
+    assert_eq!(updated["version"], 3, "a rename and a profile change: two events");
+    let r = c
+        .get(app.url(&format!("/api/v1/companies/{id}")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the old ETag no longer matches");
+
+    // Deactivate (DELETE), then changes are refused, then reactivate.
+    let r = c.delete(app.url(&format!("/api/v1/companies/{id}?reason=unpaid"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let pos = r.headers()["kraliki-position"].to_str().unwrap().to_owned();
+    let got: Value = c
+        .get(app.url(&format!("/api/v1/companies/{id}?min_position={pos}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["is_active"], false);
+    assert!(got["deactivated_at"].is_string());
+    let r =
+        c.put(app.url(&format!("/api/v1/companies/{id}"))).json(&json!({"name": "X"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_state");
+    let r = c.delete(app.url(&format!("/api/v1/companies/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = c.post(app.url(&format!("/api/v1/companies/{id}/reactivate"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["is_active"], true);
+
+    // The log holds the whole history with its metadata.
+    let rows: Vec<(String, i64, Value)> = sqlx::query_as(
+        "SELECT event_type, sequence, metadata FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(&id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let types: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "CompanyCreated",
+            "CompanyRenamed",
+            "CompanyProfileUpdated",
+            "CompanyDeactivated",
+            "CompanyReactivated"
+        ]
+    );
+    let mut ids = std::collections::HashSet::new();
+    for (_, _, meta) in &rows {
+        for key in ["event_id", "tenant_id", "actor", "correlation_id", "causation_id", "occurred_at"] {
+            assert!(meta[key].is_string(), "{key} missing in {meta}");
+        }
+        assert_eq!(meta["tenant_id"], id.as_str());
+        assert!(ids.insert(meta["event_id"].as_str().unwrap().to_owned()), "event ids are unique");
+        let event_id: uuid::Uuid = meta["event_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(event_id.get_version_num(), 7, "event ids are UUID v7");
+    }
+    assert_eq!(rows[1].2["correlation_id"], rows[2].2["correlation_id"], "one request, one correlation id");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn lists_page_with_cursors_filter_and_sort() {
+    let app = spawn_app().await;
+    let mut last = 0;
+    for i in 0..7 {
+        let r = app
+            .post_json(
+                "/api/v1/companies",
+                json!({"name": format!("Co {}", 7 - i), "domain": format!("c{i}.example")}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        last = r.headers()["kraliki-position"].to_str().unwrap().parse().unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = app.url(&format!("/api/v1/companies?limit=3&min_position={last}"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let page: Value = app.client.get(url).send().await.unwrap().json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|i| i["domain"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("c{i}.example")).collect();
+    assert_eq!(seen, expected, "creation order, each once");
+
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/companies?sort=name&order=desc&limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Co 7", "Co 6"]);
+    let page: Value =
+        app.client.get(app.url("/api/v1/companies?q=c3.exa")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/companies?is_active=false"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    app.cleanup().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

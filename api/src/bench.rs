@@ -25,7 +25,7 @@ use kraliki_projections::company::CompanyProjection;
 use kraliki_projections::{builds, position, Projection, Supervisor, Wake};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -291,8 +291,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect_with(&base.clone().database("postgres")).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch}")).execute(&mut admin).await?;
     sqlx::query(&format!("CREATE DATABASE {scratch}")).execute(&mut admin).await?;
-    let url = base.clone().database(&scratch).to_url_lossy().to_string();
-    let result = run_in(&settings, &args, &url).await;
+    // The same URL with the scratch database: pgbench reads it too, so no sqlx-only parameters.
+    let mut url = url::Url::parse(settings.database_url.expose_secret()).context("DATABASE_URL")?;
+    url.set_path(&format!("/{scratch}"));
+    let result = run_in(&settings, &args, url.as_str()).await;
     if !args.keep {
         let _ =
             sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).execute(&mut admin).await;
@@ -311,6 +313,15 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     );
     let app = crate::Application::build(settings.clone()).await?;
     let pool = app.state().pool.clone();
+    let wake = app.state().wake.clone();
+    let measured = live_measurements(&app, args, url).await;
+    app.stop().await;
+    measured?;
+    rebuild_measurement(&settings, args, pool, wake).await
+}
+
+async fn live_measurements(app: &crate::Application, args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let pool = app.state().pool.clone();
     sqlx::query("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)").execute(&pool).await?;
 
     // 1. Appends vs pgbench (baseline before and after, averaged).
@@ -325,9 +336,15 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     // 3. Lag under a steady rate (before the big fill, so the runner is warm and current).
     let lags = lag(&app.state().dispatcher, &app.state().wake, args.lag_rate, args.lag_seconds).await?;
     println!("lag:      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} events at {} events/s (goal p99 <= 100 ms)", percentile(&lags, 50.0), percentile(&lags, 99.0), lags.last().copied().unwrap_or(f64::NAN), lags.len(), args.lag_rate);
-    let wake = app.state().wake.clone();
-    app.stop().await;
+    Ok(())
+}
 
+async fn rebuild_measurement(
+    settings: &Settings,
+    args: &BenchArgs,
+    pool: sqlx::PgPool,
+    wake: Wake,
+) -> anyhow::Result<()> {
     // 2. Full rebuild.
     let mut conn = pool.acquire().await?;
     fill(&mut conn, args.rebuild_events).await?;
@@ -337,7 +354,7 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     let supervisor = Supervisor::new(
         pool.clone(),
         wake,
-        crate::startup::runner_settings(&settings),
+        crate::startup::runner_settings(settings),
         vec![projection.clone()],
     );
     let build = builds::request_rebuild(&pool, projection.as_ref()).await?;

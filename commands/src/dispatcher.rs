@@ -1,10 +1,23 @@
 //! Command dispatch: load → decide → append, with bounded conflict retries and idempotency.
 //!
-//! postgres-es stores the events; cqrs-es's `Aggregate` decides them. We drive the two ourselves
-//! rather than through `CqrsFramework` because each event needs its own metadata (`event_id`), the
-//! caller needs the positions that were appended, and read models are built only by our catch-up
-//! runner (cqrs-es's in-process queries drop updates on conflicts and crashes).
+//! cqrs-es's `Aggregate` decides; postgres-es's repository loads streams from its `events` table.
+//! We drive them ourselves rather than through `CqrsFramework` because each event needs its own
+//! metadata (`event_id`), the caller needs the positions that were appended, and read models are
+//! built only by our catch-up runner (cqrs-es's in-process queries drop updates on conflicts and
+//! crashes).
+//!
+//! Appending is one `INSERT … SELECT FROM unnest(…) RETURNING global_position` into the same
+//! table, not postgres-es's `persist`: that one costs BEGIN, an INSERT per event and COMMIT, and
+//! returns no positions (a fourth round trip). A single statement is atomic on its own; a
+//! duplicate `(aggregate_type, aggregate_id, sequence)` is the optimistic-concurrency conflict.
+//!
+//! Loaded aggregates are kept in a bounded in-memory cache and caught up with the events after
+//! their cached version before each decision, so a stream is not re-read from its start on every
+//! command. The cache is only an optimisation: appends are still checked by the primary key.
 
+use std::any::Any;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -13,6 +26,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEve
 use cqrs_es::{Aggregate, DomainEvent};
 use kraliki_domain::CommandPolicy;
 use kraliki_projections::Wake;
+use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -52,18 +66,26 @@ pub enum DispatchError<E: std::error::Error> {
     Store(#[from] anyhow::Error),
 }
 
+type CacheKey = (&'static str, String);
+type Cached = (Box<dyn Any + Send + Sync>, i64);
+
 #[derive(Clone)]
 pub struct Dispatcher {
     pool: PgPool,
-    repo: std::sync::Arc<PostgresEventRepository>,
+    repo: Arc<PostgresEventRepository>,
     wake: Wake,
     max_retries: usize,
+    cache: Arc<Mutex<LruCache<CacheKey, Cached>>>,
 }
+
+/// Aggregates kept in memory per process.
+const CACHE_CAPACITY: usize = 10_000;
 
 impl Dispatcher {
     pub fn new(pool: PgPool, wake: Wake) -> Self {
-        let repo = std::sync::Arc::new(PostgresEventRepository::new(pool.clone()));
-        Self { pool, repo, wake, max_retries: 5 }
+        let repo = Arc::new(PostgresEventRepository::new(pool.clone()));
+        let capacity = NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN);
+        Self { pool, repo, wake, max_retries: 5, cache: Arc::new(Mutex::new(LruCache::new(capacity))) }
     }
 
     pub fn with_max_retries(mut self, max_retries: usize) -> Self {
@@ -75,17 +97,48 @@ impl Dispatcher {
         &self.pool
     }
 
-    /// Loads the aggregate's current state and version.
+    /// Loads the aggregate's current state and version from the log (no cache).
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> anyhow::Result<(A, i64)> {
         let stored = self.repo.get_events::<A>(aggregate_id).await.map_err(store_error)?;
         let mut aggregate = A::default();
-        let mut version = 0;
-        for event in stored {
-            version = event.sequence as i64;
-            let payload: A::Event = serde_json::from_value(event.payload)?;
-            aggregate.apply(payload);
-        }
+        let version = apply_stored(&mut aggregate, 0, stored)?;
         Ok((aggregate, version))
+    }
+
+    /// The current state: the cached one caught up with newer events, or a full load.
+    async fn current<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str) -> anyhow::Result<(A, i64)> {
+        let cached = {
+            let mut cache = self.cache.lock().map_err(|_| anyhow::anyhow!("aggregate cache poisoned"))?;
+            cache
+                .get(&(A::TYPE, aggregate_id.to_owned()))
+                .and_then(|(state, version)| state.downcast_ref::<A>().map(|a| (a.clone(), *version)))
+        };
+        match cached {
+            Some((mut aggregate, version)) => {
+                let newer = self
+                    .repo
+                    .get_last_events::<A>(aggregate_id, version as usize)
+                    .await
+                    .map_err(store_error)?;
+                let version = apply_stored(&mut aggregate, version, newer)?;
+                Ok((aggregate, version))
+            }
+            None => self.load::<A>(aggregate_id).await,
+        }
+    }
+
+    fn remember<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str, state: Option<(A, i64)>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            let key = (A::TYPE, aggregate_id.to_owned());
+            match state {
+                Some((aggregate, version)) => {
+                    cache.put(key, (Box::new(aggregate), version));
+                }
+                None => {
+                    cache.pop(&key);
+                }
+            }
+        }
     }
 
     /// Decides `command` against aggregate `aggregate_id` and appends its events.
@@ -96,7 +149,7 @@ impl Dispatcher {
         ctx: &CommandContext,
     ) -> Result<Outcome, DispatchError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let name = command.name();
@@ -134,7 +187,7 @@ impl Dispatcher {
         key: &str,
     ) -> Result<Outcome, DispatchError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let mut lock = self.pool.acquire().await.map_err(anyhow::Error::from)?;
@@ -228,16 +281,19 @@ impl Dispatcher {
         ctx: &CommandContext,
     ) -> Result<Outcome, DispatchError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let mut attempt = 0;
         loop {
-            let (mut aggregate, version) = self.load::<A>(aggregate_id).await?;
+            let (mut aggregate, version) = self.current::<A>(aggregate_id).await?;
             let sink = EventSink::default();
-            aggregate.handle(command.clone(), &(), &sink).await.map_err(DispatchError::Rejected)?;
+            if let Err(rule) = aggregate.handle(command.clone(), &(), &sink).await {
+                return Err(DispatchError::Rejected(rule));
+            }
             let events = sink.collect().await;
             if events.is_empty() {
+                self.remember(aggregate_id, Some((aggregate, version)));
                 return Ok(Outcome {
                     aggregate_type: A::TYPE.into(),
                     aggregate_id: aggregate_id.into(),
@@ -248,50 +304,34 @@ impl Dispatcher {
                 });
             }
             let now = Utc::now();
-            let serialized = events
-                .iter()
-                .enumerate()
-                .map(|(i, event)| {
-                    Ok(SerializedEvent::new(
-                        aggregate_id.to_owned(),
-                        version as usize + i + 1,
-                        A::TYPE.to_owned(),
-                        event.event_type(),
-                        event.event_version(),
-                        serde_json::to_value(event)?,
-                        serde_json::to_value(ctx.event_metadata(now))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, serde_json::Error>>()
-                .map_err(anyhow::Error::from)?;
-            match self.repo.persist::<A>(&serialized, None).await {
-                Ok(()) => {
+            let mut rows = AppendRows::default();
+            for (i, event) in events.iter().enumerate() {
+                rows.sequence.push(version + i as i64 + 1);
+                rows.event_type.push(event.event_type());
+                rows.event_version.push(event.event_version());
+                rows.payload.push(serde_json::to_value(event).map_err(anyhow::Error::from)?);
+                rows.metadata
+                    .push(serde_json::to_value(ctx.event_metadata(now)).map_err(anyhow::Error::from)?);
+            }
+            match append(&self.pool, A::TYPE, aggregate_id, rows).await {
+                Ok(position) => {
                     self.wake.appended();
-                    let count = serialized.len();
+                    let count = events.len();
                     metrics::counter!("kraliki_events_appended_total", "aggregate" => A::TYPE)
                         .increment(count as u64);
                     let last = version + count as i64;
-                    let position: Option<i64> = sqlx::query_scalar(
-                        "SELECT max(global_position) FROM events \
-                         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 AND sequence <= $4",
-                    )
-                    .bind(A::TYPE)
-                    .bind(aggregate_id)
-                    .bind(version)
-                    .bind(last)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                    self.remember(aggregate_id, Some((aggregate, last)));
                     return Ok(Outcome {
                         aggregate_type: A::TYPE.into(),
                         aggregate_id: aggregate_id.into(),
                         events: count,
                         version: last,
-                        position,
+                        position: Some(position),
                         replayed: false,
                     });
                 }
-                Err(PersistenceError::OptimisticLockError) => {
+                Err(AppendError::Conflict) => {
+                    self.remember::<A>(aggregate_id, None);
                     metrics::counter!("kraliki_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
                     if !command.retry_on_conflict() || attempt >= self.max_retries {
                         return Err(DispatchError::Conflict);
@@ -299,9 +339,67 @@ impl Dispatcher {
                     attempt += 1;
                     tracing::debug!(attempt, "append conflicted; deciding again on the newer state");
                 }
-                Err(other) => return Err(DispatchError::Store(store_error(other))),
+                Err(AppendError::Database(e)) => return Err(DispatchError::Store(e.into())),
             }
         }
+    }
+}
+
+/// Applies stored events after `version`; returns the new version.
+fn apply_stored<A: Aggregate>(
+    aggregate: &mut A,
+    mut version: i64,
+    stored: Vec<SerializedEvent>,
+) -> anyhow::Result<i64> {
+    for event in stored {
+        version = event.sequence as i64;
+        let payload: A::Event = serde_json::from_value(event.payload)?;
+        aggregate.apply(payload);
+    }
+    Ok(version)
+}
+
+#[derive(Default)]
+struct AppendRows {
+    sequence: Vec<i64>,
+    event_type: Vec<String>,
+    event_version: Vec<String>,
+    payload: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+}
+
+enum AppendError {
+    Conflict,
+    Database(sqlx::Error),
+}
+
+/// Appends a command's events in one statement; returns the position of the last one.
+async fn append(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    rows: AppendRows,
+) -> Result<i64, AppendError> {
+    let positions: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT $1, $2, r.sequence, r.event_type, r.event_version, r.payload, r.metadata \
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
+              AS r(sequence, event_type, event_version, payload, metadata) \
+         RETURNING global_position",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(&rows.sequence)
+    .bind(&rows.event_type)
+    .bind(&rows.event_version)
+    .bind(&rows.payload)
+    .bind(&rows.metadata)
+    .fetch_all(pool)
+    .await;
+    match positions {
+        Ok(p) => p.into_iter().max().ok_or(AppendError::Database(sqlx::Error::RowNotFound)),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Err(AppendError::Conflict),
+        Err(e) => Err(AppendError::Database(e)),
     }
 }
 

@@ -131,7 +131,10 @@ impl Projection for CompanyProjection {
         if decoded.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
+        // One lookup per company, however many of its events the batch holds.
+        let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ANY($1)");
         let existing: Vec<CompanyRow> = sqlx::query_as(&sql).bind(&ids).fetch_all(&mut *conn).await?;
         let mut rows: HashMap<Uuid, Option<CompanyRow>> =

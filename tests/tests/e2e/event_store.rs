@@ -176,3 +176,26 @@ async fn conflicting_appends_never_corrupt_a_stream() {
     assert!(state.name.starts_with('S'));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn dispatchers_of_two_processes_see_each_others_appends() {
+    // Each dispatcher caches the aggregates it loaded; another process's appends must be caught
+    // up before deciding, not discovered as conflicts.
+    let app = spawn_app_with(|s| s.projections.run = false, vec![]).await;
+    let state = app.app().state();
+    let here = state.dispatcher.clone().with_max_retries(0);
+    let there = kraliki_commands::Dispatcher::new(app.pool.clone(), state.wake.clone()).with_max_retries(0);
+    let id = Uuid::now_v7().to_string();
+    let ctx = CommandContext::new(id.clone(), "test");
+    here.execute::<Company>(&id, create("P0"), &ctx).await.unwrap();
+    for i in 1..=10 {
+        let (who, other) = if i % 2 == 0 { (&here, "here") } else { (&there, "there") };
+        let outcome = who.execute::<Company>(&id, rename(&format!("P{i} {other}")), &ctx).await.unwrap();
+        assert_eq!(outcome.version, i + 1);
+    }
+    let (state, version) = here.load::<Company>(&id).await.unwrap();
+    assert_eq!((state.name.as_str(), version), ("P10 here", 11));
+    // A rename to the current name is a no-op on the caught-up state, in both processes.
+    assert_eq!(there.execute::<Company>(&id, rename("P10 here"), &ctx).await.unwrap().events, 0);
+    app.cleanup().await;
+}

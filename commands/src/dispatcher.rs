@@ -105,26 +105,38 @@ impl Dispatcher {
         Ok((aggregate, version))
     }
 
-    /// The current state: the cached one caught up with newer events, or a full load.
-    async fn current<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str) -> anyhow::Result<(A, i64)> {
-        let cached = {
-            let mut cache = self.cache.lock().map_err(|_| anyhow::anyhow!("aggregate cache poisoned"))?;
-            cache
-                .get(&(A::TYPE, aggregate_id.to_owned()))
-                .and_then(|(state, version)| state.downcast_ref::<A>().map(|a| (a.clone(), *version)))
-        };
-        match cached {
-            Some((mut aggregate, version)) => {
-                let newer = self
-                    .repo
-                    .get_last_events::<A>(aggregate_id, version as usize)
-                    .await
-                    .map_err(store_error)?;
-                let version = apply_stored(&mut aggregate, version, newer)?;
-                Ok((aggregate, version))
-            }
-            None => self.load::<A>(aggregate_id).await,
+    /// The cached state and version, if this process has one.
+    fn cached<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str) -> Option<(A, i64)> {
+        let mut cache = self.cache.lock().ok()?;
+        cache
+            .get(&(A::TYPE, aggregate_id.to_owned()))
+            .and_then(|(state, version)| state.downcast_ref::<A>().map(|a| (a.clone(), *version)))
+    }
+
+    /// Applies the events after `version` (appended by other processes or requests); returns
+    /// the new version. Not postgres-es's `get_last_events`: that one writes the sequence into
+    /// the SQL text, so every call would be a new statement to parse and plan.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        aggregate: &mut A,
+        version: i64,
+    ) -> anyhow::Result<i64> {
+        let newer: Vec<(i64, serde_json::Value)> = sqlx::query_as(
+            "SELECT sequence, payload FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut version = version;
+        for (sequence, payload) in newer {
+            aggregate.apply(serde_json::from_value(payload)?);
+            version = sequence;
         }
+        Ok(version)
     }
 
     fn remember<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str, state: Option<(A, i64)>) {
@@ -285,14 +297,42 @@ impl Dispatcher {
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let mut attempt = 0;
+        // Commands safe to re-decide are decided on the cached state without reading the log
+        // first: if it was stale, the append conflicts on the primary key and the command is
+        // decided again on fresh state. Outcomes that append nothing (no change, or a broken
+        // rule) are checked against the log before they are answered. Other commands always
+        // read what is newer first, so a stale cache never turns into a conflict for them.
+        let optimistic = command.retry_on_conflict();
         loop {
-            let (mut aggregate, version) = self.current::<A>(aggregate_id).await?;
-            let sink = EventSink::default();
-            if let Err(rule) = aggregate.handle(command.clone(), &(), &sink).await {
-                return Err(DispatchError::Rejected(rule));
-            }
-            let events = sink.collect().await;
-            if events.is_empty() {
+            let (start, mut fresh) = match self.cached::<A>(aggregate_id) {
+                Some((mut aggregate, version)) if !optimistic => {
+                    let version = self.catch_up(aggregate_id, &mut aggregate, version).await?;
+                    ((aggregate, version), true)
+                }
+                Some(cached) => (cached, false),
+                None => (self.load::<A>(aggregate_id).await?, true),
+            };
+            let (mut base, mut version) = start;
+            let (aggregate, events, decided_fresh) = loop {
+                let mut aggregate = base.clone();
+                let sink = EventSink::default();
+                let decided = aggregate.handle(command.clone(), &(), &sink).await;
+                let events = sink.collect().await;
+                if decided.is_ok() && !events.is_empty() {
+                    break (aggregate, events, fresh);
+                }
+                if !fresh {
+                    let caught_up = self.catch_up(aggregate_id, &mut base, version).await?;
+                    fresh = true;
+                    if caught_up != version {
+                        version = caught_up;
+                        continue;
+                    }
+                }
+                if let Err(rule) = decided {
+                    self.remember(aggregate_id, Some((base, version)));
+                    return Err(DispatchError::Rejected(rule));
+                }
                 self.remember(aggregate_id, Some((aggregate, version)));
                 return Ok(Outcome {
                     aggregate_type: A::TYPE.into(),
@@ -302,7 +342,7 @@ impl Dispatcher {
                     position: None,
                     replayed: false,
                 });
-            }
+            };
             let now = Utc::now();
             let mut rows = AppendRows::default();
             for (i, event) in events.iter().enumerate() {
@@ -332,6 +372,10 @@ impl Dispatcher {
                 }
                 Err(AppendError::Conflict) => {
                     self.remember::<A>(aggregate_id, None);
+                    if !decided_fresh {
+                        // Only our cache was behind: decide again on the log, no attempt used.
+                        continue;
+                    }
                     metrics::counter!("kraliki_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
                     if !command.retry_on_conflict() || attempt >= self.max_retries {
                         return Err(DispatchError::Conflict);

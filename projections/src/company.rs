@@ -147,30 +147,34 @@ impl Projection for CompanyProjection {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut upsert = QueryBuilder::new(format!("INSERT INTO {table} ({COLUMNS}) "));
-        upsert.push_values(&rows, |mut b, r| {
-            b.push_bind(r.id)
-                .push_bind(&r.name)
-                .push_bind(&r.domain)
-                .push_bind(&r.size)
-                .push_bind(&r.industry)
-                .push_bind(&r.description)
-                .push_bind(&r.website)
-                .push_bind(r.is_active)
-                .push_bind(r.user_count)
-                .push_bind(r.campaign_count)
-                .push_bind(r.version)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at)
-                .push_bind(r.deactivated_at);
-        });
-        upsert.push(
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, size = excluded.size, \
+        // One statement with one array per column: its plan does not grow with the batch.
+        let sql = format!(
+            "INSERT INTO {table} ({COLUMNS}) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                  $7::text[], $8::bool[], $9::int[], $10::int[], $11::bigint[], \
+                                  $12::timestamptz[], $13::timestamptz[], $14::timestamptz[]) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, size = excluded.size, \
              industry = excluded.industry, description = excluded.description, website = excluded.website, \
              is_active = excluded.is_active, version = excluded.version, updated_at = excluded.updated_at, \
-             deactivated_at = excluded.deactivated_at",
+             deactivated_at = excluded.deactivated_at"
         );
-        upsert.build().execute(&mut *conn).await?;
+        sqlx::query(&sql)
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.domain.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.size.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.industry.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.description.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.website.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.is_active).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.user_count).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.campaign_count).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.deactivated_at).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 }

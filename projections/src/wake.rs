@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 pub const EVENTS_CHANNEL: &str = "kraliki_events";
 pub const BUILDS_CHANNEL: &str = "kraliki_projection_builds";
 
+/// At most one cross-process NOTIFY per interval: under load every append would otherwise send
+/// one, and each wakes every listening process. Runners in this process are woken directly.
+const PEER_NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 #[derive(Clone)]
 pub struct Wake {
     inner: Arc<Inner>,
@@ -105,6 +109,11 @@ impl Wake {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.inner.notify_peers.notified() => {}
+                }
+                // Appends during the pause below are covered by this NOTIFY or the next one.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(PEER_NOTIFY_INTERVAL) => {}
                 }
                 self.inner.peers_pending.store(false, Ordering::Release);
                 let sent = sqlx::query("SELECT pg_notify($1, '')").bind(EVENTS_CHANNEL).execute(&pool).await;

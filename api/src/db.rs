@@ -26,6 +26,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(settings.database.max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before every checkout (a round trip per statement); a broken connection fails
+        // its statement and is dropped, and idle ones are recycled.
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300))
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {host}"))

@@ -47,6 +47,55 @@ pub enum Command {
     },
     /// Measure appends, rebuild throughput and projection lag against a pgbench baseline.
     Bench(crate::bench::BenchArgs),
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage the JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Demo data.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user in an existing company (`--company ID`) or a new one (`--new-company NAME`).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read from KRALIKI_NEW_PASSWORD when not given, so it stays out of shell history.
+        #[arg(long, env = "KRALIKI_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        full_name: String,
+        /// Repeatable: agent, auditor, analyst, supervisor, admin, platform_operator.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long, conflicts_with = "new_company")]
+        company: Option<uuid::Uuid>,
+        #[arg(long)]
+        new_company: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; older public keys keep verifying until removed.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Create the demo company and the seed's test users (testuser@example.com / test123,
+    /// admin@example.com, agent@example.com). Refused in production.
+    Seed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,7 +248,90 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(settings, args).await,
+        Command::Keys { command: KeysCommand::Rotate } => {
+            let kid = crate::auth::keys::generate(&settings.keys_dir())?;
+            println!("new signing key {kid} in {}", settings.keys_dir().display());
+            Ok(())
+        }
+        Command::Users {
+            command: UsersCommand::Create { email, password, full_name, roles, company, new_company },
+        } => {
+            use kraliki_domain::values::{Email, Password, PersonName, Role};
+            let pool = crate::db::connect(&settings).await?;
+            let dispatcher = kraliki_commands::Dispatcher::new(pool.clone(), Wake::new());
+            let email = Email::parse(&email)?;
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<_, _>>()?;
+            let company_id = match (company, new_company) {
+                (Some(id), _) => id,
+                (None, Some(name)) => {
+                    crate::auth::users::create_company(&dispatcher, &name, email.domain(), "cli").await?
+                }
+                (None, None) => anyhow::bail!("give --company ID or --new-company NAME"),
+            };
+            let new = crate::auth::users::NewUser {
+                company_id,
+                email,
+                password: Password::parse(&password)?,
+                full_name: PersonName::parse(&full_name)?,
+                roles,
+            };
+            let ctx = kraliki_commands::CommandContext::new(company_id.to_string(), "cli");
+            let (id, _) =
+                crate::auth::users::create(&pool, &dispatcher, settings.auth.bcrypt_cost, new, &ctx).await?;
+            println!("user {id} created in company {company_id}");
+            Ok(())
+        }
+        Command::Demo { command: DemoCommand::Seed } => demo_seed(settings).await,
     }
+}
+
+async fn demo_seed(settings: Settings) -> anyhow::Result<()> {
+    use kraliki_domain::values::{Email, Password, PersonName, Role};
+    if settings.environment == crate::config::Environment::Production {
+        anyhow::bail!("the demo seed is refused in production");
+    }
+    let pool = crate::db::connect(&settings).await?;
+    crate::db::migrate(&pool).await?;
+    let dispatcher = kraliki_commands::Dispatcher::new(pool.clone(), Wake::new());
+    let users = [
+        ("testuser@example.com", "test123", "Test User", Role::Admin),
+        ("admin@example.com", "AdminPassword123!", "Admin User", Role::Admin),
+        ("agent@example.com", "AgentPassword123!", "Agent User", Role::Agent),
+    ];
+    let mut company = None;
+    for (email, password, name, role) in users {
+        let email = Email::parse(email)?;
+        if crate::auth::users::email_taken(&pool, &email).await? {
+            println!("{} exists already", email.as_str());
+            continue;
+        }
+        let company_id = match company {
+            Some(id) => id,
+            None => {
+                let id = crate::auth::users::create_company(
+                    &dispatcher,
+                    "Demo Company",
+                    "example.com",
+                    "demo-seed",
+                )
+                .await?;
+                company = Some(id);
+                id
+            }
+        };
+        let new = crate::auth::users::NewUser {
+            company_id,
+            email,
+            password: Password::unchecked_for_demo(password),
+            full_name: PersonName::parse(name)?,
+            roles: [role].into(),
+        };
+        let ctx = kraliki_commands::CommandContext::new(company_id.to_string(), "demo-seed");
+        let (id, _) =
+            crate::auth::users::create(&pool, &dispatcher, settings.auth.bcrypt_cost, new, &ctx).await?;
+        println!("created {} ({}) as {id}", name, role.as_str());
+    }
+    Ok(())
 }
 
 async fn rebuild(settings: Settings, name: &str, no_wait: bool) -> anyhow::Result<()> {

@@ -95,6 +95,46 @@ impl Default for NatsSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+pub struct AuthSettings {
+    /// Ed25519 keys: `<kid>.private.pem` (the newest signs) and `<kid>.public.pem` (all verify).
+    /// Default: `<data_dir>/keys`. In development a key is generated on first start; in
+    /// production the keys must be provisioned (`kraliki keys rotate`).
+    pub keys_dir: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub bcrypt_cost: u32,
+    /// Self-service sign-up (`POST /api/v1/auth/register` creates a company and its admin).
+    pub allow_registration: bool,
+    /// Failed logins allowed per account, and per client address, within the window.
+    pub max_failures_per_account: i64,
+    pub max_failures_per_address: i64,
+    pub failure_window_secs: i64,
+    /// `Secure` on cookies (set behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            keys_dir: None,
+            issuer: "kraliki".into(),
+            audience: "kraliki-api".into(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            bcrypt_cost: 12,
+            allow_registration: true,
+            max_failures_per_account: 5,
+            max_failures_per_address: 20,
+            failure_window_secs: 15 * 60,
+            secure_cookies: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     pub environment: Environment,
     /// `KRALIKI_BIND`; the seed serves on 127.0.0.1:8000.
@@ -110,6 +150,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub projections: ProjectionSettings,
     pub nats: NatsSettings,
+    pub auth: AuthSettings,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -135,11 +176,16 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             projections: ProjectionSettings::default(),
             nats: NatsSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
 
 impl Settings {
+    pub fn keys_dir(&self) -> PathBuf {
+        self.auth.keys_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+
     /// Loads the layers. `file` wins over `KRALIKI_CONFIG`.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let file =

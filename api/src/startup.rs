@@ -10,6 +10,7 @@ use axum::Router;
 use kraliki_commands::Dispatcher;
 use kraliki_projections::company::CompanyProjection;
 use kraliki_projections::publisher::{EventPublisher, NatsSettings, Sink};
+use kraliki_projections::user::UserProjection;
 use kraliki_projections::{Projection, RunnerSettings, Supervisor, Wake};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -56,7 +57,7 @@ pub async fn event_sink(
 
 /// Every projection this build knows, in one place.
 pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(CompanyProjection), Arc::new(EventPublisher::new(sink))]
+    vec![Arc::new(CompanyProjection), Arc::new(UserProjection), Arc::new(EventPublisher::new(sink))]
 }
 
 pub fn runner_settings(settings: &Settings) -> RunnerSettings {
@@ -90,7 +91,10 @@ impl Application {
         if settings.projections.run {
             tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
         }
+        let create_keys = settings.environment == crate::config::Environment::Development;
+        let keys = Arc::new(crate::auth::KeyRing::load(&settings.keys_dir(), create_keys)?);
         let state = AppState {
+            keys,
             settings: Arc::new(settings),
             dispatcher: Dispatcher::new(pool.clone(), wake.clone()),
             pool,
@@ -106,7 +110,9 @@ impl Application {
         let app = router(state.clone());
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
             if let Err(error) = served {
                 tracing::error!(%error, "HTTP server failed");
             }

@@ -20,6 +20,7 @@ pub struct AppState {
     pub wake: Wake,
     pub supervisor: Supervisor,
     pub metrics: PrometheusHandle,
+    pub keys: Arc<crate::auth::KeyRing>,
     /// The in-process live feed (when NATS is not configured).
     pub live: Option<broadcast::Sender<Arc<StoredEvent>>>,
 }

@@ -2,6 +2,7 @@
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
 pub mod company;
+pub mod user;
 pub mod values;
 
 /// How the command layer may treat a command when its append meets a concurrent writer.

@@ -128,8 +128,17 @@ impl Projection for CompanyProjection {
             let payload: CompanyEvent = event.decode()?;
             decoded.push((id, event.sequence, payload));
         }
+        // Users registered per company (the user count of the read shape).
+        let mut joined: HashMap<Uuid, i32> = HashMap::new();
+        for event in events.iter().filter(|e| e.event_type == "UserRegistered") {
+            if let Ok(kraliki_domain::user::UserEvent::UserRegistered { company_id, .. }) = event.decode() {
+                if let Ok(company) = company_id.parse() {
+                    *joined.entry(company).or_default() += 1;
+                }
+            }
+        }
         if decoded.is_empty() {
-            return Ok(());
+            return count_users(conn, table, joined).await;
         }
         // One lookup per company, however many of its events the batch holds.
         let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
@@ -145,7 +154,7 @@ impl Projection for CompanyProjection {
         }
         let rows: Vec<CompanyRow> = rows.into_values().flatten().collect();
         if rows.is_empty() {
-            return Ok(());
+            return count_users(conn, table, joined).await;
         }
         // One statement with one array per column: its plan does not grow with the batch.
         let sql = format!(
@@ -175,8 +184,23 @@ impl Projection for CompanyProjection {
             .bind(rows.iter().map(|r| r.deactivated_at).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        count_users(conn, table, joined).await
     }
+}
+
+async fn count_users(conn: &mut PgConnection, table: &str, joined: HashMap<Uuid, i32>) -> anyhow::Result<()> {
+    if joined.is_empty() {
+        return Ok(());
+    }
+    let (ids, counts): (Vec<Uuid>, Vec<i32>) = joined.into_iter().unzip();
+    sqlx::query(&format!(
+        "UPDATE {table} t SET user_count = t.user_count + j.n FROM unnest($1::uuid[], $2::int[]) AS j(id, n) WHERE t.id = j.id"
+    ))
+    .bind(ids)
+    .bind(counts)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// List filters and paging.

@@ -10,6 +10,7 @@ pub mod projection;
 pub mod publisher;
 pub mod runner;
 pub mod status;
+pub mod user;
 pub mod wake;
 
 pub use event::{Position, StoredEvent};

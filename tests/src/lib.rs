@@ -9,11 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kraliki_api::config::{LogFormat, NatsSettings};
 use kraliki_api::{Application, Settings};
+use kraliki_domain::values::Role;
 use kraliki_projections::{BuildTables, Projection, StoredEvent};
 use secrecy::SecretString;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 /// Admin URL of the server tests create their databases on.
 pub fn admin_url() -> String {
@@ -97,6 +99,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.projections.poll_interval_ms = 200;
     s.http.read_wait_max_ms = 10_000;
     s.data_dir = std::env::temp_dir().join(&db.name);
+    // The lowest bcrypt cost: tests check behaviour, not hashing strength.
+    s.auth.bcrypt_cost = 4;
     s
 }
 
@@ -115,7 +119,12 @@ pub fn test_nats(settings: &mut Settings) -> NatsSettings {
 pub struct TestApp {
     pub app: Option<Application>,
     pub base: String,
+    /// Sends a platform operator's bearer token.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anon: reqwest::Client,
+    /// The company of `client`'s operator (their idempotency-key scope).
+    pub operator_company: Uuid,
     pub pool: PgPool,
     pub db: TestDb,
     pub settings: Settings,
@@ -138,7 +147,46 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings), extra: Vec<Arc<dy
     create_test_templates(&pool).await;
     let app = Application::build_with(settings.clone(), extra.clone()).await.expect("application starts");
     let base = format!("http://{}", app.addr());
-    TestApp { app: Some(app), base, client: reqwest::Client::new(), pool, db, settings, extra }
+    let operator_company = Uuid::now_v7();
+    let operator = mint(&app, &[Role::PlatformOperator], Uuid::now_v7(), operator_company);
+    let client = client_with(&operator);
+    TestApp {
+        app: Some(app),
+        base,
+        client,
+        anon: reqwest::Client::new(),
+        operator_company,
+        pool,
+        db,
+        settings,
+        extra,
+    }
+}
+
+/// A client that sends `token` as its bearer token.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("client")
+}
+
+/// A valid access token signed by the app's own key, for a (possibly synthetic) user.
+pub fn mint(app: &Application, roles: &[Role], user_id: Uuid, company_id: Uuid) -> String {
+    let state = app.state();
+    let names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+    let top = roles.iter().max().map(|r| r.as_str()).unwrap_or("agent");
+    let issued = kraliki_api::auth::tokens::issue(
+        &state.keys,
+        &state.settings.auth,
+        user_id,
+        "someone@example.com",
+        &names,
+        top,
+        &company_id.to_string(),
+    )
+    .expect("token");
+    issued.access_token
 }
 
 impl TestApp {
@@ -173,6 +221,11 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client.post(self.url(path)).json(&body).send().await.expect("request")
+    }
+
+    /// A client acting as a user with these roles in `company_id`.
+    pub fn as_user(&self, roles: &[Role], company_id: Uuid) -> reqwest::Client {
+        client_with(&mint(self.app(), roles, Uuid::now_v7(), company_id))
     }
 
     pub async fn count_events(&self) -> i64 {

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
 use kraliki_projections::builds::{self, Build, BuildStatus};
@@ -60,7 +61,16 @@ pub fn view(report: &status::BuildStatusReport) -> BuildView {
     }
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+fn operator_only(user: &AuthUser) -> Result<(), ApiError> {
+    if user.is_operator() {
+        Ok(())
+    } else {
+        Err(ApiError::new(Code::Forbidden).detail("only the platform operator operates projections"))
+    }
+}
+
+async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
+    operator_only(&user)?;
     let status = status::read_side(&state.pool).await?;
     let builds: Vec<BuildView> = status.builds.iter().map(view).collect();
     Ok(Json(serde_json::json!({ "barrier_age_ms": status.barrier_age_ms, "builds": builds })))
@@ -68,8 +78,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Value>, 
 
 async fn rebuild(
     State(state): State<AppState>,
+    user: AuthUser,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Build>), ApiError> {
+    operator_only(&user)?;
     let projection = state
         .supervisor
         .projection(&name)

@@ -9,11 +9,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kraliki_commands::{CommandContext, DispatchError, Outcome};
 use kraliki_domain::company::{Company, CompanyCommand, CompanyError, CompanyProfile, ProfilePatch};
-use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue};
+use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue, Role};
 use kraliki_projections::company::{self as view, CompanyFilter, CompanyRow, CompanySort, Cursor};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
@@ -165,16 +166,40 @@ fn website(raw: Option<&str>) -> Result<Option<String>, InvalidValue> {
     }
 }
 
-fn context(headers: &HeaderMap, tenant: Uuid, key: Option<String>, fingerprint: String) -> CommandContext {
-    let mut ctx = CommandContext::new(tenant.to_string(), "anonymous");
+/// The command context: the company is the tenant; the caller is the actor; the caller's own
+/// company scopes their idempotency keys.
+fn context(
+    headers: &HeaderMap,
+    user: &AuthUser,
+    tenant: Uuid,
+    key: Option<String>,
+    fingerprint: String,
+) -> CommandContext {
+    let mut ctx = CommandContext::new(tenant.to_string(), user.actor());
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         ctx = ctx.with_correlation(request_id);
     }
     if let Some(key) = key {
-        // Until callers authenticate (the auth issue), every key belongs to one platform scope.
-        ctx = ctx.with_idempotency("platform", key, Some(fingerprint));
+        ctx = ctx.with_idempotency(user.company_id.to_string(), key, Some(fingerprint));
     }
     ctx
+}
+
+/// Another tenant's company does not exist for the caller.
+fn visible(user: &AuthUser, id: Uuid) -> Result<(), ApiError> {
+    if user.in_company(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+fn operator_only(user: &AuthUser) -> Result<(), ApiError> {
+    if user.is_operator() {
+        Ok(())
+    } else {
+        Err(ApiError::new(Code::Forbidden).detail("only the platform operator manages companies"))
+    }
 }
 
 fn command_error(e: DispatchError<CompanyError>) -> ApiError {
@@ -243,10 +268,12 @@ async fn written(
 
 async fn create(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     IdempotencyKey(key): IdempotencyKey,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
+    operator_only(&user)?;
     let b = body.value;
     let mut checks = Checks::default();
     let name = checks.take(CompanyName::parse(&b.name));
@@ -264,7 +291,7 @@ async fn create(
     let profile =
         CompanyProfile { domain: domain.as_str().to_owned(), size: b.size, industry, description, website };
     let command = CompanyCommand::CreateCompany { name, profile, at: Utc::now() };
-    let ctx = context(&headers, id, key, body.fingerprint);
+    let ctx = context(&headers, &user, id, key, body.fingerprint);
     let outcome =
         state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
     written(&state, id, outcome, StatusCode::CREATED).await
@@ -272,11 +299,14 @@ async fn create(
 
 async fn update(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
     body: ApiJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
+    visible(&user, id)?;
+    user.require(&[Role::Admin])?;
     let b = body.value;
     let mut checks = Checks::default();
     let name = b.name.as_deref().map(CompanyName::parse).transpose();
@@ -294,7 +324,7 @@ async fn update(
     };
     checks.finish()?;
     let command = CompanyCommand::UpdateCompany { name, profile: patch, at: Utc::now() };
-    let ctx = context(&headers, id, key, body.fingerprint);
+    let ctx = context(&headers, &user, id, key, body.fingerprint);
     let outcome =
         state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
     written(&state, id, outcome, StatusCode::OK).await
@@ -302,16 +332,19 @@ async fn update(
 
 async fn deactivate(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
     ApiQuery(query): ApiQuery<DeactivateQuery>,
 ) -> Result<Response, ApiError> {
+    visible(&user, id)?;
+    operator_only(&user)?;
     let reason = optional_text("reason", query.reason.as_deref(), 500)?;
     let command = CompanyCommand::DeactivateCompany { reason, at: Utc::now() };
     let fp =
         crate::extract::fingerprint(&axum::http::Method::DELETE, &format!("/api/v1/companies/{id}"), b"");
-    let ctx = context(&headers, id, key, fp);
+    let ctx = context(&headers, &user, id, key, fp);
     let outcome =
         state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -323,17 +356,20 @@ async fn deactivate(
 
 async fn reactivate(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
+    visible(&user, id)?;
+    operator_only(&user)?;
     let command = CompanyCommand::ReactivateCompany { at: Utc::now() };
     let fp = crate::extract::fingerprint(
         &axum::http::Method::POST,
         &format!("/api/v1/companies/{id}/reactivate"),
         b"",
     );
-    let ctx = context(&headers, id, key, fp);
+    let ctx = context(&headers, &user, id, key, fp);
     let outcome =
         state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
     written(&state, id, outcome, StatusCode::OK).await
@@ -341,10 +377,12 @@ async fn reactivate(
 
 async fn read(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     PathId(id): PathId,
     MinPosition(min): MinPosition,
 ) -> Result<Response, ApiError> {
+    visible(&user, id)?;
     state.wait_for(view::NAME, min).await?;
     let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
     let tag = etag(row.version);
@@ -360,6 +398,7 @@ async fn read(
 
 async fn list(
     State(state): State<AppState>,
+    user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<CompanyPage>, ApiError> {
@@ -396,7 +435,8 @@ async fn list(
         })?),
     };
     state.wait_for(view::NAME, min).await?;
-    let filter = CompanyFilter { only: None, is_active: q.is_active, search: q.q };
+    let only = (!user.is_operator()).then(|| vec![user.company_id]);
+    let filter = CompanyFilter { only, is_active: q.is_active, search: q.q };
     let page = view::list(&state.pool, &filter, sort, descending, cursor.as_ref(), limit).await?;
     Ok(Json(CompanyPage {
         items: page.items.into_iter().map(Into::into).collect(),

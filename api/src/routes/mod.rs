@@ -1,6 +1,7 @@
 //! One router per feature, merged in one place.
 
 pub mod admin;
+pub mod auth;
 pub mod companies;
 pub mod health;
 
@@ -9,5 +10,9 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(health::router()).merge(companies::router()).merge(admin::router())
+    Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(companies::router())
+        .merge(admin::router())
 }

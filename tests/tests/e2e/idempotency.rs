@@ -115,7 +115,8 @@ async fn a_key_whose_outcome_was_lost_in_a_crash_is_recovered_from_the_events() 
         "description": null, "website": null, "at": "2026-11-24T09:00:00Z"}}))
     .bind(json!({"event_id": uuid::Uuid::now_v7().to_string(), "tenant_id": id, "actor": "anonymous",
         "correlation_id": "c", "causation_id": "c", "occurred_at": "2026-11-24T09:00:00Z",
-        "idempotency_key": "lost-outcome", "idempotency_scope": "platform", "request_fingerprint": fp}))
+        "idempotency_key": "lost-outcome", "idempotency_scope": app.operator_company.to_string(),
+        "request_fingerprint": fp}))
     .execute(&app.pool)
     .await
     .unwrap();

@@ -203,13 +203,17 @@ async fn register(State(state): State<AppState>, body: ApiJson<RegisterBody>) ->
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
     let new = NewUser { company_id, email, password, full_name, roles: BTreeSet::from([Role::Admin]) };
-    let (user_id, _) =
+    let (user_id, outcome) =
         users::create(&state.pool, &state.dispatcher, state.settings.auth.bcrypt_cost, new, &ctx)
             .await
             .map_err(|e| match e {
                 CreateUserError::EmailTaken => ApiError::new(Code::EmailTaken),
                 CreateUserError::Other(e) => ApiError::internal(e),
             })?;
+    // Read-your-writes: the new admin's first request sees their company and themselves.
+    for view in [kraliki_projections::company::NAME, kraliki_projections::user::NAME] {
+        state.wait_for(view, outcome.position).await?;
+    }
     let (me, _) = profile(&state, user_id).await?;
     session(&state, me, None, StatusCode::CREATED).await
 }

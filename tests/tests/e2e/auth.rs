@@ -1,0 +1,338 @@
+//! Sign-up, login, tokens and their attacks, throttling, and tenant isolation.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use kraliki_api::auth::tokens::{self, AccessClaims};
+use kraliki_domain::values::Role;
+use kraliki_tests::{client_with, spawn_app, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+async fn register(app: &TestApp, email: &str, org: &str) -> Value {
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": "s3cret-pass", "full_name": "Ann Admin", "organization": org}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.anon
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_up_login_me_refresh_and_logout() {
+    let app = spawn_app().await;
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "Ann@Acme.example", "password": "s3cret-pass", "full_name": "Ann", "organization": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let cookies: Vec<String> =
+        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(cookies
+        .iter()
+        .any(|c| c.starts_with("auth_token=") && c.contains("HttpOnly") && c.contains("SameSite=Lax")));
+    assert!(cookies.iter().any(|c| c.starts_with("refresh_token=") && c.contains("HttpOnly")));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert!(body["expires_at"].is_string());
+    assert_eq!(body["user"]["email"], "ann@acme.example");
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(body["user"]["organization"], "Acme");
+
+    // The access token is EdDSA with a kid and the seed's claims.
+    let token = body["access_token"].as_str().unwrap();
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert!(header["kid"].is_string());
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    for c in ["sub", "email", "role", "org_id", "exp", "iat", "jti"] {
+        assert!(!claims[c].is_null(), "claim {c}");
+    }
+
+    // Duplicate e-mail: 409.
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "ann@acme.example", "password": "another-pass", "full_name": "Ann 2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "email_taken");
+
+    // me, by bearer and by cookie.
+    let me: Value =
+        client_with(token).get(app.url("/api/v1/auth/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["full_name"], "Ann");
+    let r = app
+        .anon
+        .get(app.url("/api/v1/auth/me"))
+        .header("cookie", format!("auth_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.anon.get(app.url("/api/v1/auth/me")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The new admin sees their company, and only it.
+    let page: Value =
+        client_with(token).get(app.url("/api/v1/companies")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["name"], "Acme");
+
+    // Login: the right password works; a wrong one and an unknown user answer the same.
+    assert_eq!(login(&app, "ann@acme.example", "s3cret-pass").await.status(), StatusCode::OK);
+    let wrong = login(&app, "ann@acme.example", "nope-nope").await;
+    let unknown = login(&app, "nobody@acme.example", "nope-nope").await;
+    assert_eq!((wrong.status(), unknown.status()), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    let (w, u): (Value, Value) = (wrong.json().await.unwrap(), unknown.json().await.unwrap());
+    assert_eq!((&w["code"], &w["title"]), (&u["code"], &u["title"]));
+    assert_eq!(w["title"], "Invalid email or password");
+
+    // Refresh rotates; a used refresh token revokes its family.
+    let first = body["refresh_token"].as_str().unwrap();
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second: Value = r.json().await.unwrap();
+    let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first);
+    let replay = app
+        .anon
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let after_theft = app
+        .anon
+        .post(app.url("/auth/refresh"))
+        .header("cookie", format!("refresh_token={second_refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_theft.status(), StatusCode::UNAUTHORIZED, "the family was revoked");
+
+    // Logout revokes the sessions and clears the cookies.
+    let fresh: Value = login(&app, "ann@acme.example", "s3cret-pass").await.json().await.unwrap();
+    let r = client_with(fresh["access_token"].as_str().unwrap())
+        .post(app.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.headers().get_all("set-cookie").iter().all(|c| c.to_str().unwrap().contains("Max-Age=0")));
+    let r = app
+        .anon
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": fresh["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn login_is_throttled_per_account_and_recovers() {
+    let app = spawn_app().await;
+    register(&app, "bob@bob.example", "Bob Co").await;
+    for _ in 0..5 {
+        assert_eq!(login(&app, "bob@bob.example", "wrong-password").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login(&app, "bob@bob.example", "s3cret-pass").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    let retry: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry));
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "too_many_requests");
+    // The window passes.
+    sqlx::query("UPDATE login_failures SET failed_at = failed_at - interval '16 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(login(&app, "bob@bob.example", "s3cret-pass").await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[tokio::test]
+async fn forged_expired_and_misdirected_tokens_are_rejected() {
+    let app = spawn_app().await;
+    let body = register(&app, "eve@eve.example", "Eve Co").await;
+    let good = body["access_token"].as_str().unwrap().to_owned();
+    let me = |token: String| {
+        let app = &app;
+        async move { app.anon.get(app.url("/api/v1/auth/me")).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(me(good.clone()).await, StatusCode::OK);
+
+    let state = app.app().state();
+    let auth = &state.settings.auth;
+    let claims: AccessClaims = tokens::verify(&state.keys, auth, &good).unwrap();
+    let parts: Vec<&str> = good.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+
+    // alg: none, with and without a signature.
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})), parts[1]);
+    assert_eq!(me(none).await, StatusCode::UNAUTHORIZED);
+    // HS256 keyed with the public key (the classic confusion attack).
+    let public = std::fs::read(
+        app.settings.keys_dir().join(format!("{}.public.pem", header["kid"].as_str().unwrap())),
+    )
+    .unwrap();
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = header["kid"].as_str().map(str::to_owned);
+    let forged =
+        jsonwebtoken::encode(&hs, &claims, &jsonwebtoken::EncodingKey::from_secret(&public)).unwrap();
+    assert_eq!(me(forged).await, StatusCode::UNAUTHORIZED);
+    // A key we never issued.
+    let other_dir = std::env::temp_dir().join(format!("kraliki-other-keys-{}", Uuid::now_v7()));
+    let other = kraliki_api::auth::KeyRing::load(&other_dir, true).unwrap();
+    assert_eq!(me(tokens::sign(&other, &claims).unwrap()).await, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_dir_all(&other_dir);
+    // Expired, not yet valid, wrong audience, wrong issuer: all properly signed.
+    let now = chrono::Utc::now().timestamp();
+    let variants = [
+        AccessClaims { exp: now - 120, iat: now - 1000, nbf: now - 1000, ..claims.clone() },
+        AccessClaims { nbf: now + 600, exp: now + 1200, ..claims.clone() },
+        AccessClaims { aud: "someone-else".into(), ..claims.clone() },
+        AccessClaims { iss: "evil".into(), ..claims.clone() },
+        AccessClaims { kind: "refresh".into(), ..claims.clone() },
+    ];
+    for v in variants {
+        assert_eq!(me(tokens::sign(&state.keys, &v).unwrap()).await, StatusCode::UNAUTHORIZED, "{v:?}");
+    }
+    // Tampered payload (role raised) and tampered signature.
+    let raised = AccessClaims { roles: vec!["platform_operator".into()], ..claims.clone() };
+    let tampered = format!("{}.{}.{}", parts[0], b64(&serde_json::to_value(&raised).unwrap()), parts[2]);
+    assert_eq!(me(tampered).await, StatusCode::UNAUTHORIZED);
+    let mut sig = parts[2].to_owned();
+    sig.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
+    assert_eq!(me(format!("{}.{}.{sig}", parts[0], parts[1])).await, StatusCode::UNAUTHORIZED);
+    // A refresh token is not an access token.
+    assert_eq!(me(body["refresh_token"].as_str().unwrap().to_owned()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me("garbage".into()).await, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn rotated_keys_keep_verifying_old_tokens() {
+    let mut app = spawn_app().await;
+    let body = register(&app, "kim@kim.example", "Kim Co").await;
+    let old = body["access_token"].as_str().unwrap().to_owned();
+    let old_kid = app.app().state().keys.signing_kid.clone();
+    // A new key appears (kraliki keys rotate); the server restarts with both.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // kids are per second
+    kraliki_api::auth::keys::generate(&app.settings.keys_dir()).unwrap();
+    app.stop().await;
+    app.start().await;
+    assert_ne!(app.app().state().keys.signing_kid, old_kid);
+    let r = app.anon.get(app.url("/api/v1/auth/me")).bearer_auth(&old).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "tokens of the previous key still verify");
+    let fresh: Value = login(&app, "kim@kim.example", "s3cret-pass").await.json().await.unwrap();
+    let header = fresh["access_token"].as_str().unwrap().split('.').next().unwrap().to_owned();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    assert_eq!(header["kid"], app.app().state().keys.signing_kid.as_str());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn tenants_see_only_themselves_and_roles_are_enforced() {
+    let app = spawn_app().await;
+    let a: Value = register(&app, "a@a.example", "Tenant A").await;
+    let b: Value = register(&app, "b@b.example", "Tenant B").await;
+    let a_company: Uuid = a["user"]["company_id"].as_str().unwrap().parse().unwrap();
+    let b_company: Uuid = b["user"]["company_id"].as_str().unwrap().parse().unwrap();
+    let admin_a = client_with(a["access_token"].as_str().unwrap());
+    let agent_a = app.as_user(&[Role::Agent], a_company);
+
+    // Another tenant's ids are not found, on every id-taking company route.
+    let b_url = app.url(&format!("/api/v1/companies/{b_company}"));
+    assert_eq!(admin_a.get(&b_url).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin_a.put(&b_url).json(&json!({"name": "Mine"})).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(admin_a.delete(&b_url).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let r = admin_a.post(app.url(&format!("/api/v1/companies/{b_company}/reactivate"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let listed: Value =
+        admin_a.get(app.url("/api/v1/companies?limit=100")).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Tenant A"]);
+
+    // Role × endpoint on the caller's own company.
+    let a_url = app.url(&format!("/api/v1/companies/{a_company}"));
+    assert_eq!(
+        admin_a.put(&a_url).json(&json!({"industry": "Retail"})).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(agent_a.get(&a_url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        agent_a.put(&a_url).json(&json!({"industry": "X"})).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(admin_a.delete(&a_url).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let create = json!({"name": "New", "domain": "new.example"});
+    assert_eq!(
+        admin_a.post(app.url("/api/v1/companies")).json(&create).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.anon.post(app.url("/api/v1/companies")).json(&create).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.anon.get(&a_url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        admin_a.get(app.url("/api/v1/admin/projections")).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // The platform operator sees and manages every tenant.
+    assert_eq!(app.client.get(&b_url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.client.post(app.url("/api/v1/companies")).json(&create).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.client.get(app.url("/api/v1/admin/projections")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The company read model counts its users.
+    app.caught_up().await;
+    let got: Value = admin_a.get(&a_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["user_count"], 1);
+    app.cleanup().await;
+}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod companies;
 pub mod health;
+pub mod users;
 
 use axum::Router;
 
@@ -15,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(companies::router())
         .merge(admin::router())
+        .merge(users::router())
 }

@@ -336,3 +336,108 @@ async fn tenants_see_only_themselves_and_roles_are_enforced() {
     assert_eq!(got["user_count"], 1);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn company_admins_manage_their_people_and_no_one_elses() {
+    let app = spawn_app().await;
+    let a: Value = register(&app, "boss@a.example", "A").await;
+    let b: Value = register(&app, "boss@b.example", "B").await;
+    let a_company = a["user"]["company_id"].as_str().unwrap().to_owned();
+    let b_company = b["user"]["company_id"].as_str().unwrap().to_owned();
+    let admin_a = client_with(a["access_token"].as_str().unwrap());
+    let admin_b = client_with(b["access_token"].as_str().unwrap());
+    let users_a = app.url(&format!("/api/v1/companies/{a_company}/users"));
+
+    let r = admin_a
+        .post(&users_a)
+        .json(&json!({"email": "agent@a.example", "password": "agent-pass-1", "full_name": "Agent A", "roles": ["agent"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let agent: Value = r.json().await.unwrap();
+    let agent_url = format!("{users_a}/{}", agent["id"].as_str().unwrap());
+    assert_eq!(agent["roles"], json!(["agent"]));
+
+    // Admins may not mint platform operators.
+    let r = admin_a
+        .post(&users_a)
+        .json(&json!({"email": "op@a.example", "password": "op-pass-123", "full_name": "Op", "roles": ["platform_operator"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The agent logs in, reads itself, may not list or manage.
+    let agent_login: Value = login(&app, "agent@a.example", "agent-pass-1").await.json().await.unwrap();
+    let agent_client = client_with(agent_login["access_token"].as_str().unwrap());
+    assert_eq!(agent_client.get(&agent_url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(agent_client.get(&users_a).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let r = agent_client.put(&agent_url).json(&json!({"roles": ["admin"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The admin lists, renames and changes roles.
+    let page: Value = admin_a.get(&users_a).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let r = admin_a
+        .put(&agent_url)
+        .json(&json!({"full_name": "Agent Smith", "roles": ["supervisor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(
+        (updated["full_name"].as_str(), updated["roles"].clone()),
+        (Some("Agent Smith"), json!(["supervisor"]))
+    );
+    assert_eq!(
+        admin_a.put(&agent_url).json(&json!({"roles": []})).send().await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // Tenant B's admin finds none of it.
+    let foreign = [
+        admin_b.get(&users_a).send().await.unwrap().status(),
+        admin_b.get(&agent_url).send().await.unwrap().status(),
+        admin_b.put(&agent_url).json(&json!({"full_name": "Hijack"})).send().await.unwrap().status(),
+        admin_b.delete(&agent_url).send().await.unwrap().status(),
+        admin_b.post(&users_a).json(&json!({"email": "x@b.example", "password": "password-x", "full_name": "X", "roles": ["agent"]}))
+            .send().await.unwrap().status(),
+    ];
+    assert!(foreign.iter().all(|s| *s == StatusCode::NOT_FOUND), "{foreign:?}");
+    // A's user under B's path is not B's user either.
+    let crossed = app.url(&format!("/api/v1/companies/{b_company}/users/{}", agent["id"].as_str().unwrap()));
+    assert_eq!(admin_b.get(&crossed).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // Deactivation ends the agent's sessions and logins.
+    let boss_id = a["user"]["id"].as_str().unwrap();
+    let r = admin_a.delete(format!("{users_a}/{boss_id}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "no self-deactivation");
+    assert_eq!(admin_a.delete(&agent_url).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(login(&app, "agent@a.example", "agent-pass-1").await.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .anon
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": agent_login["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(agent["id"].as_str().unwrap())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(events, ["UserRegistered", "UserRenamed", "RoleGranted", "RoleRevoked", "UserDeactivated"]);
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%$2b$%' OR payload::text LIKE '%agent-pass%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0, "no password or hash in the log");
+    app.cleanup().await;
+}

@@ -1,0 +1,315 @@
+//! `/api/v1/companies/{id}/users`: a company's people. Admins manage them; supervisors and
+//! auditors may look; every change is an event on the User aggregate.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kraliki_commands::{CommandContext, DispatchError};
+use kraliki_domain::user::{User, UserCommand, UserError};
+use kraliki_domain::values::{Email, Password, PersonName, Role};
+use kraliki_projections::user::{self as view, UserRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::users::{self, CreateUserError, NewUser};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Code};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/companies/{id}/users", get(list).post(create))
+        .route("/api/v1/companies/{id}/users/{user_id}", get(read).put(update).delete(deactivate))
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub role: String,
+    pub roles: Vec<String>,
+    pub is_active: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<UserRow> for UserResponse {
+    fn from(r: UserRow) -> Self {
+        let role = r
+            .roles
+            .iter()
+            .filter_map(|x| Role::parse(x).ok())
+            .max()
+            .map(|x| x.as_str().to_owned())
+            .unwrap_or_default();
+        Self {
+            id: r.id,
+            company_id: r.company_id,
+            email: r.email,
+            full_name: r.full_name,
+            role,
+            roles: r.roles,
+            is_active: r.is_active,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            password_changed_at: r.password_changed_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    email: String,
+    password: String,
+    full_name: String,
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default)]
+    full_name: Option<String>,
+    /// The complete set of roles after the change.
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+fn in_company(user: &AuthUser, company: Uuid) -> Result<(), ApiError> {
+    if user.in_company(company) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+fn parse_roles(raw: &[String], caller: &AuthUser) -> Result<BTreeSet<Role>, ApiError> {
+    let mut roles = BTreeSet::new();
+    for r in raw {
+        roles.insert(Role::parse(r)?);
+    }
+    if roles.is_empty() {
+        return Err(ApiError::new(Code::ValidationFailed).field(
+            "roles",
+            "required",
+            "give at least one role",
+        ));
+    }
+    if roles.contains(&Role::PlatformOperator) && !caller.is_operator() {
+        return Err(
+            ApiError::new(Code::Forbidden).detail("only the platform operator grants platform_operator")
+        );
+    }
+    Ok(roles)
+}
+
+fn command_error(e: DispatchError<UserError>) -> ApiError {
+    match e {
+        DispatchError::Rejected(rule) => {
+            let code = match rule {
+                UserError::NotFound => Code::NotFound,
+                UserError::AlreadyExists => Code::AlreadyExists,
+                UserError::NoRole => Code::ValidationFailed,
+                UserError::Deactivated | UserError::NotDeactivated | UserError::LastRole => {
+                    Code::InvalidState
+                }
+            };
+            ApiError::new(code).detail(rule.to_string())
+        }
+        DispatchError::Conflict => ApiError::new(Code::Conflict),
+        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
+        DispatchError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// The user as the read model shows it once it applied `position`.
+async fn answer(
+    state: &AppState,
+    id: Uuid,
+    position: Option<i64>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    state.wait_for(view::NAME, position).await?;
+    let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
+    Ok((status, Json(UserResponse::from(row))).into_response())
+}
+
+/// The target user, if it belongs to `company` (else not found).
+async fn member(state: &AppState, company: Uuid, user_id: Uuid) -> Result<User, ApiError> {
+    let (user, _) = state.dispatcher.load::<User>(&user_id.to_string()).await?;
+    if !user.registered || user.company_id != company.to_string() {
+        return Err(ApiError::not_found());
+    }
+    Ok(user)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(company): Path<Uuid>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    in_company(&caller, company)?;
+    caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery).field(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 500",
+        ));
+    }
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let bad =
+                || ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API");
+            let (at, id) = raw.split_once('~').ok_or_else(bad)?;
+            let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
+            Some((at, id.parse().map_err(|_| bad())?))
+        }
+    };
+    let (rows, more) = view::list_for_company(&state.pool, company, after, limit).await?;
+    let next =
+        if more { rows.last().map(|r| format!("{}~{}", r.created_at.to_rfc3339(), r.id)) } else { None };
+    let items: Vec<UserResponse> = rows.into_iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "items": items, "next_cursor": next, "limit": limit })))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(company): Path<Uuid>,
+    body: ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    in_company(&caller, company)?;
+    caller.require(&[Role::Admin])?;
+    let b = body.value;
+    let mut errors = Vec::new();
+    let email = Email::parse(&b.email).map_err(|e| errors.push(e)).ok();
+    let password = Password::parse(&b.password).map_err(|e| errors.push(e)).ok();
+    let full_name = PersonName::parse(&b.full_name).map_err(|e| errors.push(e)).ok();
+    let (Some(email), Some(password), Some(full_name)) = (email, password, full_name) else {
+        let mut e = ApiError::new(Code::ValidationFailed);
+        for v in errors {
+            e = e.field(v.field, v.code, v.message);
+        }
+        return Err(e);
+    };
+    let roles = parse_roles(&b.roles, &caller)?;
+    let (company_exists, _) =
+        state.dispatcher.load::<kraliki_domain::company::Company>(&company.to_string()).await?;
+    if !company_exists.created {
+        return Err(ApiError::not_found());
+    }
+    let ctx = CommandContext::new(company.to_string(), caller.actor());
+    let new = NewUser { company_id: company, email, password, full_name, roles };
+    let (id, outcome) =
+        users::create(&state.pool, &state.dispatcher, state.settings.auth.bcrypt_cost, new, &ctx)
+            .await
+            .map_err(|e| match e {
+                CreateUserError::EmailTaken => ApiError::new(Code::EmailTaken),
+                CreateUserError::Other(e) => ApiError::internal(e),
+            })?;
+    answer(&state, id, outcome.position, StatusCode::CREATED).await
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((company, user_id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, ApiError> {
+    in_company(&caller, company)?;
+    if caller.user_id != user_id {
+        caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
+    }
+    member(&state, company, user_id).await?;
+    answer(&state, user_id, None, StatusCode::OK).await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((company, user_id)): Path<(Uuid, Uuid)>,
+    body: ApiJson<UpdateBody>,
+) -> Result<Response, ApiError> {
+    in_company(&caller, company)?;
+    caller.require(&[Role::Admin])?;
+    let current = member(&state, company, user_id).await?;
+    let b = body.value;
+    let ctx = CommandContext::new(company.to_string(), caller.actor());
+    let mut commands = Vec::new();
+    if let Some(name) = b.full_name.as_deref() {
+        commands.push(UserCommand::RenameUser { full_name: PersonName::parse(name)?, at: Utc::now() });
+    }
+    if let Some(raw) = &b.roles {
+        let wanted = parse_roles(raw, &caller)?;
+        if current.roles.contains(&Role::PlatformOperator) && !caller.is_operator() {
+            return Err(ApiError::new(Code::Forbidden)
+                .detail("only the platform operator changes an operator's roles"));
+        }
+        // Grant first, so the user never passes through having no role.
+        for role in wanted.difference(&current.roles) {
+            commands.push(UserCommand::GrantRole { role: *role, at: Utc::now() });
+        }
+        for role in current.roles.difference(&wanted) {
+            commands.push(UserCommand::RevokeRole { role: *role, at: Utc::now() });
+        }
+    }
+    let mut position = None;
+    for command in commands {
+        let outcome = state
+            .dispatcher
+            .execute::<User>(&user_id.to_string(), command, &ctx)
+            .await
+            .map_err(command_error)?;
+        position = outcome.position.or(position);
+    }
+    answer(&state, user_id, position, StatusCode::OK).await
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((company, user_id)): Path<(Uuid, Uuid)>,
+) -> Result<Response, ApiError> {
+    in_company(&caller, company)?;
+    caller.require(&[Role::Admin])?;
+    member(&state, company, user_id).await?;
+    if caller.user_id == user_id {
+        return Err(ApiError::new(Code::InvalidState).detail("you cannot deactivate yourself"));
+    }
+    let ctx = CommandContext::new(company.to_string(), caller.actor());
+    state
+        .dispatcher
+        .execute::<User>(&user_id.to_string(), UserCommand::DeactivateUser { at: Utc::now() }, &ctx)
+        .await
+        .map_err(command_error)?;
+    // Their sessions end now; access tokens lapse within their lifetime.
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(&state.pool)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

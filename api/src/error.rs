@@ -12,6 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::i18n::Lang;
+
 /// Every code the API answers with, its status and its English title. Codes are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +46,34 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 25] = [
+        Code::MalformedJson,
+        Code::InvalidBody,
+        Code::ValidationFailed,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::InvalidQuery,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::Conflict,
+        Code::AlreadyExists,
+        Code::InvalidState,
+        Code::IdempotencyKeyReused,
+        Code::InvalidIdempotencyKey,
+        Code::PreconditionFailed,
+        Code::UnknownPosition,
+        Code::ProjectionLagging,
+        Code::RequestTimeout,
+        Code::Unauthorized,
+        Code::InvalidCredentials,
+        Code::EmailTaken,
+        Code::RegistrationClosed,
+        Code::Forbidden,
+        Code::TooManyRequests,
+        Code::ServiceUnavailable,
+        Code::Internal,
+    ];
+
     pub fn status(self) -> StatusCode {
         use Code::*;
         match self {
@@ -241,11 +271,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn render(mut problem: Problem, path: &str, mut response: Response) -> Response {
+fn render(mut problem: Problem, path: &str, lang: Lang, mut response: Response) -> Response {
     problem.instance = Some(path.to_owned());
+    if let Some(code) = Code::ALL.into_iter().find(|c| c.as_str() == problem.code) {
+        problem.title = crate::i18n::title(code, lang).to_owned();
+    }
+    for e in &mut problem.errors {
+        if let Some(m) = crate::i18n::field_message(&e.code, lang) {
+            e.message = m.to_owned();
+        }
+    }
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    headers.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
     headers.remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(body);
     response
@@ -254,9 +293,10 @@ fn render(mut problem: Problem, path: &str, mut response: Response) -> Response 
 /// Renders problems (ours and the framework's bare error statuses) with `instance`.
 pub async fn problem_layer(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let lang = Lang::negotiate(request.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let mut response = next.run(request).await;
     if let Some(problem) = response.extensions_mut().remove::<Problem>() {
-        return render(problem, &path, response);
+        return render(problem, &path, lang, response);
     }
     let status = response.status();
     // A handler that wrote its own typed body (`/ready`'s report) keeps it; bare statuses from
@@ -277,7 +317,7 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
             instance: None,
             errors: Vec::new(),
         };
-        return render(problem, &path, response);
+        return render(problem, &path, lang, response);
     }
     response
 }

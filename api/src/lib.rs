@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod i18n;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -119,3 +119,34 @@ async fn unknown_routes_methods_ids_and_queries_answer_problems() {
     assert_eq!(app.count_events().await, 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn problems_speak_english_spanish_and_czech() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"name": "", "domain": "x"});
+    let cases = [
+        (None, "en", "Some fields are invalid", "must not be empty"),
+        (Some("es-ES,es;q=0.9"), "es", "Algunos campos no son válidos", "es obligatorio"),
+        (Some("cs-CZ,cs;q=0.9,en;q=0.5"), "cs", "Některá pole jsou neplatná", "je povinné"),
+        (Some("de, fr;q=0.8"), "en", "Some fields are invalid", "must not be empty"),
+    ];
+    for (accept, lang, title, message) in cases {
+        let mut req = app.client.post(app.url("/api/v1/companies")).json(&body);
+        if let Some(a) = accept {
+            req = req.header("accept-language", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.headers()["content-language"], lang);
+        let (_, b) = problem(r).await;
+        assert_eq!(b["code"], "validation_failed", "codes never change with the language");
+        assert_eq!(b["title"], title);
+        assert_eq!(b["errors"][0]["field"], "name");
+        assert_eq!(b["errors"][0]["message"], message);
+    }
+    let r = app.anon.get(app.url("/api/v1/auth/me")).header("accept-language", "cs").send().await.unwrap();
+    let (s, b) = problem(r).await;
+    assert_eq!((s, b["title"].as_str()), (StatusCode::UNAUTHORIZED, Some("Je vyžadováno přihlášení")));
+    let r = app.anon.get(app.url("/nowhere")).header("accept-language", "es").send().await.unwrap();
+    assert_eq!(problem(r).await.1["title"], "No encontrado");
+    app.cleanup().await;
+}

@@ -392,3 +392,31 @@ ensure_toolchain() {
         warn "rustc $have is older than the workspace's rust-version $want: the build will likely fail"
     fi
 }
+
+# Test tools outside Rust: a Python virtual environment (under .data/) with the OpenAPI
+# validator, and Debian's Chromium for the /docs browser test. Exports KRALIKI_TEST_PYTHON and
+# KRALIKI_TEST_CHROMIUM.
+ensure_test_tools() {
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_install python3 python3-venv
+    fi
+    local venv="$KRALIKI_REPO/.data/venv"
+    if [[ ! -x $venv/bin/python ]]; then
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            apt_install python3-venv
+            python3 -m venv "$venv"
+        fi
+    fi
+    if ! "$venv/bin/python" -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+        log "installing openapi-spec-validator (PyPI) into .data/venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator>=0.7'
+    fi
+    export KRALIKI_TEST_PYTHON="$venv/bin/python"
+    local chromium
+    chromium=$(command -v chromium || command -v chromium-browser || true)
+    if [[ -z $chromium ]]; then
+        apt_install chromium
+        chromium=$(command -v chromium)
+    fi
+    export KRALIKI_TEST_CHROMIUM="$chromium"
+}

@@ -22,6 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::state::AppState;
@@ -171,6 +172,14 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// The detail of the fallback's 404: no route matched (as opposed to a resource not found).
+pub const NO_SUCH_ROUTE: &str = "no such route";
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::routes::router().split_for_parts().1
+}
+
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.http;
     let origins: Vec<HeaderValue> =
@@ -200,8 +209,9 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = http.body_limit_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    crate::routes::router()
-        .fallback(|| async { crate::error::ApiError::not_found() })
+    let (api, openapi) = crate::routes::router().split_for_parts();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { crate::error::ApiError::not_found().detail(NO_SUCH_ROUTE) })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))

@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
@@ -13,17 +13,16 @@ use crate::state::AppState;
 use kraliki_projections::builds::{self, Build, BuildStatus};
 use kraliki_projections::status;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/projections", get(list))
-        .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(rebuild))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BuildView {
     pub name: String,
     pub build_id: i32,
     pub version: i32,
+    #[schema(value_type = String, example = "active")]
     pub status: BuildStatus,
     pub position: i64,
     pub events_done: i64,
@@ -69,6 +68,9 @@ fn operator_only(user: &AuthUser) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "operations", operation_id = "operations_list",
+    responses((status = 200, description = "`{barrier_age_ms, builds: [BuildView]}`", body = Object), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)")),
+    security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
     operator_only(&user)?;
     let status = status::read_side(&state.pool).await?;
@@ -76,6 +78,9 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serd
     Ok(Json(serde_json::json!({ "barrier_age_ms": status.barrier_age_ms, "builds": builds })))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "operations", operation_id = "operations_rebuild", params(("name" = String, Path)),
+    responses((status = 202, description = "The rebuild's build", body = Object), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    security(("bearer" = [])))]
 async fn rebuild(
     State(state): State<AppState>,
     user: AuthUser,

@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::CommandContext;
 use kraliki_domain::company::{Company, CompanyCommand, CompanyProfile};
 use kraliki_domain::user::User;
 use kraliki_domain::values::{CompanyName, DomainName, Email, Password, PersonName, Role};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::passwords;
@@ -24,17 +25,17 @@ use crate::error::{ApiError, Code};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
+        .routes(routes!(refresh))
+        .routes(routes!(refresh_unprefixed))
+        .routes(routes!(logout))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     email: String,
@@ -44,21 +45,21 @@ struct RegisterBody {
     organization: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     #[serde(default)]
     refresh_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     pub id: Uuid,
     pub email: String,
@@ -74,7 +75,7 @@ pub struct Me {
     pub is_active: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenResponse {
     access_token: String,
     refresh_token: String,
@@ -165,6 +166,9 @@ fn field_errors(errors: Vec<kraliki_domain::values::InvalidValue>) -> ApiError {
     e
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "auth_register", request_body = RegisterBody,
+    responses((status = 201, body = TokenResponse, description = "A new company with the caller as its admin"),
+        (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")))]
 async fn register(State(state): State<AppState>, body: ApiJson<RegisterBody>) -> Result<Response, ApiError> {
     if !state.settings.auth.allow_registration {
         return Err(ApiError::new(Code::RegistrationClosed));
@@ -223,6 +227,9 @@ fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "auth_login", request_body = LoginBody,
+    responses((status = 200, body = TokenResponse, description = "OK"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)"),
+        (status = 429, body = crate::error::Problem, description = "Too many failed logins; see Retry-After")))]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -261,6 +268,8 @@ async fn login(
     session(&state, me, None, StatusCode::OK).await
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "auth_me",
+    responses((status = 200, body = Me, description = "OK"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")), security(("bearer" = [])))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>, ApiError> {
     let (me, _) = profile(&state, user.user_id).await?;
     Ok(Json(me))
@@ -268,6 +277,8 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>, A
 
 /// The refresh token comes in the body (`{"refresh_token": …}`) or, with an empty body, from
 /// the `refresh_token` cookie.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "auth_refresh", request_body(content = Option<RefreshBody>),
+    responses((status = 200, body = TokenResponse, description = "OK"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")))]
 async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -319,6 +330,20 @@ async fn refresh(
     session(&state, me, Some(family), StatusCode::OK).await
 }
 
+/// The template UI calls the refresh route without the `/api/v1` prefix too.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "auth_refresh_unprefixed", request_body(content = Option<RefreshBody>),
+    responses((status = 200, body = TokenResponse, description = "OK"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")))]
+async fn refresh_unprefixed(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    refresh(state, headers, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "auth_logout",
+    responses((status = 204, description = "Sessions revoked, cookies cleared"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")),
+    security(("bearer" = [])))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user.user_id)

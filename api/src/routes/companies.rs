@@ -4,14 +4,15 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::{CommandContext, DispatchError, Outcome};
 use kraliki_domain::company::{Company, CompanyCommand, CompanyError, CompanyProfile, ProfilePatch};
 use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue, Role};
 use kraliki_projections::company::{self as view, CompanyFilter, CompanyRow, CompanySort, Cursor};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -19,15 +20,15 @@ use crate::error::{ApiError, Code};
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/companies", get(list).post(create))
-        .route("/api/v1/companies/{id}", get(read).put(update).delete(deactivate))
-        .route("/api/v1/companies/{id}/reactivate", post(reactivate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, deactivate))
+        .routes(routes!(reactivate))
 }
 
 /// The read shape (the seed's fields plus counts, state and version).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CompanyResponse {
     pub id: Uuid,
     pub name: String,
@@ -66,19 +67,20 @@ impl From<CompanyRow> for CompanyResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CompanyPage {
     pub items: Vec<CompanyResponse>,
     pub next_cursor: Option<String>,
     pub limit: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
     domain: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "small")]
     size: Option<CompanySize>,
     #[serde(default)]
     industry: Option<String>,
@@ -93,7 +95,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// Absent fields stay as they are; `null` clears an optional one.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
@@ -101,6 +104,7 @@ struct UpdateBody {
     #[serde(default)]
     domain: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     size: Option<Option<CompanySize>>,
     #[serde(default, deserialize_with = "present")]
     industry: Option<Option<String>>,
@@ -110,13 +114,15 @@ struct UpdateBody {
     website: Option<Option<String>>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeactivateQuery {
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
@@ -266,6 +272,11 @@ async fn written(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/v1/companies", tag = "companies", operation_id = "companies_create", request_body = CreateBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first outcome")),
+    responses((status = 201, body = CompanyResponse, description = "Created"), (status = 202, description = "Accepted; the read model is catching up"),
+        (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
+    security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -297,6 +308,11 @@ async fn create(
     written(&state, id, outcome, StatusCode::CREATED).await
 }
 
+#[utoipa::path(put, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "companies_update", request_body = UpdateBody,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CompanyResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
+    security(("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -330,6 +346,11 @@ async fn update(
     written(&state, id, outcome, StatusCode::OK).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "companies_deactivate",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header), DeactivateQuery),
+    responses((status = 204, description = "Deactivated"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)")),
+    security(("bearer" = [])))]
 async fn deactivate(
     State(state): State<AppState>,
     user: AuthUser,
@@ -354,6 +375,11 @@ async fn deactivate(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/v1/companies/{id}/reactivate", tag = "companies", operation_id = "companies_reactivate",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CompanyResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)")),
+    security(("bearer" = [])))]
 async fn reactivate(
     State(state): State<AppState>,
     user: AuthUser,
@@ -375,6 +401,12 @@ async fn reactivate(
     written(&state, id, outcome, StatusCode::OK).await
 }
 
+#[utoipa::path(get, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "companies_read",
+    params(("id" = Uuid, Path), ("min_position" = Option<i64>, Query, description = "Wait until the read model applied this log position"),
+        ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, body = CompanyResponse, description = "OK"), (status = 304, description = "Not modified"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"), (status = 503, body = crate::error::Problem, description = "Not ready or read model lagging (problem+json)")),
+    security(("bearer" = [])))]
 async fn read(
     State(state): State<AppState>,
     user: AuthUser,
@@ -396,6 +428,9 @@ async fn read(
     Ok(r)
 }
 
+#[utoipa::path(get, path = "/api/v1/companies", tag = "companies", operation_id = "companies_list", params(ListQuery),
+    responses((status = 200, body = CompanyPage, description = "OK"), (status = 400, body = crate::error::Problem, description = "Bad request (problem+json)"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")),
+    security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,

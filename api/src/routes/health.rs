@@ -3,31 +3,42 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/api/health", get(health))
-        .route("/live", get(live))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(api_health))
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations", operation_id = "operations_health", responses((status = 200, body = Object, description = "OK")))]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "healthy", "service": "kraliki", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// The same, where the template UI probes it.
+#[utoipa::path(get, path = "/api/health", tag = "operations", operation_id = "operations_api_health", responses((status = 200, body = Object, description = "OK")))]
+async fn api_health() -> Json<serde_json::Value> {
+    health().await
+}
+
+#[utoipa::path(get, path = "/live", tag = "operations", operation_id = "operations_live", responses((status = 200, body = Object, description = "OK")))]
 async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
 /// Ready when the database answers, every migration is applied and every serving projection is
 /// within the configured lag.
+#[utoipa::path(get, path = "/ready", tag = "operations", operation_id = "operations_ready",
+    responses((status = 200, body = Object, description = "Database, migrations and projection lag all fine"),
+        (status = 503, body = Object, description = "The same report, with what is not fine")))]
 async fn ready(State(state): State<AppState>) -> Response {
     let mut ok = true;
     let database = match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool).await {
@@ -81,6 +92,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "operations_metrics", responses((status = 200, content_type = "text/plain", body = String, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the lag and barrier gauges at scrape time.
     if let Err(error) = kraliki_projections::status::read_side(&state.pool).await {

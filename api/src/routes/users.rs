@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::user::{User, UserCommand, UserError};
 use kraliki_domain::values::{Email, Password, PersonName, Role};
 use kraliki_projections::user::{self as view, UserRow};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::users::{self, CreateUserError, NewUser};
@@ -22,13 +23,11 @@ use crate::error::{ApiError, Code};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/companies/{id}/users", get(list).post(create))
-        .route("/api/v1/companies/{id}/users/{user_id}", get(read).put(update).delete(deactivate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, deactivate))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserResponse {
     pub id: Uuid,
     pub company_id: Uuid,
@@ -68,7 +67,7 @@ impl From<UserRow> for UserResponse {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     email: String,
@@ -77,7 +76,7 @@ struct CreateBody {
     roles: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
@@ -87,7 +86,8 @@ struct UpdateBody {
     roles: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
@@ -164,6 +164,10 @@ async fn member(state: &AppState, company: Uuid, user_id: Uuid) -> Result<User, 
     Ok(user)
 }
 
+#[utoipa::path(get, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_list", params(("id" = Uuid, Path), ListQuery),
+    responses((status = 200, description = "`{items: [User], next_cursor, limit}`", body = Object), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -197,6 +201,10 @@ async fn list(
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": next, "limit": limit })))
 }
 
+#[utoipa::path(post, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_create", params(("id" = Uuid, Path)), request_body = CreateBody,
+    responses((status = 201, body = UserResponse, description = "Created"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
+    security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -235,6 +243,10 @@ async fn create(
     answer(&state, id, outcome.position, StatusCode::CREATED).await
 }
 
+#[utoipa::path(get, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_read",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 200, body = UserResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    security(("bearer" = [])))]
 async fn read(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -248,6 +260,11 @@ async fn read(
     answer(&state, user_id, None, StatusCode::OK).await
 }
 
+#[utoipa::path(put, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_update",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UpdateBody,
+    responses((status = 200, body = UserResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
+    security(("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -289,6 +306,11 @@ async fn update(
     answer(&state, user_id, position, StatusCode::OK).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_deactivate",
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Deactivated; sessions revoked"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"), (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)")),
+    security(("bearer" = [])))]
 async fn deactivate(
     State(state): State<AppState>,
     caller: AuthUser,

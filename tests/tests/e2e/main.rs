@@ -10,5 +10,6 @@ mod companies;
 mod event_store;
 mod idempotency;
 mod nats;
+mod openapi;
 mod operations;
 mod projections;

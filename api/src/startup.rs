@@ -10,6 +10,7 @@ use axum::Router;
 use kraliki_commands::Dispatcher;
 use kraliki_projections::company::CompanyProjection;
 use kraliki_projections::publisher::{EventPublisher, NatsSettings, Sink};
+use kraliki_projections::service_account::ServiceAccountProjection;
 use kraliki_projections::user::UserProjection;
 use kraliki_projections::{Projection, RunnerSettings, Supervisor, Wake};
 use tokio::net::TcpListener;
@@ -58,7 +59,12 @@ pub async fn event_sink(
 
 /// Every projection this build knows, in one place.
 pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(CompanyProjection), Arc::new(UserProjection), Arc::new(EventPublisher::new(sink))]
+    vec![
+        Arc::new(CompanyProjection),
+        Arc::new(UserProjection),
+        Arc::new(ServiceAccountProjection),
+        Arc::new(EventPublisher::new(sink)),
+    ]
 }
 
 pub fn runner_settings(settings: &Settings) -> RunnerSettings {

@@ -2,6 +2,7 @@
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
 pub mod company;
+pub mod service_account;
 pub mod user;
 pub mod values;
 

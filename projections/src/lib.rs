@@ -9,6 +9,7 @@ pub mod position;
 pub mod projection;
 pub mod publisher;
 pub mod runner;
+pub mod service_account;
 pub mod status;
 pub mod user;
 pub mod wake;

@@ -17,6 +17,8 @@ pub struct AuthUser {
     pub company_id: Uuid,
     pub email: String,
     pub roles: BTreeSet<Role>,
+    /// A service account (API key) rather than a person.
+    pub service: bool,
 }
 
 impl AuthUser {
@@ -44,7 +46,11 @@ impl AuthUser {
 
     /// The actor recorded in event metadata.
     pub fn actor(&self) -> String {
-        format!("user:{}", self.user_id)
+        if self.service {
+            format!("service:{}", self.user_id)
+        } else {
+            format!("user:{}", self.user_id)
+        }
     }
 }
 
@@ -80,6 +86,14 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let api_key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| bearer(parts).filter(|t| t.starts_with(super::api_keys::PREFIX)));
+        if let Some(key) = api_key {
+            return service_account(state, key).await;
+        }
         let token = bearer(parts)
             .or_else(|| cookie(parts, "auth_token"))
             .ok_or_else(|| unauthorized("send a bearer token or the auth_token cookie"))?;
@@ -90,6 +104,26 @@ impl FromRequestParts<AppState> for AuthUser {
         let user_id = claims.sub.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
         let company_id = claims.org_id.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
         let roles = claims.roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
-        Ok(Self { user_id, company_id, email: claims.email, roles })
+        Ok(Self { user_id, company_id, email: claims.email, roles, service: false })
     }
+}
+
+/// A service account by API key: the key must be stored unrevoked with a matching secret and
+/// listed as issued by the account's events, and the account must be active.
+async fn service_account(state: &AppState, key: &str) -> Result<AuthUser, ApiError> {
+    use kraliki_domain::service_account::ServiceAccount;
+    let invalid = || unauthorized("the API key is not valid");
+    let (account_id, key_id) = super::api_keys::check(&state.pool, key).await?.ok_or_else(invalid)?;
+    let (account, _) = state.dispatcher.load::<ServiceAccount>(&account_id.to_string()).await?;
+    if !account.is_active || !account.keys.contains_key(&key_id.to_string()) {
+        return Err(invalid());
+    }
+    let company_id = account.company_id.parse().map_err(|_| invalid())?;
+    Ok(AuthUser {
+        user_id: account_id,
+        company_id,
+        email: format!("service-account:{}", account.name),
+        roles: account.roles,
+        service: true,
+    })
 }

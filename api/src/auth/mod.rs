@@ -1,6 +1,7 @@
 //! Who is calling: Ed25519-signed JWTs (access and rotating refresh tokens), bcrypt passwords,
 //! login throttling, and the `AuthUser` extractor with role checks.
 
+pub mod api_keys;
 pub mod extract;
 pub mod keys;
 pub mod passwords;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod companies;
 pub mod health;
+pub mod service_accounts;
 pub mod users;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -16,7 +17,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Kraliki Voice API", description = "Event-sourced AI call-center backend. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "operations"))
+    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -43,4 +44,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(companies::router())
         .merge(admin::router())
         .merge(users::router())
+        .merge(service_accounts::router())
 }

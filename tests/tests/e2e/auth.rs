@@ -441,3 +441,88 @@ async fn company_admins_manage_their_people_and_no_one_elses() {
     assert_eq!(leaked, 0, "no password or hash in the log");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn service_accounts_call_with_api_keys_that_are_shown_once_and_revocable() {
+    let app = spawn_app().await;
+    let a: Value = register(&app, "ops@a.example", "A").await;
+    let b: Value = register(&app, "ops@b.example", "B").await;
+    let company = a["user"]["company_id"].as_str().unwrap().to_owned();
+    let other = b["user"]["company_id"].as_str().unwrap().to_owned();
+    let admin = client_with(a["access_token"].as_str().unwrap());
+    let accounts = app.url(&format!("/api/v1/companies/{company}/service-accounts"));
+
+    let r = admin.post(&accounts).json(&json!({"name": "dialer", "roles": ["agent"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("kvk_"));
+    let account = created["id"].as_str().unwrap().to_owned();
+    let listed: Value = admin.get(&accounts).send().await.unwrap().json().await.unwrap();
+    assert!(listed[0]["api_key"].is_null(), "a key is shown once");
+    assert_eq!(listed[0]["keys"].as_array().unwrap().len(), 1);
+    assert!(key.starts_with(listed[0]["keys"][0]["prefix"].as_str().unwrap()));
+
+    // The key authenticates as the account, within its company and roles.
+    let own = app.url(&format!("/api/v1/companies/{company}"));
+    let theirs = app.url(&format!("/api/v1/companies/{other}"));
+    let with_header = |url: &str| app.anon.get(url).header("x-api-key", key.clone()).send();
+    assert_eq!(with_header(&own).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.anon.get(&own).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(with_header(&theirs).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let r = app
+        .anon
+        .put(&own)
+        .header("x-api-key", key.clone())
+        .json(&json!({"industry": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "an agent-role account may not administer");
+    let forged = format!("{}{}", &key[..key.len() - 2], if key.ends_with("AA") { "BB" } else { "AA" });
+    assert_eq!(
+        app.anon.get(&own).header("x-api-key", forged).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A second key; revoking the first leaves the second working; deactivation ends both.
+    let r = admin.post(format!("{accounts}/{account}/keys")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let second = r.json::<Value>().await.unwrap()["api_key"].as_str().unwrap().to_owned();
+    let first_id = created["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let r = admin.delete(format!("{accounts}/{account}/keys/{first_id}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(with_header(&own).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.anon.get(&own).header("x-api-key", second.clone()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin.delete(format!("{accounts}/{account}")).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.anon.get(&own).header("x-api-key", second.clone()).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Another tenant's admin cannot see or touch the account.
+    let admin_b = client_with(b["access_token"].as_str().unwrap());
+    assert_eq!(admin_b.get(&accounts).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin_b.post(format!("{accounts}/{account}/keys")).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Secrets are nowhere in the log or the database in clear.
+    let secret = key.rsplit('_').next().unwrap().to_owned();
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE payload::text LIKE $1 OR metadata::text LIKE $1",
+    )
+    .bind(format!("%{secret}%"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+    app.cleanup().await;
+}

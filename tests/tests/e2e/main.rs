@@ -13,3 +13,4 @@ mod nats;
 mod openapi;
 mod operations;
 mod projections;
+mod roles;

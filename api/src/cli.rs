@@ -285,7 +285,8 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn demo_seed(settings: Settings) -> anyhow::Result<()> {
+/// The demo company and the seed's test users; refused in production.
+pub async fn demo_seed(settings: Settings) -> anyhow::Result<()> {
     use kraliki_domain::values::{Email, Password, PersonName, Role};
     if settings.environment == crate::config::Environment::Production {
         anyhow::bail!("the demo seed is refused in production");

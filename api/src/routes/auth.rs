@@ -33,6 +33,62 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(refresh_unprefixed))
         .routes(routes!(logout))
+        .routes(routes!(change_password))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", operation_id = "auth_change_password", request_body = PasswordBody,
+    responses((status = 204, description = "Changed; every session revoked"),
+        (status = 401, body = crate::error::Problem, description = "Not authenticated or wrong current password"),
+        (status = 422, body = crate::error::Problem, description = "Invalid new password")),
+    security(("bearer" = [])))]
+async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: ApiJson<PasswordBody>,
+) -> Result<Response, ApiError> {
+    if user.service {
+        return Err(ApiError::new(Code::Forbidden).detail("service accounts have API keys, not passwords"));
+    }
+    let b = body.value;
+    let new = Password::parse(&b.new_password)?;
+    let cost = state.settings.auth.bcrypt_cost;
+    let hash: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM user_credentials WHERE user_id = $1")
+            .bind(user.user_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    if !passwords::verify(&b.current_password, hash, cost).await? {
+        return Err(ApiError::new(Code::InvalidCredentials).detail("the current password is wrong"));
+    }
+    let new_hash = passwords::hash(&new, cost).await?;
+    sqlx::query("UPDATE user_credentials SET password_hash = $2, updated_at = now() WHERE user_id = $1")
+        .bind(user.user_id)
+        .bind(new_hash)
+        .execute(&state.pool)
+        .await?;
+    let ctx = CommandContext::new(user.company_id.to_string(), user.actor());
+    state
+        .dispatcher
+        .execute::<User>(
+            &user.user_id.to_string(),
+            kraliki_domain::user::UserCommand::RecordPasswordChange { at: Utc::now() },
+            &ctx,
+        )
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    // Every session ends: whoever knew the old password may hold one.
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user.user_id)
+        .execute(&state.pool)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

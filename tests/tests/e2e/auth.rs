@@ -526,3 +526,96 @@ async fn service_accounts_call_with_api_keys_that_are_shown_once_and_revocable()
     assert_eq!(leaked, 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_password_change_needs_the_old_one_and_ends_every_session() {
+    let app = spawn_app().await;
+    let body = register(&app, "pat@p.example", "P").await;
+    let me = client_with(body["access_token"].as_str().unwrap());
+    let url = app.url("/api/v1/auth/password");
+    let r = me
+        .post(&url)
+        .json(&json!({"current_password": "wrong-one", "new_password": "brand-new-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = me
+        .post(&url)
+        .json(&json!({"current_password": "s3cret-pass", "new_password": "short"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = me
+        .post(&url)
+        .json(&json!({"current_password": "s3cret-pass", "new_password": "brand-new-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(login(&app, "pat@p.example", "s3cret-pass").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login(&app, "pat@p.example", "brand-new-pass").await.status(), StatusCode::OK);
+    let r = app
+        .anon
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old session ended");
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(body["user"]["id"].as_str().unwrap())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, ["UserRegistered", "PasswordChanged"]);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_demo_seed_creates_the_published_test_users_but_never_in_production() {
+    let app = spawn_app().await;
+    let mut production = app.settings.clone();
+    production.environment = kraliki_api::config::Environment::Production;
+    assert!(kraliki_api::cli::demo_seed(production).await.is_err());
+    assert_eq!(login(&app, "testuser@example.com", "test123").await.status(), StatusCode::UNAUTHORIZED);
+    kraliki_api::cli::demo_seed(app.settings.clone()).await.unwrap();
+    kraliki_api::cli::demo_seed(app.settings.clone()).await.unwrap(); // a second run changes nothing
+    for (email, password, role) in [
+        ("testuser@example.com", "test123", "admin"),
+        ("admin@example.com", "AdminPassword123!", "admin"),
+        ("agent@example.com", "AgentPassword123!", "agent"),
+    ] {
+        let r = login(&app, email, password).await;
+        assert_eq!(r.status(), StatusCode::OK, "{email}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["user"]["role"], role);
+        assert_eq!(body["user"]["organization"], "Demo Company");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_ui_origin_may_call_with_credentials_and_responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let r = app
+        .anon
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let r = app.anon.get(app.url("/health")).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none(), "unknown origins get no CORS grant");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers().contains_key("x-request-id"));
+    app.cleanup().await;
+}

@@ -382,6 +382,9 @@ impl Dispatcher {
                     }
                     attempt += 1;
                     tracing::debug!(attempt, "append conflicted; deciding again on the newer state");
+                    // A little jitter, so racers do not collide again in lockstep.
+                    let pause = std::time::Duration::from_micros(rand::random_range(0..500 * attempt as u64));
+                    tokio::time::sleep(pause).await;
                 }
                 Err(AppendError::Database(e)) => return Err(DispatchError::Store(e.into())),
             }

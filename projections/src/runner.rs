@@ -236,6 +236,19 @@ impl Worker {
         .execute(&mut conn)
         .await;
         let _ = conn.close().await;
+        // A runner that stops because its build was retired cleans up after itself: nothing
+        // of its own holds the tables any more.
+        let retired = match self.ctx.pool.acquire().await {
+            Ok(mut c) => builds::get(&mut c, self.projection.name(), self.build_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.status == BuildStatus::Retired),
+            Err(_) => false,
+        };
+        if retired {
+            builds::drop_retired_tables(&self.ctx.pool, self.projection.as_ref()).await;
+        }
         tracing::info!(build = self.label(), "projection runner stopped");
     }
 

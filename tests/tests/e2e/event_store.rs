@@ -155,8 +155,9 @@ async fn conflicting_appends_never_corrupt_a_stream() {
     assert_eq!(ok + conflicts, 12, "only successes and conflicts: {results:?}");
     assert!(ok >= 1);
 
-    // With bounded retries, commands that are safe to re-decide all get through.
-    let racers = (0..8).map(|i| {
+    // With bounded retries, commands that are safe to re-decide all get through: each lost race
+    // is another racer's win, so 6 racers lose at most 5 times, the default retry budget.
+    let racers = (0..6).map(|i| {
         let (dispatcher, id, ctx) = (dispatcher.clone(), id.clone(), ctx.clone());
         tokio::spawn(async move { dispatcher.execute::<Company>(&id, rename(&format!("S{i}")), &ctx).await })
     });
@@ -169,10 +170,10 @@ async fn conflicting_appends_never_corrupt_a_stream() {
             .fetch_all(&app.pool)
             .await
             .unwrap();
-    let expected: Vec<i64> = (1..=(1 + ok as i64 + 8)).collect();
+    let expected: Vec<i64> = (1..=(1 + ok as i64 + 6)).collect();
     assert_eq!(sequences, expected, "contiguous, no gaps, no duplicates");
     let (state, version) = dispatcher.load::<Company>(&id).await.unwrap();
-    assert_eq!(version, 1 + ok as i64 + 8);
+    assert_eq!(version, 1 + ok as i64 + 6);
     assert!(state.name.starts_with('S'));
     app.cleanup().await;
 }

@@ -61,6 +61,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A writer's i-th command: the company's creation, then renames (one event each).
+fn nth_command(label: &str, writer: u64, i: u64) -> anyhow::Result<CompanyCommand> {
+    let name = CompanyName::parse(&format!("{label} {writer}-{i}"))?;
+    Ok(if i == 0 {
+        let profile = CompanyProfile {
+            domain: "bench.example".into(),
+            size: None,
+            industry: None,
+            description: None,
+            website: None,
+        };
+        CompanyCommand::CreateCompany { name, profile, at: Utc::now() }
+    } else {
+        CompanyCommand::RenameCompany { name, at: Utc::now() }
+    })
+}
+
 fn pgbench_binary() -> Option<String> {
     if Process::new("pgbench").arg("--version").output().is_ok() {
         return Some("pgbench".into());
@@ -129,19 +146,7 @@ async fn appends(dispatcher: &Dispatcher, writers: usize, seconds: u64) -> anyho
             let id = Uuid::now_v7().to_string();
             let ctx = CommandContext::new(id.clone(), "bench");
             while Instant::now() < deadline {
-                let name = CompanyName::parse(&format!("Bench {w}-{i}"))?;
-                let command = if i == 0 {
-                    let profile = CompanyProfile {
-                        domain: "bench.example".into(),
-                        size: None,
-                        industry: None,
-                        description: None,
-                        website: None,
-                    };
-                    CompanyCommand::CreateCompany { name, profile, at: Utc::now() }
-                } else {
-                    CompanyCommand::RenameCompany { name, at: Utc::now() }
-                };
+                let command = nth_command("Bench", w as u64, i)?;
                 let t = Instant::now();
                 dispatcher
                     .execute::<Company>(&id, command, &ctx)
@@ -215,19 +220,7 @@ async fn lag(dispatcher: &Dispatcher, wake: &Wake, rate: u64, seconds: u64) -> a
             let mut i = 0u64;
             while Instant::now() < deadline {
                 ticker.tick().await;
-                let name = CompanyName::parse(&format!("Lag {w}-{i}"))?;
-                let command = if i == 0 {
-                    let profile = CompanyProfile {
-                        domain: "lag.example".into(),
-                        size: None,
-                        industry: None,
-                        description: None,
-                        website: None,
-                    };
-                    CompanyCommand::CreateCompany { name, profile, at: Utc::now() }
-                } else {
-                    CompanyCommand::RenameCompany { name, at: Utc::now() }
-                };
+                let command = nth_command("Lag", w, i)?;
                 let outcome = dispatcher
                     .execute::<Company>(&id, command, &ctx)
                     .await

@@ -217,6 +217,21 @@ impl ApiError {
     }
 }
 
+/// A command's failure as a problem: the broken rule (mapped by `rule`, with its message as the
+/// detail), a conflict (409), a reused idempotency key (422), or an internal error.
+pub fn dispatch_error<E: std::error::Error>(
+    e: kraliki_commands::DispatchError<E>,
+    rule: impl FnOnce(&E) -> Code,
+) -> ApiError {
+    use kraliki_commands::DispatchError;
+    match e {
+        DispatchError::Rejected(broken) => ApiError::new(rule(&broken)).detail(broken.to_string()),
+        DispatchError::Conflict => ApiError::new(Code::Conflict),
+        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
+        DispatchError::Store(e) => ApiError::internal(e),
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(e)

@@ -44,6 +44,24 @@ impl AuthUser {
         self.is_operator() || self.company_id == company_id
     }
 
+    /// 404 for another tenant's company: it does not exist for this caller.
+    pub fn require_company(&self, company_id: Uuid) -> Result<(), ApiError> {
+        if self.in_company(company_id) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+
+    /// 403 unless the caller runs the platform.
+    pub fn require_operator(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::new(Code::Forbidden).detail(format!("only the platform operator {what}")))
+        }
+    }
+
     /// The actor recorded in event metadata.
     pub fn actor(&self) -> String {
         if self.service {

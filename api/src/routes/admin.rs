@@ -60,19 +60,11 @@ pub fn view(report: &status::BuildStatusReport) -> BuildView {
     }
 }
 
-fn operator_only(user: &AuthUser) -> Result<(), ApiError> {
-    if user.is_operator() {
-        Ok(())
-    } else {
-        Err(ApiError::new(Code::Forbidden).detail("only the platform operator operates projections"))
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/admin/projections", tag = "operations", operation_id = "operations_list",
     responses((status = 200, description = "`{barrier_age_ms, builds: [BuildView]}`", body = Object), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)")),
     security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
-    operator_only(&user)?;
+    user.require_operator("operates projections")?;
     let status = status::read_side(&state.pool).await?;
     let builds: Vec<BuildView> = status.builds.iter().map(view).collect();
     Ok(Json(serde_json::json!({ "barrier_age_ms": status.barrier_age_ms, "builds": builds })))
@@ -86,7 +78,7 @@ async fn rebuild(
     user: AuthUser,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Build>), ApiError> {
-    operator_only(&user)?;
+    user.require_operator("operates projections")?;
     let projection = state
         .supervisor
         .projection(&name)

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Code};
+use crate::error::{dispatch_error, ApiError, Code};
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -191,39 +191,14 @@ fn context(
     ctx
 }
 
-/// Another tenant's company does not exist for the caller.
-fn visible(user: &AuthUser, id: Uuid) -> Result<(), ApiError> {
-    if user.in_company(id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
-fn operator_only(user: &AuthUser) -> Result<(), ApiError> {
-    if user.is_operator() {
-        Ok(())
-    } else {
-        Err(ApiError::new(Code::Forbidden).detail("only the platform operator manages companies"))
-    }
-}
-
 fn command_error(e: DispatchError<CompanyError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(rule) => {
-            let code = match rule {
-                CompanyError::NotFound => Code::NotFound,
-                CompanyError::AlreadyExists => Code::AlreadyExists,
-                CompanyError::Deactivated
-                | CompanyError::AlreadyDeactivated
-                | CompanyError::NotDeactivated => Code::InvalidState,
-            };
-            ApiError::new(code).detail(rule.to_string())
+    dispatch_error(e, |rule| match rule {
+        CompanyError::NotFound => Code::NotFound,
+        CompanyError::AlreadyExists => Code::AlreadyExists,
+        CompanyError::Deactivated | CompanyError::AlreadyDeactivated | CompanyError::NotDeactivated => {
+            Code::InvalidState
         }
-        DispatchError::Conflict => ApiError::new(Code::Conflict),
-        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
-        DispatchError::Store(e) => ApiError::internal(e),
-    }
+    })
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -284,7 +259,7 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    operator_only(&user)?;
+    user.require_operator("manages companies")?;
     let b = body.value;
     let mut checks = Checks::default();
     let name = checks.take(CompanyName::parse(&b.name));
@@ -321,7 +296,7 @@ async fn update(
     IdempotencyKey(key): IdempotencyKey,
     body: ApiJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
-    visible(&user, id)?;
+    user.require_company(id)?;
     user.require(&[Role::Admin])?;
     let b = body.value;
     let mut checks = Checks::default();
@@ -359,8 +334,8 @@ async fn deactivate(
     IdempotencyKey(key): IdempotencyKey,
     ApiQuery(query): ApiQuery<DeactivateQuery>,
 ) -> Result<Response, ApiError> {
-    visible(&user, id)?;
-    operator_only(&user)?;
+    user.require_company(id)?;
+    user.require_operator("manages companies")?;
     let reason = optional_text("reason", query.reason.as_deref(), 500)?;
     let command = CompanyCommand::DeactivateCompany { reason, at: Utc::now() };
     let fp =
@@ -387,8 +362,8 @@ async fn reactivate(
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    visible(&user, id)?;
-    operator_only(&user)?;
+    user.require_company(id)?;
+    user.require_operator("manages companies")?;
     let command = CompanyCommand::ReactivateCompany { at: Utc::now() };
     let fp = crate::extract::fingerprint(
         &axum::http::Method::POST,
@@ -414,7 +389,7 @@ async fn read(
     PathId(id): PathId,
     MinPosition(min): MinPosition,
 ) -> Result<Response, ApiError> {
-    visible(&user, id)?;
+    user.require_company(id)?;
     state.wait_for(view::NAME, min).await?;
     let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
     let tag = etag(row.version);

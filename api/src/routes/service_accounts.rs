@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{api_keys, AuthUser};
-use crate::error::{ApiError, Code, Problem};
+use crate::error::{dispatch_error, ApiError, Code, Problem};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
@@ -74,29 +74,13 @@ struct KeyResponse {
     api_key: String,
 }
 
-fn in_company(caller: &AuthUser, company: Uuid) -> Result<(), ApiError> {
-    if caller.in_company(company) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
 fn command_error(e: DispatchError<ServiceAccountError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(rule) => {
-            let code = match rule {
-                ServiceAccountError::NotFound | ServiceAccountError::UnknownKey => Code::NotFound,
-                ServiceAccountError::AlreadyExists => Code::AlreadyExists,
-                ServiceAccountError::NoRole => Code::ValidationFailed,
-                ServiceAccountError::Deactivated => Code::InvalidState,
-            };
-            ApiError::new(code).detail(rule.to_string())
-        }
-        DispatchError::Conflict => ApiError::new(Code::Conflict),
-        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
-        DispatchError::Store(e) => ApiError::internal(e),
-    }
+    dispatch_error(e, |rule| match rule {
+        ServiceAccountError::NotFound | ServiceAccountError::UnknownKey => Code::NotFound,
+        ServiceAccountError::AlreadyExists => Code::AlreadyExists,
+        ServiceAccountError::NoRole => Code::ValidationFailed,
+        ServiceAccountError::Deactivated => Code::InvalidState,
+    })
 }
 
 /// The account, if it belongs to `company` (else not found).
@@ -148,7 +132,7 @@ async fn list(
     caller: AuthUser,
     Path(company): Path<Uuid>,
 ) -> Result<Json<Vec<AccountResponse>>, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Auditor])?;
     let rows = view::list_for_company(&state.pool, company).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
@@ -166,7 +150,7 @@ async fn create(
     Path(company): Path<Uuid>,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     let b = body.value;
     let name = kraliki_domain::values::PersonName::parse(&b.name)
@@ -217,7 +201,7 @@ async fn issue_key(
     caller: AuthUser,
     Path((company, account)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     account_of(&state, company, account).await?;
     let ctx = CommandContext::new(company.to_string(), caller.actor());
@@ -237,7 +221,7 @@ async fn revoke_key(
     caller: AuthUser,
     Path((company, account, key_id)): Path<(Uuid, Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     account_of(&state, company, account).await?;
     let ctx = CommandContext::new(company.to_string(), caller.actor());
@@ -265,7 +249,7 @@ async fn deactivate(
     caller: AuthUser,
     Path((company, account)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     account_of(&state, company, account).await?;
     let ctx = CommandContext::new(company.to_string(), caller.actor());

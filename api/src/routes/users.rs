@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::users::{self, CreateUserError, NewUser};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Code};
+use crate::error::{dispatch_error, ApiError, Code};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 
@@ -96,14 +96,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn in_company(user: &AuthUser, company: Uuid) -> Result<(), ApiError> {
-    if user.in_company(company) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
 fn parse_roles(raw: &[String], caller: &AuthUser) -> Result<BTreeSet<Role>, ApiError> {
     let mut roles = BTreeSet::new();
     for r in raw {
@@ -125,22 +117,12 @@ fn parse_roles(raw: &[String], caller: &AuthUser) -> Result<BTreeSet<Role>, ApiE
 }
 
 fn command_error(e: DispatchError<UserError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(rule) => {
-            let code = match rule {
-                UserError::NotFound => Code::NotFound,
-                UserError::AlreadyExists => Code::AlreadyExists,
-                UserError::NoRole => Code::ValidationFailed,
-                UserError::Deactivated | UserError::NotDeactivated | UserError::LastRole => {
-                    Code::InvalidState
-                }
-            };
-            ApiError::new(code).detail(rule.to_string())
-        }
-        DispatchError::Conflict => ApiError::new(Code::Conflict),
-        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
-        DispatchError::Store(e) => ApiError::internal(e),
-    }
+    dispatch_error(e, |rule| match rule {
+        UserError::NotFound => Code::NotFound,
+        UserError::AlreadyExists => Code::AlreadyExists,
+        UserError::NoRole => Code::ValidationFailed,
+        UserError::Deactivated | UserError::NotDeactivated | UserError::LastRole => Code::InvalidState,
+    })
 }
 
 /// The user as the read model shows it once it applied `position`.
@@ -174,7 +156,7 @@ async fn list(
     Path(company): Path<Uuid>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -211,7 +193,7 @@ async fn create(
     Path(company): Path<Uuid>,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     let b = body.value;
     let mut errors = Vec::new();
@@ -252,7 +234,7 @@ async fn read(
     caller: AuthUser,
     Path((company, user_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     if caller.user_id != user_id {
         caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
     }
@@ -271,7 +253,7 @@ async fn update(
     Path((company, user_id)): Path<(Uuid, Uuid)>,
     body: ApiJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     let current = member(&state, company, user_id).await?;
     let b = body.value;
@@ -316,7 +298,7 @@ async fn deactivate(
     caller: AuthUser,
     Path((company, user_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    in_company(&caller, company)?;
+    caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     member(&state, company, user_id).await?;
     if caller.user_id == user_id {

@@ -116,12 +116,22 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ServiceAccountRow>, s
         .await
 }
 
+/// A company's accounts in creation order (ids are UUID v7), after the cursor id.
 pub async fn list_for_company(
     pool: &PgPool,
     company_id: Uuid,
-) -> Result<Vec<ServiceAccountRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM {TABLE} WHERE company_id = $1 ORDER BY created_at, id"))
-        .bind(company_id)
-        .fetch_all(pool)
-        .await
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<(Vec<ServiceAccountRow>, bool), sqlx::Error> {
+    let mut rows: Vec<ServiceAccountRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM {TABLE} WHERE company_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    ))
+    .bind(company_id)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::{api_keys, AuthUser};
 use crate::error::{dispatch_error, ApiError, Code, Problem};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -123,19 +123,52 @@ async fn issue(
 }
 
 #[utoipa::path(get, path = "/api/v1/companies/{id}/service-accounts", tag = "service-accounts", operation_id = "service_accounts_list",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<AccountResponse>, description = "OK"), (status = 403, body = Problem, description = "Not allowed"),
+    params(("id" = Uuid, Path), ListQuery),
+    responses((status = 200, body = AccountPage, description = "OK"), (status = 403, body = Problem, description = "Not allowed"),
         (status = 404, body = Problem, description = "Not found")),
     security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(company): Path<Uuid>,
-) -> Result<Json<Vec<AccountResponse>>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<AccountPage>, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Auditor])?;
-    let rows = view::list_for_company(&state.pool, company).await?;
-    Ok(Json(rows.into_iter().map(Into::into).collect()))
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery).field(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 500",
+        ));
+    }
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => Some(raw.parse::<Uuid>().map_err(|_| {
+            ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API")
+        })?),
+    };
+    let (rows, more) = view::list_for_company(&state.pool, company, after, limit).await?;
+    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
+    Ok(Json(AccountPage { items: rows.into_iter().map(Into::into).collect(), next_cursor, limit }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct AccountPage {
+    items: Vec<AccountResponse>,
+    next_cursor: Option<String>,
+    limit: i64,
 }
 
 #[utoipa::path(post, path = "/api/v1/companies/{id}/service-accounts", tag = "service-accounts", operation_id = "service_accounts_create",

@@ -226,12 +226,13 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_read",
-    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 200, body = UserResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, body = UserResponse, description = "OK"), (status = 304, description = "Not modified"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn read(
     State(state): State<AppState>,
     caller: AuthUser,
+    headers: axum::http::HeaderMap,
     Path((company, user_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
@@ -239,7 +240,13 @@ async fn read(
         caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
     }
     member(&state, company, user_id).await?;
-    answer(&state, user_id, None, StatusCode::OK).await
+    let row = view::get(&state.pool, user_id).await?.ok_or_else(ApiError::not_found)?;
+    let tag =
+        axum::http::HeaderValue::from_str(&format!("\"v{}\"", row.version)).map_err(anyhow::Error::from)?;
+    if headers.get(axum::http::header::IF_NONE_MATCH).is_some_and(|v| v == tag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(axum::http::header::ETAG, tag)]).into_response());
+    }
+    Ok((StatusCode::OK, [(axum::http::header::ETAG, tag)], Json(UserResponse::from(row))).into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_update",

@@ -161,6 +161,19 @@ async fn sign_up_login_me_refresh_and_logout() {
 }
 
 #[tokio::test]
+async fn login_is_throttled_per_client_address_across_accounts() {
+    let app = kraliki_tests::spawn_app_with(|s| s.auth.max_failures_per_address = 3, vec![]).await;
+    register(&app, "dan@dan.example", "Dan Co").await;
+    for who in ["x1@dan.example", "x2@dan.example", "x3@dan.example"] {
+        assert_eq!(login(&app, who, "guessing-1").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login(&app, "dan@dan.example", "s3cret-pass").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "this address guessed too often");
+    assert!(r.headers().contains_key("retry-after"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn login_is_throttled_per_account_and_recovers() {
     let app = spawn_app().await;
     register(&app, "bob@bob.example", "Bob Co").await;
@@ -371,7 +384,11 @@ async fn company_admins_manage_their_people_and_no_one_elses() {
     // The agent logs in, reads itself, may not list or manage.
     let agent_login: Value = login(&app, "agent@a.example", "agent-pass-1").await.json().await.unwrap();
     let agent_client = client_with(agent_login["access_token"].as_str().unwrap());
-    assert_eq!(agent_client.get(&agent_url).send().await.unwrap().status(), StatusCode::OK);
+    let r = agent_client.get(&agent_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let r = agent_client.get(&agent_url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(agent_client.get(&users_a).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let r = agent_client.put(&agent_url).json(&json!({"roles": ["admin"]})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -458,7 +475,8 @@ async fn service_accounts_call_with_api_keys_that_are_shown_once_and_revocable()
     let key = created["api_key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("kvk_"));
     let account = created["id"].as_str().unwrap().to_owned();
-    let listed: Value = admin.get(&accounts).send().await.unwrap().json().await.unwrap();
+    let page: Value = admin.get(&accounts).send().await.unwrap().json().await.unwrap();
+    let listed = &page["items"];
     assert!(listed[0]["api_key"].is_null(), "a key is shown once");
     assert_eq!(listed[0]["keys"].as_array().unwrap().len(), 1);
     assert!(key.starts_with(listed[0]["keys"][0]["prefix"].as_str().unwrap()));

@@ -108,9 +108,22 @@ async fn create(
     for base in projection.tables() {
         let physical = tables.get(base);
         sqlx::query(&format!("DROP TABLE IF EXISTS {physical}")).execute(&mut **tx).await?;
-        sqlx::query(&format!("CREATE TABLE {physical} (LIKE {base}_template INCLUDING ALL)"))
-            .execute(&mut **tx)
-            .await?;
+        // Keys now (upserts need them); other indexes once the build has caught up, which
+        // is much cheaper than maintaining them row by row through a whole rebuild.
+        sqlx::query(&format!(
+            "CREATE TABLE {physical} (LIKE {base}_template INCLUDING ALL EXCLUDING INDEXES)"
+        ))
+        .execute(&mut **tx)
+        .await?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u')",
+        )
+        .bind(format!("{base}_template"))
+        .fetch_all(&mut **tx)
+        .await?;
+        for key in keys {
+            sqlx::query(&format!("ALTER TABLE {physical} ADD {key}")).execute(&mut **tx).await?;
+        }
     }
     let sql = format!(
         "INSERT INTO projection_builds (name, build_id, version, status) VALUES ($1, $2, $3, 'building') \
@@ -156,6 +169,39 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
     };
     tx.commit().await?;
     Ok(build)
+}
+
+/// Creates a build's secondary indexes (those of its templates that are not keys), if missing.
+/// Done once a build has caught up, before it may serve reads.
+pub async fn create_deferred_indexes(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    build_id: i32,
+) -> Result<(), sqlx::Error> {
+    let tables = BuildTables::new(projection.tables(), build_id);
+    for base in projection.tables() {
+        let physical = tables.get(base);
+        let definitions: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, pg_get_indexdef(ix.indexrelid) FROM pg_index ix \
+             JOIN pg_class c ON c.oid = ix.indexrelid \
+             WHERE ix.indrelid = $1::regclass AND NOT ix.indisprimary AND NOT ix.indisunique ORDER BY c.relname",
+        )
+        .bind(format!("{base}_template"))
+        .fetch_all(pool)
+        .await?;
+        for (name, definition) in definitions {
+            // `CREATE INDEX <name> ON public.<base>_template USING …` → the build's own copy.
+            let Some((_, rest)) = definition.split_once(&format!(" ON public.{base}_template ")) else {
+                tracing::warn!(index = name, "unexpected index definition; not copied");
+                continue;
+            };
+            let own = format!("{physical}{}", name.trim_start_matches(&format!("{base}_template")));
+            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {own} ON {physical} {rest}"))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Switches reads to `build_id` if it is at least as far along as the active build. Returns

@@ -204,6 +204,18 @@ async fn a_rebuild_under_writes_switches_over_without_readers_seeing_a_partial_m
     assert!(!live.is_empty());
     app.caught_up().await;
 
+    // The rebuilt table got the template's indexes (the secondary ones after catching up).
+    let indexes = |t: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_indexes WHERE tablename = $1")
+                .bind(t)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(indexes("company_view_b2").await, indexes("company_view_template").await);
     // The rebuilt model equals the state the aggregates decide from.
     let dispatcher = app.app().state().dispatcher.clone();
     let view =

@@ -143,19 +143,25 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error
         .await
 }
 
-/// Users of one company, oldest first, after the cursor `(created_at, id)`.
+/// Users of one company, oldest first, after the cursor `(created_at, id)`, optionally only
+/// active (or inactive) ones and only holders of `role`.
 pub async fn list_for_company(
     pool: &PgPool,
     company_id: Uuid,
+    is_active: Option<bool>,
+    role: Option<&str>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<(Vec<UserRow>, bool), sqlx::Error> {
     let (at, id) = after.unzip();
     let mut rows: Vec<UserRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM {TABLE} WHERE company_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4"
+         AND ($2::bool IS NULL OR is_active = $2) AND ($3::text IS NULL OR $3 = ANY(roles)) \
+         AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5)) ORDER BY created_at, id LIMIT $6"
     ))
     .bind(company_id)
+    .bind(is_active)
+    .bind(role)
     .bind(at)
     .bind(id)
     .bind(limit + 1)

@@ -94,6 +94,12 @@ struct ListQuery {
     limit: Option<i64>,
     #[serde(default)]
     cursor: Option<String>,
+    /// Only active (`true`) or deactivated (`false`) users.
+    #[serde(default)]
+    is_active: Option<bool>,
+    /// Only holders of this role.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 fn parse_roles(raw: &[String], caller: &AuthUser) -> Result<BTreeSet<Role>, ApiError> {
@@ -176,7 +182,10 @@ async fn list(
             Some((at, id.parse().map_err(|_| bad())?))
         }
     };
-    let (rows, more) = view::list_for_company(&state.pool, company, after, limit).await?;
+    let role = q.role.as_deref().map(Role::parse).transpose()?;
+    let (rows, more) =
+        view::list_for_company(&state.pool, company, q.is_active, role.map(Role::as_str), after, limit)
+            .await?;
     let next =
         if more { rows.last().map(|r| format!("{}~{}", r.created_at.to_rfc3339(), r.id)) } else { None };
     let items: Vec<UserResponse> = rows.into_iter().map(Into::into).collect();

@@ -396,6 +396,26 @@ async fn company_admins_manage_their_people_and_no_one_elses() {
     // The admin lists, renames and changes roles.
     let page: Value = admin_a.get(&users_a).send().await.unwrap().json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let page: Value =
+        admin_a.get(format!("{users_a}?role=agent")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let page: Value = admin_a.get(format!("{users_a}?limit=1")).send().await.unwrap().json().await.unwrap();
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest: Value = admin_a
+        .get(&users_a)
+        .query(&[("limit", "1"), ("cursor", next.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(rest["items"][0]["id"], page["items"][0]["id"]);
+    assert!(rest["next_cursor"].is_null());
+    assert_eq!(
+        admin_a.get(format!("{users_a}?role=king")).send().await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     let r = admin_a
         .put(&agent_url)
         .json(&json!({"full_name": "Agent Smith", "roles": ["supervisor"]}))

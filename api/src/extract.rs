@@ -158,3 +158,18 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         raw.parse().map(Self).map_err(|_| ApiError::not_found())
     }
 }
+
+/// The page size of a list: `limit`, 1–500, 50 when absent.
+pub fn page_limit(raw: Option<i64>) -> Result<i64, ApiError> {
+    let limit = raw.unwrap_or(50);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(Code::InvalidQuery).field("limit", "out_of_range", "must be between 1 and 500"))
+    }
+}
+
+/// A `cursor` this API did not hand out.
+pub fn bad_cursor() -> ApiError {
+    ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API")
+}

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{dispatch_error, ApiError, Code};
-use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
+use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -412,14 +412,7 @@ async fn list(
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<CompanyPage>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery).field(
-            "limit",
-            "out_of_range",
-            "must be between 1 and 500",
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let sort = match q.sort.as_deref() {
         None | Some("created_at") => CompanySort::CreatedAt,
         Some("name") => CompanySort::Name,
@@ -440,9 +433,7 @@ async fn list(
     };
     let cursor = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
-            ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API")
-        })?),
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| bad_cursor())?),
     };
     state.wait_for(view::NAME, min).await?;
     let only = (!user.is_operator()).then(|| vec![user.company_id]);

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::{api_keys, AuthUser};
 use crate::error::{dispatch_error, ApiError, Code, Problem};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -135,19 +135,10 @@ async fn list(
 ) -> Result<Json<AccountPage>, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Auditor])?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery).field(
-            "limit",
-            "out_of_range",
-            "must be between 1 and 500",
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(raw) => Some(raw.parse::<Uuid>().map_err(|_| {
-            ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API")
-        })?),
+        Some(raw) => Some(raw.parse::<Uuid>().map_err(|_| bad_cursor())?),
     };
     let (rows, more) = view::list_for_company(&state.pool, company, after, limit).await?;
     let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::auth::users::{self, CreateUserError, NewUser};
 use crate::auth::AuthUser;
 use crate::error::{dispatch_error, ApiError, Code};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -164,19 +164,11 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery).field(
-            "limit",
-            "out_of_range",
-            "must be between 1 and 500",
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => {
-            let bad =
-                || ApiError::new(Code::InvalidQuery).field("cursor", "invalid", "not a cursor from this API");
+            let bad = || bad_cursor();
             let (at, id) = raw.split_once('~').ok_or_else(bad)?;
             let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
             Some((at, id.parse().map_err(|_| bad())?))

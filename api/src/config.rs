@@ -69,6 +69,8 @@ pub struct ProjectionSettings {
     /// Run the projection runners in this process (one active runner per build across all).
     pub run: bool,
     pub batch_size: i64,
+    /// Events per transaction while a build rebuilds (see `RunnerSettings`).
+    pub rebuild_batch_size: i64,
     pub poll_interval_ms: u64,
     /// `/ready` fails when a serving projection is further behind than this.
     pub ready_max_lag_ms: f64,
@@ -76,7 +78,13 @@ pub struct ProjectionSettings {
 
 impl Default for ProjectionSettings {
     fn default() -> Self {
-        Self { run: true, batch_size: 1000, poll_interval_ms: 500, ready_max_lag_ms: 10_000.0 }
+        Self {
+            run: true,
+            batch_size: 1000,
+            rebuild_batch_size: 50_000,
+            poll_interval_ms: 500,
+            ready_max_lag_ms: 10_000.0,
+        }
     }
 }
 

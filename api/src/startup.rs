@@ -70,6 +70,7 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
 pub fn runner_settings(settings: &Settings) -> RunnerSettings {
     RunnerSettings {
         batch_size: settings.projections.batch_size,
+        rebuild_batch_size: settings.projections.rebuild_batch_size,
         poll_interval: Duration::from_millis(settings.projections.poll_interval_ms),
         ..RunnerSettings::default()
     }

@@ -26,8 +26,11 @@ use crate::wake::Wake;
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
-    /// Events per batch (one transaction each).
+    /// Events per batch (one transaction each) for a serving build.
     pub batch_size: i64,
+    /// Events per batch while a build is rebuilding: nobody reads it yet, so larger
+    /// transactions are free to fold several events of one row into one write.
+    pub rebuild_batch_size: i64,
     /// Backstop polling when no wake-up arrives.
     pub poll_interval: Duration,
     /// How often a standby retries to take over a build another process runs.
@@ -44,6 +47,7 @@ impl Default for RunnerSettings {
     fn default() -> Self {
         Self {
             batch_size: 1000,
+            rebuild_batch_size: 50_000,
             poll_interval: Duration::from_millis(500),
             standby_interval: Duration::from_secs(2),
             retry_delay: Duration::from_secs(1),
@@ -333,7 +337,11 @@ impl Worker {
         if build.status == BuildStatus::Retired {
             return Ok(Step::Stop);
         }
-        let events = fetch_batch(conn, build.checkpoint, self.ctx.settings.batch_size).await?;
+        let limit = match build.status {
+            BuildStatus::Building => self.ctx.settings.rebuild_batch_size,
+            _ => self.ctx.settings.batch_size,
+        };
+        let events = fetch_batch(conn, build.checkpoint, limit).await?;
         let Some(last) = events.last().map(StoredEvent::position) else {
             if build.status == BuildStatus::Building
                 && self.prepare_to_serve().await?
@@ -381,7 +389,7 @@ impl Worker {
                 .record(lag.max(0.0));
         }
         self.ctx.wake.projected();
-        let full = events.len() as i64 >= self.ctx.settings.batch_size;
+        let full = events.len() as i64 >= limit;
         if !full && build.status == BuildStatus::Building {
             // A partial batch reached the head of the log: under continuous writes an empty read
             // may never come, so this is the moment to try the switch-over.

@@ -433,7 +433,7 @@ async fn list(
     };
     let cursor = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| bad_cursor())?),
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(bad_cursor)?),
     };
     state.wait_for(view::NAME, min).await?;
     let only = (!user.is_operator()).then(|| vec![user.company_id]);

@@ -66,7 +66,7 @@ async fn a_runner_aborted_mid_batch_resumes_to_what_a_rebuild_gives() {
     let gate = Arc::new(Gate::default());
     gate.armed.store(true, Ordering::SeqCst);
     let projection: Arc<dyn Projection> = Arc::new(EventLog { gate: Some(gate.clone()) });
-    let settings = RunnerSettings { batch_size: 40, ..RunnerSettings::default() };
+    let settings = RunnerSettings { batch_size: 40, rebuild_batch_size: 40, ..RunnerSettings::default() };
     let state = app.app().state();
     let supervisor =
         Supervisor::new(app.pool.clone(), state.wake.clone(), settings, vec![projection.clone()]);
@@ -145,7 +145,14 @@ async fn a_runner_aborted_mid_batch_resumes_to_what_a_rebuild_gives() {
 
 #[tokio::test]
 async fn a_rebuild_under_writes_switches_over_without_readers_seeing_a_partial_model() {
-    let app = spawn_app_with(|s| s.projections.batch_size = 200, vec![]).await;
+    let app = spawn_app_with(
+        |s| {
+            s.projections.batch_size = 200;
+            s.projections.rebuild_batch_size = 200;
+        },
+        vec![],
+    )
+    .await;
     let ids = write_companies(&app, 300, 3).await;
     app.caught_up().await;
 

@@ -71,6 +71,8 @@ pub struct ProjectionSettings {
     pub batch_size: i64,
     /// Events per transaction while a build rebuilds (see `RunnerSettings`).
     pub rebuild_batch_size: i64,
+    /// After a partial batch, how long a runner waits for more (larger batches under load).
+    pub linger_ms: u64,
     pub poll_interval_ms: u64,
     /// `/ready` fails when a serving projection is further behind than this.
     pub ready_max_lag_ms: f64,
@@ -82,6 +84,7 @@ impl Default for ProjectionSettings {
             run: true,
             batch_size: 1000,
             rebuild_batch_size: 50_000,
+            linger_ms: 20,
             poll_interval_ms: 500,
             ready_max_lag_ms: 10_000.0,
         }

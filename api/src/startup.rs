@@ -71,6 +71,7 @@ pub fn runner_settings(settings: &Settings) -> RunnerSettings {
     RunnerSettings {
         batch_size: settings.projections.batch_size,
         rebuild_batch_size: settings.projections.rebuild_batch_size,
+        linger: Duration::from_millis(settings.projections.linger_ms),
         poll_interval: Duration::from_millis(settings.projections.poll_interval_ms),
         ..RunnerSettings::default()
     }

@@ -62,6 +62,28 @@ impl AuthUser {
         }
     }
 
+    /// Roles this caller may give: at least one, valid, and `platform_operator` only from an
+    /// operator.
+    pub fn grantable_roles(&self, raw: &[String]) -> Result<BTreeSet<Role>, ApiError> {
+        let mut roles = BTreeSet::new();
+        for r in raw {
+            roles.insert(Role::parse(r)?);
+        }
+        if roles.is_empty() {
+            return Err(ApiError::new(Code::ValidationFailed).field(
+                "roles",
+                "required",
+                "give at least one role",
+            ));
+        }
+        if roles.contains(&Role::PlatformOperator) && !self.is_operator() {
+            return Err(
+                ApiError::new(Code::Forbidden).detail("only the platform operator grants platform_operator")
+            );
+        }
+        Ok(roles)
+    }
+
     /// The actor recorded in event metadata.
     pub fn actor(&self) -> String {
         if self.service {

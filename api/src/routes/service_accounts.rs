@@ -1,8 +1,6 @@
 //! `/api/v1/companies/{id}/service-accounts`: non-human callers (telephony workers,
 //! orchestrators) with API keys. Company admins manage them; a key is shown once.
 
-use std::collections::BTreeSet;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -179,15 +177,7 @@ async fn create(
     let b = body.value;
     let name = kraliki_domain::values::PersonName::parse(&b.name)
         .map_err(|e| ApiError::new(Code::ValidationFailed).field("name", e.code, e.message))?;
-    let mut roles = BTreeSet::new();
-    for r in &b.roles {
-        roles.insert(Role::parse(r)?);
-    }
-    if roles.contains(&Role::PlatformOperator) && !caller.is_operator() {
-        return Err(
-            ApiError::new(Code::Forbidden).detail("only the platform operator grants platform_operator")
-        );
-    }
+    let roles = caller.grantable_roles(&b.roles)?;
     let (company_state, _) =
         state.dispatcher.load::<kraliki_domain::company::Company>(&company.to_string()).await?;
     if !company_state.created {

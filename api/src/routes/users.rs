@@ -1,8 +1,6 @@
 //! `/api/v1/companies/{id}/users`: a company's people. Admins manage them; supervisors and
 //! auditors may look; every change is an event on the User aggregate.
 
-use std::collections::BTreeSet;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -102,26 +100,6 @@ struct ListQuery {
     role: Option<String>,
 }
 
-fn parse_roles(raw: &[String], caller: &AuthUser) -> Result<BTreeSet<Role>, ApiError> {
-    let mut roles = BTreeSet::new();
-    for r in raw {
-        roles.insert(Role::parse(r)?);
-    }
-    if roles.is_empty() {
-        return Err(ApiError::new(Code::ValidationFailed).field(
-            "roles",
-            "required",
-            "give at least one role",
-        ));
-    }
-    if roles.contains(&Role::PlatformOperator) && !caller.is_operator() {
-        return Err(
-            ApiError::new(Code::Forbidden).detail("only the platform operator grants platform_operator")
-        );
-    }
-    Ok(roles)
-}
-
 fn command_error(e: DispatchError<UserError>) -> ApiError {
     dispatch_error(e, |rule| match rule {
         UserError::NotFound => Code::NotFound,
@@ -208,7 +186,7 @@ async fn create(
         }
         return Err(e);
     };
-    let roles = parse_roles(&b.roles, &caller)?;
+    let roles = caller.grantable_roles(&b.roles)?;
     let (company_exists, _) =
         state.dispatcher.load::<kraliki_domain::company::Company>(&company.to_string()).await?;
     if !company_exists.created {
@@ -271,7 +249,7 @@ async fn update(
         commands.push(UserCommand::RenameUser { full_name: PersonName::parse(name)?, at: Utc::now() });
     }
     if let Some(raw) = &b.roles {
-        let wanted = parse_roles(raw, &caller)?;
+        let wanted = caller.grantable_roles(raw)?;
         if current.roles.contains(&Role::PlatformOperator) && !caller.is_operator() {
             return Err(ApiError::new(Code::Forbidden)
                 .detail("only the platform operator changes an operator's roles"));

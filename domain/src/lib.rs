@@ -1,7 +1,14 @@
 //! Kraliki Voice's domain: aggregates (state, commands, events, errors, invariants) and the
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
+pub mod call;
+pub mod call_list;
+pub mod campaign;
+pub mod campaign_template;
 pub mod company;
+pub mod contact;
+pub mod contact_import;
+pub mod do_not_call;
 pub mod service_account;
 pub mod user;
 pub mod values;

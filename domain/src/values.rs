@@ -2,24 +2,32 @@
 //! rule tightened later never breaks the replay of old events.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
+use std::str::FromStr;
 
 /// Why a value was refused; `field` names the input, `code` is stable for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidValue {
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     pub code: &'static str,
     pub message: String,
 }
 
 impl InvalidValue {
-    pub fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        Self { field, code, message: message.into() }
+    pub fn new(field: impl Into<Cow<'static, str>>, code: &'static str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code, message: message.into() }
+    }
+
+    /// The same problem, reported under a nested name (`calling_window.start`).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = Cow::Owned(format!("{parent}.{}", self.field));
+        self
     }
 }
 
-fn clean_text(field: &'static str, raw: &str, max_chars: usize) -> Result<String, InvalidValue> {
+pub fn clean_text(field: &'static str, raw: &str, max_chars: usize) -> Result<String, InvalidValue> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(InvalidValue::new(field, "required", "must not be empty"));
@@ -279,5 +287,123 @@ mod people_tests {
         assert!(Password::parse(&"x".repeat(73)).is_err());
         let p = Password::parse("correct horse").expect("valid");
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+}
+
+/// A phone number in E.164 form (`+14155550123`), parsed and validated with libphonenumber's
+/// metadata (the `phonenumber` crate). Numbers without a `+` need a default region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Self, InvalidValue> {
+        Self::parse_field("phone_number", raw, default_region)
+    }
+
+    pub fn parse_field(
+        field: &'static str,
+        raw: &str,
+        default_region: Option<&str>,
+    ) -> Result<Self, InvalidValue> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(InvalidValue::new(field, "required", "must not be empty"));
+        }
+        if raw.len() > 40 {
+            return Err(InvalidValue::new(field, "invalid_phone", "is not a phone number"));
+        }
+        let region = match default_region {
+            Some(r) => Some(phonenumber::country::Id::from_str(&r.to_ascii_uppercase()).map_err(|_| {
+                InvalidValue::new("default_region", "invalid_region", "not an ISO 3166 region")
+            })?),
+            None => None,
+        };
+        if region.is_none() && !raw.starts_with('+') && !raw.starts_with("00") {
+            return Err(InvalidValue::new(
+                field,
+                "invalid_phone",
+                "needs an international prefix (+…) or a default region",
+            ));
+        }
+        let number = phonenumber::parse(region, raw).map_err(|_| {
+            InvalidValue::new(field, "invalid_phone", format!("'{raw}' is not a phone number"))
+        })?;
+        if !phonenumber::is_valid(&number) {
+            return Err(InvalidValue::new(
+                field,
+                "invalid_phone",
+                format!("'{raw}' is not a valid number for its region"),
+            ));
+        }
+        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
+    /// Trusts a value that was parsed before (an event payload, a read model).
+    pub fn from_e164_unchecked(e164: impl Into<String>) -> Self {
+        Self(e164.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The IANA time zones libphonenumber associates with the number's range; several when the
+    /// range spans zones (a whole country code), empty when unknown.
+    pub fn time_zones(&self) -> Vec<String> {
+        let Ok(number) = namba::parse(&self.0) else { return Vec::new() };
+        namba::TimeZones::for_number(&number)
+            .map(|zones| zones.iter().filter(|z| !z.starts_with("Etc/Unknown")).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An IANA time zone name (`Europe/Prague`), checked against the tz database.
+pub fn time_zone(field: &'static str, raw: &str) -> Result<String, InvalidValue> {
+    let raw = raw.trim();
+    chrono_tz::Tz::from_str(raw).map(|tz| tz.name().to_owned()).map_err(|_| {
+        InvalidValue::new(field, "invalid_timezone", format!("'{raw}' is not an IANA time zone"))
+    })
+}
+
+#[cfg(test)]
+mod phone_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_normalised_to_e164() {
+        let n = PhoneNumber::parse("+1 (415) 555-0123", None).expect("valid");
+        assert_eq!(n.as_str(), "+14155550123");
+        let n = PhoneNumber::parse("603 123 456", Some("cz")).expect("valid");
+        assert_eq!(n.as_str(), "+420603123456");
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_with_a_stable_code() {
+        for raw in ["", "12345", "+1 555 0100", "hello", "+999 1234"] {
+            let e = PhoneNumber::parse(raw, None).expect_err(raw);
+            assert!(e.code == "invalid_phone" || e.code == "required", "{raw}: {e:?}");
+        }
+        assert_eq!(PhoneNumber::parse("603123456", Some("XX")).expect_err("region").code, "invalid_region");
+    }
+
+    #[test]
+    fn time_zones_come_from_the_number() {
+        let la = PhoneNumber::parse("+14155550123", None).expect("valid");
+        assert_eq!(la.time_zones(), vec!["America/Los_Angeles".to_owned()]);
+        let prague = PhoneNumber::parse("+420603123456", None).expect("valid");
+        assert_eq!(prague.time_zones(), vec!["Europe/Prague".to_owned()]);
+    }
+
+    #[test]
+    fn time_zone_names_are_checked() {
+        assert_eq!(time_zone("timezone", " Europe/Prague ").expect("valid"), "Europe/Prague");
+        assert_eq!(time_zone("timezone", "Mars/Base").expect_err("bad").code, "invalid_timezone");
     }
 }

@@ -1,0 +1,74 @@
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+
+use super::*;
+
+type Given = TestFramework<Call>;
+
+fn at(second: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, second).single().expect("valid time")
+}
+
+fn initiated() -> CallEvent {
+    CallEvent::CallInitiated {
+        direction: CallDirection::Outbound,
+        provider: "twilio".into(),
+        provider_call_id: Some("CA1".into()),
+        from: "+14155550100".into(),
+        to: "+14155550123".into(),
+        campaign_id: None,
+        contact_id: None,
+        at: at(0),
+    }
+}
+
+#[test]
+fn completion_records_the_talk_time_and_a_repeated_callback_records_nothing() {
+    let completed = CallEvent::CallCompleted {
+        outcome: CallOutcome::Connected,
+        disposition: Some("sale".into()),
+        duration_seconds: 30,
+        hangup_cause: None,
+        campaign_id: None,
+        contact_id: None,
+        at: at(40),
+    };
+    Given::with(())
+        .given(vec![initiated(), CallEvent::CallAnswered { answered_by: Some("human".into()), at: at(10) }])
+        .when(CallCommand::CompleteCall {
+            outcome: CallOutcome::Connected,
+            disposition: Some("sale".into()),
+            hangup_cause: None,
+            at: at(40),
+        })
+        .then_expect_events(vec![completed.clone()]);
+    Given::with(())
+        .given(vec![initiated(), CallEvent::CallAnswered { answered_by: None, at: at(10) }, completed])
+        .when(CallCommand::CompleteCall {
+            outcome: CallOutcome::Connected,
+            disposition: None,
+            hangup_cause: None,
+            at: at(41),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn nothing_is_said_on_an_ended_or_unknown_call() {
+    Given::with(())
+        .given(vec![
+            initiated(),
+            CallEvent::CallFailed {
+                reason: "provider dropped".into(),
+                campaign_id: None,
+                contact_id: None,
+                at: at(5),
+            },
+        ])
+        .when(CallCommand::ReceiveDtmf { digits: "1".into(), at: at(6) })
+        .then_expect_error(CallError::Ended);
+    Given::with(())
+        .given_no_previous_events()
+        .when(CallCommand::AnswerCall { answered_by: None, at: at(1) })
+        .then_expect_error(CallError::NotFound);
+}

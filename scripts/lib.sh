@@ -407,9 +407,13 @@ ensure_test_tools() {
             python3 -m venv "$venv"
         fi
     fi
-    if ! "$venv/bin/python" -c 'import openapi_spec_validator' >/dev/null 2>&1; then
-        log "installing openapi-spec-validator (PyPI) into .data/venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator>=0.7'
+    # The official SDKs are oracles: twilio's RequestValidator, openai's realtime types,
+    # google-genai's LiveClientMessage, telnyx and deepgram-sdk.
+    if ! "$venv/bin/python" -c 'import openapi_spec_validator, twilio, openai, google.genai, telnyx, deepgram' \
+        >/dev/null 2>&1; then
+        log "installing openapi-spec-validator and the provider SDKs (PyPI) into .data/venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator>=0.7' \
+            twilio openai google-genai telnyx deepgram-sdk
     fi
     export KRALIKI_TEST_PYTHON="$venv/bin/python"
     local chromium

@@ -144,6 +144,102 @@ impl Default for AuthSettings {
     }
 }
 
+/// Voice-AI and telephony providers, read from the seed's unprefixed variables
+/// (`OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN`, ...). Every endpoint can be pointed elsewhere
+/// (tests, staging). A provider without a key cannot serve a campaign.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderSettings {
+    #[serde(serialize_with = "expose_opt")]
+    pub openai_api_key: Option<SecretString>,
+    #[serde(serialize_with = "expose_opt")]
+    pub gemini_api_key: Option<SecretString>,
+    #[serde(serialize_with = "expose_opt")]
+    pub deepgram_api_key: Option<SecretString>,
+    pub twilio_account_sid: Option<String>,
+    #[serde(serialize_with = "expose_opt")]
+    pub twilio_auth_token: Option<SecretString>,
+    #[serde(serialize_with = "expose_opt")]
+    pub telnyx_api_key: Option<SecretString>,
+    pub telnyx_public_key: Option<String>,
+    /// The external URL of this service, which webhook signatures are computed over.
+    pub public_base_url: Option<String>,
+    pub openai_realtime_url: Option<String>,
+    pub gemini_live_url: Option<String>,
+    pub deepgram_url: Option<String>,
+    pub telnyx_api_url: Option<String>,
+    pub twilio_api_url: Option<String>,
+}
+
+/// The unprefixed variables `ProviderSettings` reads.
+pub const PROVIDER_VARIABLES: &[&str] = &[
+    "openai_api_key",
+    "gemini_api_key",
+    "deepgram_api_key",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "telnyx_api_key",
+    "telnyx_public_key",
+    "public_base_url",
+    "openai_realtime_url",
+    "gemini_live_url",
+    "deepgram_url",
+    "telnyx_api_url",
+    "twilio_api_url",
+];
+
+impl ProviderSettings {
+    /// The voice-AI providers that have a key.
+    pub fn configured_voice(&self) -> Vec<kraliki_domain::campaign::VoiceProvider> {
+        use kraliki_domain::campaign::VoiceProvider;
+        use secrecy::ExposeSecret;
+        let has = |k: &Option<SecretString>| k.as_ref().is_some_and(|k| !k.expose_secret().trim().is_empty());
+        let mut out = Vec::new();
+        if has(&self.openai_api_key) {
+            out.push(VoiceProvider::Openai);
+        }
+        if has(&self.gemini_api_key) {
+            out.push(VoiceProvider::Gemini);
+        }
+        if has(&self.deepgram_api_key) {
+            out.push(VoiceProvider::Deepgram);
+        }
+        out
+    }
+}
+
+fn expose_opt<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    match secret {
+        Some(secret) => s.serialize_some(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportSettings {
+    /// Largest accepted upload (the file is streamed to disk, never held in memory).
+    pub max_upload_bytes: u64,
+    /// Rows per batch event.
+    pub batch_size: usize,
+    /// A longer CSV record or NDJSON line fails the file.
+    pub max_line_bytes: usize,
+    /// Where uploads are spooled while imported. Default: `<data_dir>/imports`.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 1024 * 1024 * 1024,
+            batch_size: 5_000,
+            max_line_bytes: 64 * 1024,
+            spool_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -162,6 +258,8 @@ pub struct Settings {
     pub projections: ProjectionSettings,
     pub nats: NatsSettings,
     pub auth: AuthSettings,
+    pub providers: ProviderSettings,
+    pub imports: ImportSettings,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -188,11 +286,17 @@ impl Default for Settings {
             projections: ProjectionSettings::default(),
             nats: NatsSettings::default(),
             auth: AuthSettings::default(),
+            providers: ProviderSettings::default(),
+            imports: ImportSettings::default(),
         }
     }
 }
 
 impl Settings {
+    pub fn spool_dir(&self) -> PathBuf {
+        self.imports.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("imports"))
+    }
+
     pub fn keys_dir(&self) -> PathBuf {
         self.auth.keys_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
     }
@@ -207,11 +311,27 @@ impl Settings {
         }
         figment = figment
             .merge(Env::prefixed("KRALIKI_").ignore(&["config"]).split("__"))
-            .merge(Env::raw().only(&["database_url", "nats_url", "qdrant_url"]));
+            .merge(Env::raw().only(&["database_url", "nats_url", "qdrant_url"]))
+            .merge(Env::raw().only(PROVIDER_VARIABLES).map(|k| format!("providers.{k}").into()));
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         // An empty NATS_URL / QDRANT_URL means "not configured".
         settings.nats_url = settings.nats_url.filter(|u| !u.trim().is_empty());
         settings.qdrant_url = settings.qdrant_url.filter(|u| !u.trim().is_empty());
+        {
+            use secrecy::ExposeSecret;
+            let p = &mut settings.providers;
+            for key in [
+                &mut p.openai_api_key,
+                &mut p.gemini_api_key,
+                &mut p.deepgram_api_key,
+                &mut p.twilio_auth_token,
+                &mut p.telnyx_api_key,
+            ] {
+                if key.as_ref().is_some_and(|k| k.expose_secret().trim().is_empty()) {
+                    *key = None;
+                }
+            }
+        }
         Ok(settings)
     }
 }

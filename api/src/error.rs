@@ -29,6 +29,9 @@ pub enum Code {
     Conflict,
     AlreadyExists,
     InvalidState,
+    CampaignNotReady,
+    ProviderNotConfigured,
+    LockedWhileActive,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
     PreconditionFailed,
@@ -46,7 +49,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 28] = [
         Code::MalformedJson,
         Code::InvalidBody,
         Code::ValidationFailed,
@@ -58,6 +61,9 @@ impl Code {
         Code::Conflict,
         Code::AlreadyExists,
         Code::InvalidState,
+        Code::CampaignNotReady,
+        Code::ProviderNotConfigured,
+        Code::LockedWhileActive,
         Code::IdempotencyKeyReused,
         Code::InvalidIdempotencyKey,
         Code::PreconditionFailed,
@@ -85,7 +91,12 @@ impl Code {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | AlreadyExists | InvalidState => StatusCode::CONFLICT,
+            Conflict
+            | AlreadyExists
+            | InvalidState
+            | CampaignNotReady
+            | ProviderNotConfigured
+            | LockedWhileActive => StatusCode::CONFLICT,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ProjectionLagging | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -112,6 +123,9 @@ impl Code {
             Conflict => "The resource was changed concurrently",
             AlreadyExists => "The resource already exists",
             InvalidState => "The resource is not in a state that allows this",
+            CampaignNotReady => "The campaign cannot start yet",
+            ProviderNotConfigured => "The campaign's voice provider has no API key configured",
+            LockedWhileActive => "These settings change only while the campaign is not dialing",
             IdempotencyKeyReused => "The idempotency key was used with a different request",
             InvalidIdempotencyKey => "The Idempotency-Key header is invalid",
             PreconditionFailed => "The resource changed since you read it",

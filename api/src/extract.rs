@@ -1,7 +1,7 @@
 //! Extractors that turn bad input into clear problems before a handler runs.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use serde::de::DeserializeOwned;
@@ -80,6 +80,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })?;
         Ok(Self { value, fingerprint: fingerprint(&method, &path, &bytes) })
+    }
+}
+
+/// An optional JSON body: none when the request has no body (no Content-Length or zero, and no
+/// Content-Type); otherwise exactly like [`ApiJson`].
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let headers = req.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if !headers.contains_key(header::CONTENT_TYPE) && !chunked && length.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state).await.map(Some)
     }
 }
 

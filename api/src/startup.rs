@@ -63,6 +63,8 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(CompanyProjection),
         Arc::new(UserProjection),
         Arc::new(ServiceAccountProjection),
+        Arc::new(kraliki_projections::campaign::CampaignProjection),
+        Arc::new(kraliki_projections::contact::ContactProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
 }
@@ -102,10 +104,23 @@ impl Application {
         }
         let create_keys = settings.environment == crate::config::Environment::Development;
         let keys = Arc::new(crate::auth::KeyRing::load(&settings.keys_dir(), create_keys)?);
+        let dispatcher = Dispatcher::new(pool.clone(), wake.clone());
+        let limits = kraliki_commands::import::ImportLimits {
+            batch_size: settings.imports.batch_size.max(1),
+            max_line_bytes: settings.imports.max_line_bytes,
+        };
+        let importer =
+            kraliki_commands::import::Importer::start(dispatcher.clone(), pool.clone(), wake.clone(), limits);
+        match kraliki_commands::import::recover_unfinished(&dispatcher, &pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(imports = n, "imports interrupted by a stop were marked failed"),
+            Err(error) => tracing::warn!(%error, "could not check for interrupted imports"),
+        }
         let state = AppState {
             keys,
             settings: Arc::new(settings),
-            dispatcher: Dispatcher::new(pool.clone(), wake.clone()),
+            dispatcher,
+            importer,
             pool,
             wake,
             supervisor,
@@ -185,7 +200,9 @@ pub const NO_SUCH_ROUTE: &str = "no such route";
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    crate::routes::router().split_for_parts().1
+    let mut doc = crate::routes::router().split_for_parts().1;
+    doc.merge(crate::routes::uploads().split_for_parts().1);
+    doc
 }
 
 pub fn router(state: AppState) -> Router {
@@ -217,12 +234,21 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = http.body_limit_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    let (api, openapi) = crate::routes::router().split_for_parts();
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .fallback(|| async { crate::error::ApiError::not_found().detail(NO_SUCH_ROUTE) })
+    let (api, mut openapi) = crate::routes::router().split_for_parts();
+    let (uploads, uploads_doc) = crate::routes::uploads().split_for_parts();
+    openapi.merge(uploads_doc);
+    let upload_limit = usize::try_from(state.settings.imports.max_upload_bytes).unwrap_or(usize::MAX);
+    let api = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
+    // Uploads are streamed to disk: a larger limit and no timeout; the spool enforces the size.
+    let uploads = uploads
+        .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
+        .layer(RequestBodyLimitLayer::new(upload_limit));
+    api.merge(uploads)
+        .fallback(|| async { crate::error::ApiError::not_found().detail(NO_SUCH_ROUTE) })
         // Outside the limit and timeout layers, so their bare answers become problems too.
         .layer(axum::middleware::from_fn(crate::error::problem_layer))
         .layer(SetResponseHeaderLayer::overriding(

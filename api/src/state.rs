@@ -23,6 +23,8 @@ pub struct AppState {
     pub keys: Arc<crate::auth::KeyRing>,
     /// The in-process live feed (when NATS is not configured).
     pub live: Option<broadcast::Sender<Arc<StoredEvent>>>,
+    /// Runs contact imports in the background.
+    pub importer: kraliki_commands::import::Importer,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 //! safe, and honouring idempotency keys.
 
 pub mod dispatcher;
+pub mod import;
 pub mod metadata;
 
 pub use dispatcher::{DispatchError, Dispatcher, Outcome};

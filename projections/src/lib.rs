@@ -3,7 +3,9 @@
 //! and rebuild new versions into fresh tables while the old build keeps serving.
 
 pub mod builds;
+pub mod campaign;
 pub mod company;
+pub mod contact;
 pub mod event;
 pub mod position;
 pub mod projection;

@@ -244,7 +244,15 @@ impl TestApp {
                     .iter()
                     .filter(|b| b.build.status == kraliki_projections::builds::BuildStatus::Active)
                     .collect();
-                (!active.is_empty() && active.iter().all(|b| b.lag_events == 0)).then_some(())
+                // Every projection serving (none still on its first build), none behind.
+                let names = |builds: &[&kraliki_projections::status::BuildStatusReport]| {
+                    builds.iter().map(|b| b.build.name.clone()).collect::<std::collections::BTreeSet<_>>()
+                };
+                let all: Vec<_> = status.builds.iter().collect();
+                (!active.is_empty()
+                    && names(&all) == names(&active)
+                    && active.iter().all(|b| b.lag_events == 0))
+                .then_some(())
             }
         })
         .await;

@@ -2,7 +2,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod call_lists;
+pub mod campaign_templates;
+pub mod campaigns;
+pub mod common;
 pub mod companies;
+pub mod contacts;
 pub mod health;
 pub mod service_accounts;
 pub mod users;
@@ -17,7 +22,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Kraliki Voice API", description = "Event-sourced AI call-center backend. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "operations"))
+    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "campaigns"), (name = "call-lists"), (name = "campaign-templates"), (name = "contacts"), (name = "do-not-call"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -45,4 +50,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(users::router())
         .merge(service_accounts::router())
+        .merge(campaigns::router())
+        .merge(call_lists::router())
+        .merge(campaign_templates::router())
+        .merge(contacts::router())
+}
+
+/// Routes that take large bodies: their own size limit and no request timeout.
+pub fn uploads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(contacts::uploads())
 }

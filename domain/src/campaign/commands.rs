@@ -28,6 +28,8 @@ pub struct Readiness {
     pub configured_providers: Vec<VoiceProvider>,
 }
 
+// A command lives for one decision; boxing its settings would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CampaignCommand {
     CreateCampaign {

@@ -6,6 +6,7 @@
 
 mod auth;
 mod bad_input;
+mod campaigns;
 mod companies;
 mod event_store;
 mod idempotency;

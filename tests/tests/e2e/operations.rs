@@ -26,7 +26,17 @@ async fn health_readiness_and_metrics_report_the_real_state() {
         .iter()
         .map(|i| i["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["company_view", "user_view", "service_account_view", "event_publisher"]);
+    assert_eq!(
+        names,
+        [
+            "company_view",
+            "user_view",
+            "service_account_view",
+            "campaign_view",
+            "contact_view",
+            "event_publisher"
+        ]
+    );
 
     let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for name in [

@@ -1,0 +1,93 @@
+//! Pieces every tenant-scoped write route shares: the command context, collecting field
+//! problems, and the headers of a write's answer.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use kraliki_commands::{CommandContext, Outcome};
+use kraliki_domain::values::InvalidValue;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Code};
+
+/// The caller's company is the tenant and scopes their idempotency keys; the caller is the
+/// actor; the request id correlates.
+pub fn tenant_context(
+    headers: &HeaderMap,
+    user: &AuthUser,
+    key: Option<String>,
+    fingerprint: String,
+) -> CommandContext {
+    let mut ctx = CommandContext::new(user.company_id.to_string(), user.actor());
+    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        ctx = ctx.with_correlation(request_id);
+    }
+    if let Some(key) = key {
+        ctx = ctx.with_idempotency(user.company_id.to_string(), key, Some(fingerprint));
+    }
+    ctx
+}
+
+/// Every field problem as one 422 `validation_failed`.
+pub fn invalid(problems: Vec<InvalidValue>) -> ApiError {
+    let mut error = ApiError::new(Code::ValidationFailed);
+    for p in problems {
+        error = error.field(p.field, p.code, p.message);
+    }
+    error
+}
+
+/// Collects every field problem before answering, so a client fixes them all at once.
+#[derive(Default)]
+pub struct Checks(pub Vec<InvalidValue>);
+
+impl Checks {
+    pub fn take<T>(&mut self, r: Result<T, InvalidValue>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid(self.0))
+        }
+    }
+}
+
+/// `Kraliki-Position` (where to wait for read-your-writes), `Idempotent-Replayed` and, for a
+/// creation, `Location`.
+pub fn write_headers(response: &mut Response, outcome: &Outcome, location: Option<String>) {
+    let headers = response.headers_mut();
+    if let Some(position) = outcome.position {
+        if let Ok(v) = HeaderValue::from_str(&position.to_string()) {
+            headers.insert("kraliki-position", v);
+        }
+    }
+    if outcome.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, v);
+    }
+}
+
+/// The id a write concerns: the one asked for, or the first request's on an idempotent replay.
+pub fn written_id(outcome: &Outcome, asked: uuid::Uuid) -> uuid::Uuid {
+    if outcome.replayed {
+        outcome.aggregate_id.split(':').next().and_then(|s| s.parse().ok()).unwrap_or(asked)
+    } else {
+        asked
+    }
+}
+
+/// Reader roles: everyone in the company. Writer roles differ per resource.
+pub const READERS: &[kraliki_domain::values::Role] = &[
+    kraliki_domain::values::Role::Agent,
+    kraliki_domain::values::Role::Auditor,
+    kraliki_domain::values::Role::Analyst,
+    kraliki_domain::values::Role::Supervisor,
+    kraliki_domain::values::Role::Admin,
+];
+
+pub const MANAGERS: &[kraliki_domain::values::Role] =
+    &[kraliki_domain::values::Role::Supervisor, kraliki_domain::values::Role::Admin];

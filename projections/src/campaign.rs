@@ -1,0 +1,526 @@
+//! The campaign read models: `campaign_view` (settings, lifecycle and live call statistics),
+//! `campaign_outcome_view` (calls per outcome and disposition), `campaign_template_view` and
+//! `call_list_view`. Call events update the statistics as they arrive.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kraliki_domain::call::CallEvent;
+use kraliki_domain::call_list::CallListEvent;
+use kraliki_domain::campaign::{CampaignEvent, CampaignSettings};
+use kraliki_domain::campaign_template::TemplateEvent;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::company::{Cursor, Page};
+use crate::event::StoredEvent;
+use crate::projection::{BuildTables, Projection};
+
+pub const NAME: &str = "campaign_view";
+const CAMPAIGNS: &str = "campaign_view";
+const OUTCOMES: &str = "campaign_outcome_view";
+const TEMPLATES: &str = "campaign_template_view";
+const CALL_LISTS: &str = "call_list_view";
+
+pub struct CampaignProjection;
+
+fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
+    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+#[async_trait]
+impl Projection for CampaignProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[CAMPAIGNS, OUTCOMES, TEMPLATES, CALL_LISTS]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        t: &BuildTables,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        for e in events {
+            match e.aggregate_type.as_str() {
+                "Campaign" => campaign(conn, t, e).await?,
+                "CampaignTemplate" => template(conn, t, e).await?,
+                "CallList" => call_list(conn, t, e).await?,
+                "Call" => call(conn, t, e).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    table: &str,
+    id: Uuid,
+    seq: i64,
+    status: &str,
+    column: Option<&str>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let extra = match column {
+        Some("resumed") => ", paused_at = NULL".to_owned(),
+        Some(c) => format!(", {c} = $4"),
+        None => String::new(),
+    };
+    sqlx::query(&format!(
+        "UPDATE {table} SET status = $2, version = $3, updated_at = $4{extra} WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(status)
+    .bind(seq)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn campaign(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(CAMPAIGNS);
+    let id: Uuid = e.aggregate_id.parse()?;
+    let seq = e.sequence;
+    match e.decode::<CampaignEvent>()? {
+        CampaignEvent::CampaignCreated { settings, origin, at } => {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, name, status, campaign_type, primary_provider, dialing_mode, \
+                 settings, origin, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(tenant(e)?)
+            .bind(&settings.name)
+            .bind(json(&settings.campaign_type)?.as_str().unwrap_or_default().to_owned())
+            .bind(settings.primary_provider.as_str())
+            .bind(json(&settings.dialing_mode)?.as_str().unwrap_or_default().to_owned())
+            .bind(json(&settings)?)
+            .bind(json(&origin)?)
+            .bind(seq)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CampaignEvent::CampaignUpdated { settings, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET name = $2, campaign_type = $3, primary_provider = $4, dialing_mode = $5, \
+                 settings = $6, version = $7, updated_at = $8 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(&settings.name)
+            .bind(json(&settings.campaign_type)?.as_str().unwrap_or_default().to_owned())
+            .bind(settings.primary_provider.as_str())
+            .bind(json(&settings.dialing_mode)?.as_str().unwrap_or_default().to_owned())
+            .bind(json(&settings)?)
+            .bind(seq)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CampaignEvent::CampaignStarted { at, .. } => {
+            set_status(conn, table, id, seq, "active", Some("started_at"), at).await?;
+        }
+        CampaignEvent::CampaignResumed { at } => {
+            set_status(conn, table, id, seq, "active", Some("resumed"), at).await?
+        }
+        CampaignEvent::CampaignPaused { at, .. } => {
+            set_status(conn, table, id, seq, "paused", Some("paused_at"), at).await?;
+        }
+        CampaignEvent::CampaignCompleted { at, .. } => {
+            set_status(conn, table, id, seq, "completed", Some("ended_at"), at).await?;
+        }
+        CampaignEvent::CampaignCancelled { at, .. } => {
+            set_status(conn, table, id, seq, "cancelled", Some("ended_at"), at).await?;
+        }
+        CampaignEvent::CampaignArchived { at } => {
+            set_status(conn, table, id, seq, "archived", Some("archived_at"), at).await?;
+        }
+        CampaignEvent::CampaignDeleted { .. } => {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
+            let lists = t.get(CALL_LISTS);
+            sqlx::query(&format!("DELETE FROM {lists} WHERE campaign_id = $1"))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn template(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(TEMPLATES);
+    let id: Uuid = e.aggregate_id.parse()?;
+    match e.decode::<TemplateEvent>()? {
+        TemplateEvent::CampaignTemplateCreated { settings, source_campaign, at } => {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, name, description, settings, source_campaign, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(tenant(e)?)
+            .bind(&settings.name)
+            .bind(&settings.description)
+            .bind(json(&settings)?)
+            .bind(source_campaign)
+            .bind(e.sequence)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TemplateEvent::CampaignTemplateUpdated { settings, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET name = $2, description = $3, settings = $4, version = $5, updated_at = $6 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(&settings.name)
+            .bind(&settings.description)
+            .bind(json(&settings)?)
+            .bind(e.sequence)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TemplateEvent::CampaignTemplateDeleted { .. } => {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn call_list(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(CALL_LISTS);
+    let id: Uuid = e.aggregate_id.parse()?;
+    match e.decode::<CallListEvent>()? {
+        CallListEvent::CallListCreated { campaign_id, spec, at } => {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, campaign_id, name, filter, sort, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(tenant(e)?)
+            .bind(campaign_id)
+            .bind(&spec.name)
+            .bind(json(&spec.filter)?)
+            .bind(json(&spec.order)?)
+            .bind(e.sequence)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallListEvent::CallListUpdated { spec, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET name = $2, filter = $3, sort = $4, version = $5, updated_at = $6 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(&spec.name)
+            .bind(json(&spec.filter)?)
+            .bind(json(&spec.order)?)
+            .bind(e.sequence)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallListEvent::CallListDeleted { .. } => {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Call events move the campaign's live statistics.
+async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(CAMPAIGNS);
+    match e.decode::<CallEvent>()? {
+        CallEvent::CallInitiated { campaign_id: Some(campaign), .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET total_calls = total_calls + 1, calls_in_flight = calls_in_flight + 1 WHERE id = $1"
+            ))
+            .bind(campaign)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::CallCompleted {
+            campaign_id: Some(campaign),
+            outcome,
+            disposition,
+            duration_seconds,
+            ..
+        } => {
+            let connected = outcome == kraliki_domain::call::CallOutcome::Connected;
+            let disposition = disposition.map(|d| d.trim().to_ascii_lowercase()).unwrap_or_default();
+            sqlx::query(&format!(
+                "UPDATE {table} SET calls_in_flight = greatest(calls_in_flight - 1, 0), \
+                 connected_calls = connected_calls + $2::int, \
+                 successful_calls = successful_calls + (($2 AND settings->'success_dispositions' ? $3))::int, \
+                 failed_calls = failed_calls + ($4)::int, talk_seconds = talk_seconds + $5 WHERE id = $1"
+            ))
+            .bind(campaign)
+            .bind(connected)
+            .bind(&disposition)
+            .bind(outcome == kraliki_domain::call::CallOutcome::Failed)
+            .bind(duration_seconds as i64)
+            .execute(&mut *conn)
+            .await?;
+            count_outcome(conn, t, campaign, outcome.as_str(), &disposition).await?;
+        }
+        CallEvent::CallFailed { campaign_id: Some(campaign), .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET calls_in_flight = greatest(calls_in_flight - 1, 0), failed_calls = failed_calls + 1 WHERE id = $1"
+            ))
+            .bind(campaign)
+            .execute(&mut *conn)
+            .await?;
+            count_outcome(conn, t, campaign, "failed", "").await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn count_outcome(
+    conn: &mut PgConnection,
+    t: &BuildTables,
+    campaign: Uuid,
+    outcome: &str,
+    disposition: &str,
+) -> anyhow::Result<()> {
+    let table = t.get(OUTCOMES);
+    sqlx::query(&format!(
+        "INSERT INTO {table} (campaign_id, outcome, disposition, calls) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (campaign_id, outcome, disposition) DO UPDATE SET calls = {table}.calls + 1"
+    ))
+    .bind(campaign)
+    .bind(outcome)
+    .bind(disposition)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// Queries ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CampaignRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub settings: Value,
+    pub origin: Value,
+    pub total_calls: i32,
+    pub calls_in_flight: i32,
+    pub connected_calls: i32,
+    pub successful_calls: i32,
+    pub failed_calls: i32,
+    pub talk_seconds: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+impl CampaignRow {
+    pub fn settings(&self) -> anyhow::Result<CampaignSettings> {
+        Ok(serde_json::from_value(self.settings.clone())?)
+    }
+}
+
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, status, settings, origin, total_calls, calls_in_flight, \
+    connected_calls, successful_calls, failed_calls, talk_seconds, version, created_at, updated_at, started_at, \
+    paused_at, ended_at, archived_at";
+
+pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<CampaignRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGNS} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CampaignFilter {
+    pub status: Option<String>,
+    pub campaign_type: Option<String>,
+    pub search: Option<String>,
+}
+
+fn cursor_key(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| key(r).encode()) } else { None };
+    Page { items: rows, next_cursor }
+}
+
+/// Newest first.
+pub async fn list(
+    pool: &PgPool,
+    tenant: Uuid,
+    filter: &CampaignFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<CampaignRow>> {
+    let mut q =
+        sqlx::QueryBuilder::new(format!("SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGNS} WHERE tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(s) = &filter.status {
+        q.push(" AND status = ").push_bind(s.clone());
+    }
+    if let Some(s) = &filter.campaign_type {
+        q.push(" AND campaign_type = ").push_bind(s.clone());
+    }
+    if let Some(s) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        q.push(" AND lower(name) LIKE ").push_bind(like(s));
+    }
+    if let Some(c) = after {
+        let at: DateTime<Utc> = c.key.parse()?;
+        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    let rows: Vec<CampaignRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+}
+
+pub fn like(search: &str) -> String {
+    format!("%{}%", search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct OutcomeCount {
+    pub outcome: String,
+    pub disposition: String,
+    pub calls: i32,
+}
+
+pub async fn outcomes(pool: &PgPool, campaign: Uuid) -> Result<Vec<OutcomeCount>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT outcome, disposition, calls FROM {OUTCOMES} WHERE campaign_id = $1 ORDER BY calls DESC, outcome, disposition"
+    ))
+    .bind(campaign)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub settings: Value,
+    pub source_campaign: Option<Uuid>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const TEMPLATE_COLUMNS: &str =
+    "id, name, description, settings, source_campaign, version, created_at, updated_at";
+
+pub async fn get_template(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<TemplateRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATES} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn list_templates(
+    pool: &PgPool,
+    tenant: Uuid,
+    search: Option<&str>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<TemplateRow>> {
+    let mut q =
+        sqlx::QueryBuilder::new(format!("SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATES} WHERE tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(s) = search.filter(|s| !s.is_empty()) {
+        q.push(" AND lower(name) LIKE ").push_bind(like(s));
+    }
+    if let Some(c) = after {
+        let at: DateTime<Utc> = c.key.parse()?;
+        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    let rows: Vec<TemplateRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallListRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub campaign_id: Uuid,
+    pub name: String,
+    pub filter: Value,
+    pub sort: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CALL_LIST_COLUMNS: &str =
+    "id, tenant_id, campaign_id, name, filter, sort, version, created_at, updated_at";
+
+pub async fn get_call_list(
+    pool: &PgPool,
+    tenant: Uuid,
+    id: Uuid,
+) -> Result<Option<CallListRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn call_lists_of(pool: &PgPool, campaign: Uuid) -> Result<Vec<CallListRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE campaign_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(campaign)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn list_call_lists(
+    pool: &PgPool,
+    tenant: Uuid,
+    campaign: Option<Uuid>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<CallListRow>> {
+    let mut q =
+        sqlx::QueryBuilder::new(format!("SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(c) = campaign {
+        q.push(" AND campaign_id = ").push_bind(c);
+    }
+    if let Some(c) = after {
+        let at: DateTime<Utc> = c.key.parse()?;
+        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    let rows: Vec<CallListRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+}

@@ -1,0 +1,903 @@
+//! The contact read models: `contact_view` (every contact, imported or created, with its dial
+//! history), `campaign_contact_view` (attempts per campaign), `contact_import_view` and
+//! `contact_import_problem_view` (import progress and per-row report) and `do_not_call_view`.
+//! Also the queries the dialer uses: call list members and the next contacts to dial.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kraliki_domain::call::{CallEvent, CallOutcome};
+use kraliki_domain::call_list::{ContactFilter, Direction, SortKey};
+use kraliki_domain::campaign::CampaignSettings;
+use kraliki_domain::contact::{ContactData, ContactEvent};
+use kraliki_domain::contact_import::{ContactBatchEvent, ContactImportEvent, ImportedContact};
+use kraliki_domain::do_not_call::DoNotCallEvent;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::company::{Cursor, Page};
+use crate::event::StoredEvent;
+use crate::projection::{BuildTables, Projection};
+
+pub const NAME: &str = "contact_view";
+const CONTACTS: &str = "contact_view";
+const CAMPAIGN_CONTACTS: &str = "campaign_contact_view";
+const IMPORTS: &str = "contact_import_view";
+const PROBLEMS: &str = "contact_import_problem_view";
+const DNC: &str = "do_not_call_view";
+
+pub struct ContactProjection;
+
+fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
+    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
+}
+
+#[async_trait]
+impl Projection for ContactProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[CONTACTS, CAMPAIGN_CONTACTS, IMPORTS, PROBLEMS, DNC]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        t: &BuildTables,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        for e in events {
+            match e.aggregate_type.as_str() {
+                "ContactBatch" => batch(conn, t, e).await?,
+                "ContactImport" => import(conn, t, e).await?,
+                "Contact" => contact(conn, t, e).await?,
+                "DoNotCallNumber" => dnc(conn, t, e).await?,
+                "Call" => call(conn, t, e).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn status_of(data: &ContactData) -> &'static str {
+    if data.do_not_call {
+        "do_not_call"
+    } else {
+        "pending"
+    }
+}
+
+/// Inserts or replaces contacts, one statement for the whole set (an import batch).
+#[allow(clippy::too_many_arguments)]
+async fn upsert_contacts(
+    conn: &mut PgConnection,
+    table: &str,
+    tenant: Uuid,
+    contacts: &[(Uuid, &ContactData, Option<Uuid>, Option<i64>)],
+    version: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let col =
+        |f: &dyn Fn(&ContactData) -> Option<String>| contacts.iter().map(|c| f(c.1)).collect::<Vec<_>>();
+    let arrays = |f: &dyn Fn(&ContactData) -> &Vec<String>| {
+        // Postgres arrays of arrays must be rectangular: pass each as a JSON array instead.
+        contacts.iter().map(|c| Value::from(f(c.1).clone())).collect::<Vec<Value>>()
+    };
+    sqlx::query(&format!(
+        "INSERT INTO {table} (id, tenant_id, phone_number, first_name, last_name, email, company, language, timezone, \
+         timezones, custom_fields, tags, lists, max_attempts, do_not_call, consent, status, import_id, source_row, \
+         version, created_at, updated_at) \
+         SELECT u.id, $2, u.phone, u.first_name, u.last_name, u.email, u.company, u.language, u.timezone, \
+           ARRAY(SELECT jsonb_array_elements_text(u.timezones)), u.custom_fields, \
+           ARRAY(SELECT jsonb_array_elements_text(u.tags)), ARRAY(SELECT jsonb_array_elements_text(u.lists)), \
+           u.max_attempts, u.dnc, u.consent, u.status, u.import_id, u.source_row, $20, $21, $21 \
+         FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
+           $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::int[], $15::bool[], $16::text[], $17::text[], \
+           $18::uuid[], $19::bigint[]) \
+           AS u(id, phone, first_name, last_name, email, company, language, timezone, timezones, custom_fields, tags, \
+                lists, max_attempts, dnc, consent, status, import_id, source_row) \
+         ON CONFLICT (id) DO UPDATE SET phone_number = excluded.phone_number, first_name = excluded.first_name, \
+           last_name = excluded.last_name, email = excluded.email, company = excluded.company, \
+           language = excluded.language, timezone = excluded.timezone, timezones = excluded.timezones, \
+           custom_fields = excluded.custom_fields, tags = excluded.tags, lists = excluded.lists, \
+           max_attempts = excluded.max_attempts, do_not_call = excluded.do_not_call, consent = excluded.consent, \
+           status = CASE WHEN excluded.do_not_call THEN 'do_not_call' \
+                         WHEN {table}.status = 'do_not_call' THEN 'pending' ELSE {table}.status END, \
+           version = excluded.version, updated_at = excluded.updated_at"
+    ))
+    .bind(contacts.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(tenant)
+    .bind(col(&|d| Some(d.phone_number.clone())))
+    .bind(col(&|d| d.first_name.clone()))
+    .bind(col(&|d| d.last_name.clone()))
+    .bind(col(&|d| d.email.clone()))
+    .bind(col(&|d| d.company.clone()))
+    .bind(col(&|d| d.language.clone()))
+    .bind(col(&|d| d.timezone.clone()))
+    .bind(arrays(&|d| &d.timezones))
+    .bind(contacts.iter().map(|c| Value::Object(c.1.custom_fields.clone())).collect::<Vec<_>>())
+    .bind(arrays(&|d| &d.tags))
+    .bind(arrays(&|d| &d.lists))
+    .bind(contacts.iter().map(|c| c.1.max_attempts as i32).collect::<Vec<_>>())
+    .bind(contacts.iter().map(|c| c.1.do_not_call).collect::<Vec<_>>())
+    .bind(col(&|d| serde_json::to_value(d.consent).ok().and_then(|v| v.as_str().map(str::to_owned))))
+    .bind(col(&|d| Some(status_of(d).to_owned())))
+    .bind(contacts.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(contacts.iter().map(|c| c.3).collect::<Vec<_>>())
+    .bind(version)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn batch(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let ContactBatchEvent::ContactBatchImported { import_id, contacts, rejected, at, .. } = e.decode()?;
+    let tenant = tenant(e)?;
+    let rows: Vec<(Uuid, &ContactData, Option<Uuid>, Option<i64>)> = contacts
+        .iter()
+        .map(|ImportedContact { id, row, data }| (*id, data, Some(import_id), Some(*row as i64)))
+        .collect();
+    upsert_contacts(conn, t.get(CONTACTS), tenant, &rows, 0, at).await?;
+    if !rejected.is_empty() {
+        let problems = t.get(PROBLEMS);
+        let mut seq = Vec::with_capacity(rejected.len());
+        let mut last = (u64::MAX, 0i32);
+        for p in &rejected {
+            last = if p.row == last.0 { (p.row, last.1 + 1) } else { (p.row, 0) };
+            seq.push(last.1);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {problems} (import_id, row_no, seq, field, code, message) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[]) \
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(import_id)
+        .bind(rejected.iter().map(|p| p.row as i64).collect::<Vec<_>>())
+        .bind(seq)
+        .bind(rejected.iter().map(|p| p.field.clone()).collect::<Vec<_>>())
+        .bind(rejected.iter().map(|p| p.code.clone()).collect::<Vec<_>>())
+        .bind(rejected.iter().map(|p| p.message.clone()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let mut rows_rejected: Vec<u64> = rejected.iter().map(|p| p.row).collect();
+    rows_rejected.dedup();
+    let duplicates = rejected.iter().filter(|p| p.code == "duplicate_phone").count() as i64;
+    let dnc = contacts.iter().filter(|c| c.data.do_not_call).count() as i64;
+    let imports = t.get(IMPORTS);
+    sqlx::query(&format!(
+        "UPDATE {imports} SET processed_rows = processed_rows + $2, successful = successful + $3, \
+         failed = failed + $4, duplicates = duplicates + $5, do_not_call = do_not_call + $6, batches = batches + 1, \
+         updated_at = $7 WHERE id = $1"
+    ))
+    .bind(import_id)
+    .bind((contacts.len() + rows_rejected.len()) as i64)
+    .bind(contacts.len() as i64)
+    .bind(rows_rejected.len() as i64)
+    .bind(duplicates)
+    .bind(dnc)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn import(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(IMPORTS);
+    let id: Uuid = e.aggregate_id.parse()?;
+    match e.decode::<ContactImportEvent>()? {
+        ContactImportEvent::ContactImportStarted {
+            format, file_name, size_bytes, contact_list, at, ..
+        } => {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, status, format, file_name, size_bytes, contact_list, created_at, updated_at) \
+                 VALUES ($1, $2, 'validating', $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(tenant(e)?)
+            .bind(format.as_str())
+            .bind(file_name)
+            .bind(size_bytes as i64)
+            .bind(contact_list)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ContactImportEvent::ContactImportValidated { total_rows, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = 'importing', total_rows = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(total_rows as i64)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ContactImportEvent::ContactImportCompleted { totals, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = 'completed', total_rows = $2, processed_rows = $2, successful = $3, \
+                 failed = $4, duplicates = $5, do_not_call = $6, batches = $7, updated_at = $8, finished_at = $8 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(totals.total as i64)
+            .bind(totals.successful as i64)
+            .bind(totals.failed as i64)
+            .bind(totals.duplicates as i64)
+            .bind(totals.do_not_call as i64)
+            .bind(totals.batches as i64)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ContactImportEvent::ContactImportFailed { code, message, row, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = 'failed', error_code = $2, error_message = $3, error_row = $4, \
+                 successful = 0, updated_at = $5, finished_at = $5 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(code)
+            .bind(message)
+            .bind(row.map(|r| r as i64))
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            // Nothing half-imported: contacts of a failed import go, unless changed since.
+            let contacts = t.get(CONTACTS);
+            sqlx::query(&format!("DELETE FROM {contacts} WHERE import_id = $1 AND version = 0"))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn contact(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(CONTACTS);
+    let id: Uuid = e.aggregate_id.parse()?;
+    match e.decode::<ContactEvent>()? {
+        ContactEvent::ContactCreated { data, at }
+        | ContactEvent::ContactUpdated { data, at, .. }
+        | ContactEvent::ContactMarkedDoNotCall { data, at, .. }
+        | ContactEvent::ContactDoNotCallCleared { data, at } => {
+            upsert_contacts(conn, table, tenant(e)?, &[(id, &data, None, None)], e.sequence, at).await?;
+        }
+        ContactEvent::ContactDeleted { .. } => {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn dnc(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(DNC);
+    match e.decode::<DoNotCallEvent>()? {
+        DoNotCallEvent::DoNotCallNumberAdded { phone_number, reason, source, at } => {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (tenant_id, phone_number, reason, source, added_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, phone_number) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
+                 added_at = excluded.added_at"
+            ))
+            .bind(tenant(e)?)
+            .bind(phone_number)
+            .bind(reason)
+            .bind(source)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DoNotCallEvent::DoNotCallNumberRemoved { phone_number, .. } => {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND phone_number = $2"))
+                .bind(tenant(e)?)
+                .bind(phone_number)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Dial attempts and their outcomes, per contact and per campaign and contact.
+async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let contacts = t.get(CONTACTS);
+    let per_campaign = t.get(CAMPAIGN_CONTACTS);
+    match e.decode::<CallEvent>()? {
+        CallEvent::CallInitiated { contact_id: Some(contact), campaign_id, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {contacts} SET attempts = attempts + 1, last_attempt_at = $2, \
+                 status = CASE WHEN status = 'do_not_call' THEN status ELSE 'calling' END WHERE id = $1"
+            ))
+            .bind(contact)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if let Some(campaign) = campaign_id {
+                sqlx::query(&format!(
+                    "INSERT INTO {per_campaign} (campaign_id, contact_id, attempts, in_flight, last_attempt_at, done) \
+                     VALUES ($1, $2, 1, true, $3, false) ON CONFLICT (campaign_id, contact_id) DO UPDATE \
+                     SET attempts = {per_campaign}.attempts + 1, in_flight = true, last_attempt_at = $3"
+                ))
+                .bind(campaign)
+                .bind(contact)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        CallEvent::CallCompleted {
+            contact_id: Some(contact), campaign_id, outcome, disposition, at, ..
+        } => {
+            ended(conn, contacts, per_campaign, contact, campaign_id, outcome, disposition, at).await?;
+        }
+        CallEvent::CallFailed { contact_id: Some(contact), campaign_id, at, .. } => {
+            ended(conn, contacts, per_campaign, contact, campaign_id, CallOutcome::Failed, None, at).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ended(
+    conn: &mut PgConnection,
+    contacts: &str,
+    per_campaign: &str,
+    contact: Uuid,
+    campaign: Option<Uuid>,
+    outcome: CallOutcome,
+    disposition: Option<String>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let connected = outcome == CallOutcome::Connected;
+    sqlx::query(&format!(
+        "UPDATE {contacts} SET last_outcome = $2, updated_at = $4, status = CASE \
+           WHEN status = 'do_not_call' THEN status WHEN $3 THEN 'completed' \
+           WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END WHERE id = $1"
+    ))
+    .bind(contact)
+    .bind(outcome.as_str())
+    .bind(connected)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(campaign) = campaign {
+        sqlx::query(&format!(
+            "UPDATE {per_campaign} SET in_flight = false, last_outcome = $3, last_disposition = $4, done = done OR $5, \
+             abandoned_at = CASE WHEN $3 = 'abandoned' THEN $6 ELSE abandoned_at END \
+             WHERE campaign_id = $1 AND contact_id = $2"
+        ))
+        .bind(campaign)
+        .bind(contact)
+        .bind(outcome.as_str())
+        .bind(disposition)
+        .bind(connected)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// Queries ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ContactRow {
+    pub id: Uuid,
+    pub phone_number: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub timezones: Vec<String>,
+    pub custom_fields: Value,
+    pub tags: Vec<String>,
+    pub lists: Vec<String>,
+    pub max_attempts: i32,
+    pub do_not_call: bool,
+    pub consent: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub import_id: Option<Uuid>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ContactRow {
+    /// The data an import gave this contact (for a change to an imported contact).
+    pub fn data(&self) -> ContactData {
+        ContactData {
+            phone_number: self.phone_number.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            email: self.email.clone(),
+            company: self.company.clone(),
+            language: self.language.clone(),
+            timezone: self.timezone.clone(),
+            timezones: self.timezones.clone(),
+            timezone_source: Default::default(),
+            custom_fields: match &self.custom_fields {
+                Value::Object(m) => m.clone(),
+                _ => Default::default(),
+            },
+            tags: self.tags.clone(),
+            lists: self.lists.clone(),
+            max_attempts: self.max_attempts.max(1) as u32,
+            do_not_call: self.do_not_call,
+            consent: serde_json::from_value(Value::String(self.consent.clone())).unwrap_or_default(),
+        }
+    }
+}
+
+const CONTACT_COLUMNS: &str = "c.id, c.phone_number, c.first_name, c.last_name, c.email, c.company, c.language, \
+    c.timezone, c.timezones, c.custom_fields, c.tags, c.lists, c.max_attempts, c.do_not_call, c.consent, c.status, \
+    c.attempts, c.last_attempt_at, c.last_outcome, c.import_id, c.version, c.created_at, c.updated_at";
+
+pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<ContactRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM {CONTACTS} c WHERE c.id = $1 AND c.tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_by_phone(pool: &PgPool, tenant: Uuid, phone: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM {CONTACTS} WHERE tenant_id = $1 AND phone_number = $2 LIMIT 1"
+    ))
+    .bind(tenant)
+    .bind(phone)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Which of these numbers the tenant already has as contacts, and which are on its
+/// do-not-call list.
+pub async fn known_numbers(
+    pool: &PgPool,
+    tenant: Uuid,
+    phones: &[String],
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
+    let existing = sqlx::query_scalar(&format!(
+        "SELECT phone_number FROM {CONTACTS} WHERE tenant_id = $1 AND phone_number = ANY($2)"
+    ))
+    .bind(tenant)
+    .bind(phones)
+    .fetch_all(pool)
+    .await?;
+    let listed = sqlx::query_scalar(&format!(
+        "SELECT phone_number FROM {DNC} WHERE tenant_id = $1 AND phone_number = ANY($2)"
+    ))
+    .bind(tenant)
+    .bind(phones)
+    .fetch_all(pool)
+    .await?;
+    Ok((existing, listed))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContactQuery {
+    pub search: Option<String>,
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    pub list: Option<String>,
+    pub import_id: Option<Uuid>,
+    pub do_not_call: Option<bool>,
+}
+
+pub async fn list(
+    pool: &PgPool,
+    tenant: Uuid,
+    query: &ContactQuery,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<ContactRow>> {
+    let mut q = QueryBuilder::new(format!("SELECT {CONTACT_COLUMNS} FROM {CONTACTS} c WHERE c.tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(s) = query.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = crate::campaign::like(s);
+        q.push(" AND (lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR c.phone_number LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR lower(c.email) LIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(s) = &query.status {
+        q.push(" AND c.status = ").push_bind(s.clone());
+    }
+    if let Some(s) = &query.tag {
+        q.push(" AND c.tags @> ARRAY[").push_bind(s.to_lowercase()).push("]");
+    }
+    if let Some(s) = &query.list {
+        q.push(" AND c.lists @> ARRAY[").push_bind(s.to_lowercase()).push("]");
+    }
+    if let Some(i) = query.import_id {
+        q.push(" AND c.import_id = ").push_bind(i);
+    }
+    if let Some(d) = query.do_not_call {
+        q.push(" AND c.do_not_call = ").push_bind(d);
+    }
+    if let Some(c) = after {
+        let at: DateTime<Utc> = c.key.parse()?;
+        q.push(" AND (c.created_at, c.id) > (").push_bind(at).push(", ").push_bind(c.id).push(")");
+    }
+    q.push(" ORDER BY c.created_at, c.id LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<ContactRow> = q.build_query_as().fetch_all(pool).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| {
+            Cursor { key: r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), id: r.id }
+                .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Page { items: rows, next_cursor })
+}
+
+/// The calling window a campaign applies, after `business_hours_only` narrows it.
+fn window(settings: &CampaignSettings) -> (chrono::NaiveTime, chrono::NaiveTime, Vec<i32>) {
+    let (mut start, mut end) = settings.calling_window.bounds();
+    let mut days: Vec<i32> = settings.calling_window.days.iter().map(|d| i32::from(*d)).collect();
+    if settings.business_hours_only {
+        start = start.max(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(start));
+        end = end.min(chrono::NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(end));
+        days.retain(|d| *d <= 5);
+    }
+    (start, end, days)
+}
+
+/// `now` is inside the window in every zone the contact may be in.
+fn push_in_window(q: &mut QueryBuilder<'_, Postgres>, settings: &CampaignSettings, now: DateTime<Utc>) {
+    let (start, end, days) = window(settings);
+    q.push(" AND NOT EXISTS (SELECT 1 FROM unnest(c.timezones) z WHERE NOT ((")
+        .push_bind(now)
+        .push(" AT TIME ZONE z)::time >= ")
+        .push_bind(start)
+        .push(" AND (")
+        .push_bind(now)
+        .push(" AT TIME ZONE z)::time < ")
+        .push_bind(end)
+        .push(" AND extract(isodow FROM ")
+        .push_bind(now)
+        .push(" AT TIME ZONE z)::int = ANY(")
+        .push_bind(days)
+        .push(")))");
+}
+
+/// The call list's membership conditions (`c` = contact_view, `cc` = its campaign row).
+fn push_filter(
+    q: &mut QueryBuilder<'_, Postgres>,
+    filter: &ContactFilter,
+    settings: &CampaignSettings,
+    now: DateTime<Utc>,
+) {
+    if !filter.tags_any.is_empty() {
+        q.push(" AND c.tags && ").push_bind(filter.tags_any.clone());
+    }
+    if !filter.tags_all.is_empty() {
+        q.push(" AND c.tags @> ").push_bind(filter.tags_all.clone());
+    }
+    if !filter.exclude_tags.is_empty() {
+        q.push(" AND NOT (c.tags && ").push_bind(filter.exclude_tags.clone()).push(")");
+    }
+    if !filter.lists.is_empty() {
+        q.push(" AND c.lists && ").push_bind(filter.lists.clone());
+    }
+    if !filter.fields.is_empty() {
+        q.push(" AND c.custom_fields @> ").push_bind(Value::Object(filter.fields.clone()));
+    }
+    if let Some(n) = filter.max_attempts_below {
+        q.push(" AND coalesce(cc.attempts, 0) < ").push_bind(n as i32);
+    }
+    if !filter.last_outcomes.is_empty() {
+        q.push(" AND coalesce(cc.last_outcome, 'never') = ANY(")
+            .push_bind(filter.last_outcomes.clone())
+            .push(")");
+    }
+    if !filter.languages.is_empty() {
+        q.push(" AND c.language = ANY(").push_bind(filter.languages.clone()).push(")");
+    }
+    if !filter.timezones.is_empty() {
+        q.push(" AND c.timezone = ANY(").push_bind(filter.timezones.clone()).push(")");
+    }
+    if filter.callable_now {
+        push_in_window(q, settings, now);
+    }
+}
+
+fn push_order(q: &mut QueryBuilder<'_, Postgres>, order: &[SortKey]) {
+    q.push(" ORDER BY ");
+    for key in order {
+        let dir = match key.direction {
+            Direction::Asc => " ASC NULLS FIRST, ",
+            Direction::Desc => " DESC NULLS LAST, ",
+        };
+        match key.field.as_str() {
+            "created_at" => {
+                q.push("c.created_at");
+            }
+            "attempts" => {
+                q.push("coalesce(cc.attempts, 0)");
+            }
+            "last_attempt_at" => {
+                q.push("cc.last_attempt_at");
+            }
+            "last_name" => {
+                q.push("lower(c.last_name)");
+            }
+            "first_name" => {
+                q.push("lower(c.first_name)");
+            }
+            other => {
+                let name = other.strip_prefix("custom.").unwrap_or(other).to_owned();
+                // Numbers (also numbers imported as text) sort as numbers, the rest as text.
+                q.push("CASE WHEN (c.custom_fields->>")
+                    .push_bind(name.clone())
+                    .push(") ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN (c.custom_fields->>")
+                    .push_bind(name.clone())
+                    .push(")::numeric END")
+                    .push(dir)
+                    .push("c.custom_fields->>")
+                    .push_bind(name);
+            }
+        }
+        q.push(dir);
+    }
+    q.push("c.created_at, c.id");
+}
+
+fn base_query<'a>(tenant: Uuid, campaign: Uuid) -> QueryBuilder<'a, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {CONTACT_COLUMNS}, coalesce(cc.attempts, 0) AS campaign_attempts, cc.last_outcome AS campaign_last_outcome, \
+         cc.last_attempt_at AS campaign_last_attempt_at \
+         FROM {CONTACTS} c LEFT JOIN {CAMPAIGN_CONTACTS} cc ON cc.contact_id = c.id AND cc.campaign_id = "
+    ));
+    q.push_bind(campaign).push(" WHERE c.tenant_id = ").push_bind(tenant);
+    q
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct MemberRow {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub contact: ContactRow,
+    pub campaign_attempts: i32,
+    pub campaign_last_outcome: Option<String>,
+    pub campaign_last_attempt_at: Option<DateTime<Utc>>,
+}
+
+pub struct CallListQuery<'a> {
+    pub tenant: Uuid,
+    pub campaign: Uuid,
+    pub settings: &'a CampaignSettings,
+    pub filter: &'a ContactFilter,
+    pub order: &'a [SortKey],
+    pub now: DateTime<Utc>,
+}
+
+/// The contacts a call list holds, in its dialing order (offset pages: the order is the list's).
+pub async fn members(
+    pool: &PgPool,
+    l: &CallListQuery<'_>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let mut q = base_query(l.tenant, l.campaign);
+    push_filter(&mut q, l.filter, l.settings, l.now);
+    push_order(&mut q, l.order);
+    q.push(" OFFSET ").push_bind(offset).push(" LIMIT ").push_bind(limit);
+    q.build_query_as().fetch_all(pool).await
+}
+
+/// Every rule a dial must pass, on top of the list's filter: not on the contact's or the
+/// tenant's do-not-call list, consent not denied, not being called now, attempts below the
+/// contact's and the campaign's maximum, not already connected by this campaign, the retry
+/// delay for the last outcome passed, not abandoned within 72 h, and inside the calling window
+/// in every zone the contact may be in.
+fn push_dialable(q: &mut QueryBuilder<'_, Postgres>, settings: &CampaignSettings, now: DateTime<Utc>) {
+    let d = &settings.retry_delays;
+    q.push(" AND NOT c.do_not_call AND c.consent <> 'denied' AND c.status <> 'calling'");
+    q.push(format!(
+        " AND NOT EXISTS (SELECT 1 FROM {DNC} d WHERE d.tenant_id = c.tenant_id AND d.phone_number = c.phone_number)"
+    ));
+    q.push(" AND coalesce(cc.attempts, 0) < least(c.max_attempts, ")
+        .push_bind(settings.max_attempts as i32)
+        .push(")");
+    q.push(" AND NOT coalesce(cc.done, false) AND NOT coalesce(cc.in_flight, false)");
+    q.push(
+        " AND (cc.last_attempt_at IS NULL OR cc.last_attempt_at + make_interval(mins => CASE cc.last_outcome",
+    )
+    .push(" WHEN 'no_answer' THEN ")
+    .push_bind(d.no_answer as i32)
+    .push(" WHEN 'busy' THEN ")
+    .push_bind(d.busy as i32)
+    .push(" WHEN 'voicemail' THEN ")
+    .push_bind(d.voicemail as i32)
+    .push(" WHEN 'abandoned' THEN ")
+    .push_bind(d.abandoned as i32)
+    .push(" ELSE ")
+    .push_bind(d.failed as i32)
+    .push(" END) <= ")
+    .push_bind(now)
+    .push(")");
+    q.push(" AND NOT coalesce(c.last_outcome = 'abandoned' AND c.last_attempt_at > ")
+        .push_bind(now)
+        .push(" - interval '72 hours', false)");
+    push_in_window(q, settings, now);
+}
+
+/// The next contacts to dial from a call list, best first.
+pub async fn next_to_dial(
+    pool: &PgPool,
+    l: &CallListQuery<'_>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let mut q = base_query(l.tenant, l.campaign);
+    push_filter(&mut q, l.filter, l.settings, l.now);
+    push_dialable(&mut q, l.settings, l.now);
+    push_order(&mut q, l.order);
+    q.push(" LIMIT ").push_bind(limit);
+    q.build_query_as().fetch_all(pool).await
+}
+
+/// How many contacts a call list holds, and how many of them could be dialed now or later
+/// (everything but the calling window and retry delays).
+pub async fn count_members(pool: &PgPool, l: &CallListQuery<'_>) -> Result<(i64, i64), sqlx::Error> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT count(*), count(*) FILTER (WHERE NOT c.do_not_call AND c.consent <> 'denied' \
+           AND NOT EXISTS (SELECT 1 FROM {DNC} d WHERE d.tenant_id = c.tenant_id AND d.phone_number = c.phone_number) \
+           AND coalesce(cc.attempts, 0) < least(c.max_attempts, "
+    ));
+    q.push_bind(l.settings.max_attempts as i32);
+    q.push(format!(
+        ") AND NOT coalesce(cc.done, false)) FROM {CONTACTS} c LEFT JOIN {CAMPAIGN_CONTACTS} cc ON cc.contact_id = c.id AND cc.campaign_id = "
+    ));
+    q.push_bind(l.campaign).push(" WHERE c.tenant_id = ").push_bind(l.tenant);
+    push_filter(&mut q, l.filter, l.settings, l.now);
+    q.build_query_as().fetch_one(pool).await
+}
+
+/// Per-campaign contact progress: contacts attempted, connected, finished.
+pub async fn campaign_progress(pool: &PgPool, campaign: Uuid) -> Result<(i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE done), count(*) FILTER (WHERE in_flight) \
+         FROM {CAMPAIGN_CONTACTS} WHERE campaign_id = $1"
+    ))
+    .bind(campaign)
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImportRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub status: String,
+    pub format: String,
+    pub file_name: Option<String>,
+    pub size_bytes: i64,
+    pub contact_list: Option<String>,
+    pub total_rows: Option<i64>,
+    pub processed_rows: i64,
+    pub successful: i64,
+    pub failed: i64,
+    pub duplicates: i64,
+    pub do_not_call: i64,
+    pub batches: i64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub error_row: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub async fn get_import(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<ImportRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT * FROM {IMPORTS} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn list_imports(pool: &PgPool, tenant: Uuid, limit: i64) -> Result<Vec<ImportRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT * FROM {IMPORTS} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Imports left unfinished (by a process that stopped), for the recovery at start.
+pub async fn unfinished_imports(pool: &PgPool) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT id, tenant_id FROM {IMPORTS} WHERE status IN ('validating', 'importing')"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ProblemRow {
+    pub row_no: i64,
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// The import's per-row report, in row order; `limit` None for all of it.
+pub async fn problems(
+    pool: &PgPool,
+    import: Uuid,
+    limit: Option<i64>,
+) -> Result<Vec<ProblemRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT row_no, field, code, message FROM {PROBLEMS} WHERE import_id = $1 ORDER BY row_no, seq LIMIT $2"
+    ))
+    .bind(import)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct DncRow {
+    pub phone_number: String,
+    pub reason: Option<String>,
+    pub source: Option<String>,
+    pub added_at: DateTime<Utc>,
+}
+
+pub async fn list_dnc(
+    pool: &PgPool,
+    tenant: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<DncRow>, Option<String>), sqlx::Error> {
+    let mut rows: Vec<DncRow> = sqlx::query_as(&format!(
+        "SELECT phone_number, reason, source, added_at FROM {DNC} WHERE tenant_id = $1 AND phone_number > $2 \
+         ORDER BY phone_number LIMIT $3"
+    ))
+    .bind(tenant)
+    .bind(after.unwrap_or(""))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(|r| r.phone_number.clone()) } else { None };
+    Ok((rows, next))
+}
+
+pub async fn is_dnc(pool: &PgPool, tenant: Uuid, phone: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {DNC} WHERE tenant_id = $1 AND phone_number = $2)"
+    ))
+    .bind(tenant)
+    .bind(phone)
+    .fetch_one(pool)
+    .await
+}

@@ -6,6 +6,9 @@
 //!    baseline is their mean). Printed as a ratio.
 //! 2. Full-rebuild throughput of the company projection over a log of M events.
 //! 3. Projection lag (command answered → visible in the read model) under a steady rate.
+//! 4. Contact import: a CSV of N contacts uploaded over HTTP until every contact is queryable,
+//!    against PostgreSQL's `COPY` of the same file into a plain table (the floor for loading
+//!    those bytes into this database).
 //!
 //! Everything runs in a scratch database created on the configured server and dropped after.
 
@@ -48,9 +51,29 @@ pub struct BenchArgs {
     /// Seconds of the lag measurement.
     #[arg(long, default_value_t = 10)]
     pub lag_seconds: u64,
+    /// Contacts in the import measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub import_contacts: usize,
+    /// Concurrent calls in the media bridge measurement.
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// Seconds of each media measurement.
+    #[arg(long, default_value_t = 10)]
+    pub call_seconds: u64,
+    /// Which measurements: all, event-store (1–3), import (4) or media (5).
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    pub only: Which,
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    All,
+    EventStore,
+    Import,
+    Media,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -304,13 +327,120 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
         "kraliki bench: {} writers, {} s per append run, {} events for rebuild, lag at {} events/s",
         args.writers, args.seconds, args.rebuild_events, args.lag_rate
     );
+    settings.imports.spool_dir =
+        Some(std::env::temp_dir().join(format!("kraliki-bench-{}", std::process::id())));
     let app = crate::Application::build(settings.clone()).await?;
     let pool = app.state().pool.clone();
     let wake = app.state().wake.clone();
-    let measured = live_measurements(&app, args, url).await;
+    let measured = async {
+        if matches!(args.only, Which::All | Which::Import) {
+            import_measurement(&app, args).await?;
+        }
+        if matches!(args.only, Which::All | Which::Media) {
+            crate::bench_media::run(&app, args.calls, args.call_seconds).await?;
+        }
+        if matches!(args.only, Which::All | Which::EventStore) {
+            live_measurements(&app, args, url).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
     app.stop().await;
     measured?;
+    if matches!(args.only, Which::Import | Which::Media) {
+        return Ok(());
+    }
     rebuild_measurement(&settings, args, pool, wake).await
+}
+
+/// A CSV of `n` distinct, valid contacts (San Francisco numbers, two tags, a custom field).
+fn contacts_csv(n: usize) -> String {
+    let mut out = String::with_capacity(n * 80 + 64);
+    out.push_str("phone_number,first_name,last_name,email,tags,score\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "+1415{:07},First{i},Last{i},person{i}@example.com,bench;{},{}\n",
+            2_000_000 + i,
+            if i % 2 == 0 { "even" } else { "odd" },
+            i % 100
+        ));
+    }
+    out
+}
+
+async fn import_measurement(app: &crate::Application, args: &BenchArgs) -> anyhow::Result<()> {
+    let n = args.import_contacts;
+    let csv = contacts_csv(n);
+    let pool = app.state().pool.clone();
+
+    // Baseline: COPY of the same bytes into a plain table.
+    sqlx::query(
+        "CREATE TABLE bench_contacts (phone_number text, first_name text, last_name text, email text, tags text, score text)",
+    )
+    .execute(&pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let started = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY bench_contacts FROM STDIN (FORMAT csv, HEADER true)").await?;
+    copy.send(csv.as_bytes()).await?;
+    let copied = copy.finish().await?;
+    let copy_secs = started.elapsed().as_secs_f64();
+    drop(conn);
+
+    // Ours: upload over HTTP, then wait until every contact is in the read model.
+    let state = app.state();
+    let company = Uuid::now_v7();
+    let token = crate::auth::tokens::issue(
+        &state.keys,
+        &state.settings.auth,
+        Uuid::now_v7(),
+        "bench@example.com",
+        &["admin".to_owned()],
+        "admin",
+        &company.to_string(),
+    )?
+    .access_token;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let response = client
+        .post(format!("http://{}/api/v1/contacts/import?file_name=bench.csv", app.addr()))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body(csv.clone())
+        .send()
+        .await?;
+    let accepted: serde_json::Value = response.json().await?;
+    let id: Uuid = accepted["id"].as_str().context("no import id")?.parse()?;
+    let upload_secs = started.elapsed().as_secs_f64();
+    let mut status = String::new();
+    while started.elapsed() < Duration::from_secs(600) {
+        let row = kraliki_projections::contact::get_import(&pool, company, id).await?;
+        status = row.map(|r| r.status).unwrap_or_default();
+        if status == "completed" || status == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if status != "completed" {
+        bail!("the import ended as {status:?}");
+    }
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_view WHERE import_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    if visible as usize != n {
+        bail!("{visible} of {n} contacts visible after the import");
+    }
+    println!(
+        "import:   {n} contacts imported and queryable in {secs:.2} s ({:.0} contacts/s; upload answered in {upload_secs:.2} s; goal <= 10 s for 100,000)",
+        n as f64 / secs
+    );
+    println!(
+        "COPY:     {copied} rows of the same CSV in {copy_secs:.2} s; import takes {:.1}x COPY's time",
+        secs / copy_secs
+    );
+    Ok(())
 }
 
 async fn live_measurements(app: &crate::Application, args: &BenchArgs, url: &str) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bench_media;
 pub mod cli;
 pub mod config;
 pub mod db;

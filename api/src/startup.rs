@@ -65,6 +65,7 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(ServiceAccountProjection),
         Arc::new(kraliki_projections::campaign::CampaignProjection),
         Arc::new(kraliki_projections::contact::ContactProjection),
+        Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
 }
@@ -116,7 +117,9 @@ impl Application {
             Ok(n) => tracing::warn!(imports = n, "imports interrupted by a stop were marked failed"),
             Err(error) => tracing::warn!(%error, "could not check for interrupted imports"),
         }
+        let media_secret = Arc::new(media_secret(&settings));
         let state = AppState {
+            media_secret,
             keys,
             settings: Arc::new(settings),
             dispatcher,
@@ -193,6 +196,27 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The media-token key: derived from the telephony credentials, so every instance agrees; a
+/// random one per process when none is configured (then a stream must reach the instance
+/// that answered its webhook, which is what a single instance does).
+fn media_secret(settings: &Settings) -> [u8; 32] {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    let p = &settings.providers;
+    let parts: Vec<&str> =
+        [&p.twilio_auth_token, &p.telnyx_api_key].into_iter().flatten().map(|s| s.expose_secret()).collect();
+    if parts.is_empty() {
+        return rand::random();
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(b"kraliki-media-token\0");
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().into()
 }
 
 /// The detail of the fallback's 404: no route matched (as opposed to a resource not found).

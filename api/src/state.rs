@@ -25,6 +25,8 @@ pub struct AppState {
     pub live: Option<broadcast::Sender<Arc<StoredEvent>>>,
     /// Runs contact imports in the background.
     pub importer: kraliki_commands::import::Importer,
+    /// Keys the HMAC tokens that tie a media stream to the call we set up.
+    pub media_secret: Arc<[u8; 32]>,
 }
 
 impl AppState {

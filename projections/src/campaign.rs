@@ -524,3 +524,14 @@ pub async fn list_call_lists(
     let rows: Vec<CallListRow> = q.build_query_as().fetch_all(pool).await?;
     Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
 }
+
+/// The active inbound campaign answering `number` (its caller id), and its tenant.
+pub async fn inbound_for_number(pool: &PgPool, number: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT id, tenant_id FROM {CAMPAIGNS} WHERE status = 'active' AND campaign_type = 'inbound_support' \
+         AND settings->>'caller_id' = $1 ORDER BY created_at LIMIT 1"
+    ))
+    .bind(number)
+    .fetch_optional(pool)
+    .await
+}

@@ -3,6 +3,7 @@
 //! and rebuild new versions into fresh tables while the old build keeps serving.
 
 pub mod builds;
+pub mod call;
 pub mod campaign;
 pub mod company;
 pub mod contact;

@@ -9,6 +9,7 @@
 
 pub mod ai;
 pub mod audio;
+pub mod bridge;
 pub mod telephony;
 pub mod telnyx;
 #[cfg(feature = "testing")]

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod call_lists;
+pub mod calls;
 pub mod campaign_templates;
 pub mod campaigns;
 pub mod common;
@@ -10,6 +11,7 @@ pub mod companies;
 pub mod contacts;
 pub mod health;
 pub mod service_accounts;
+pub mod telephony;
 pub mod users;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,7 +24,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Kraliki Voice API", description = "Event-sourced AI call-center backend. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "campaigns"), (name = "call-lists"), (name = "campaign-templates"), (name = "contacts"), (name = "do-not-call"), (name = "operations"))
+    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "campaigns"), (name = "call-lists"), (name = "campaign-templates"), (name = "contacts"), (name = "do-not-call"), (name = "calls"), (name = "telephony"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -54,6 +56,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(call_lists::router())
         .merge(campaign_templates::router())
         .merge(contacts::router())
+        .merge(calls::router())
+        .merge(telephony::router())
 }
 
 /// Routes that take large bodies: their own size limit and no request timeout.

@@ -268,6 +268,7 @@ pub struct Call {
     pub campaign_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub answered_at: Option<DateTime<Utc>>,
+    pub answered_by: Option<String>,
     pub streams: Vec<String>,
 }
 
@@ -423,9 +424,10 @@ impl Aggregate for Call {
                 self.contact_id = contact_id;
             }
             CallEvent::CallRinging { .. } => self.status = CallStatus::Ringing,
-            CallEvent::CallAnswered { at, .. } => {
+            CallEvent::CallAnswered { at, answered_by } => {
                 self.status = CallStatus::Answered;
                 self.answered_at = Some(at);
+                self.answered_by = answered_by;
             }
             CallEvent::MediaStreamStarted { stream_id, .. } => self.streams.push(stream_id),
             CallEvent::MediaStreamStopped { stream_id, .. } => self.streams.retain(|s| *s != stream_id),

@@ -6,6 +6,7 @@
 
 mod auth;
 mod bad_input;
+mod calls;
 mod campaigns;
 mod companies;
 mod event_store;
@@ -15,3 +16,4 @@ mod openapi;
 mod operations;
 mod projections;
 mod roles;
+mod telephony;

@@ -34,6 +34,7 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "service_account_view",
             "campaign_view",
             "contact_view",
+            "call_view",
             "event_publisher"
         ]
     );

@@ -1,0 +1,582 @@
+//! Telephony webhooks and media streams. Twilio: `POST /api/telephony/twilio/voice` (answers
+//! TwiML `<Connect><Stream>`), `POST /api/telephony/twilio/status`, the Media Streams socket at
+//! `/api/telephony/twilio/media`. Telnyx: `POST /api/telephony/telnyx/webhook` (answers the
+//! call with streaming through Call Control) and `/api/telephony/telnyx/media`.
+//!
+//! Webhooks are authenticated by the providers' signatures (X-Twilio-Signature over
+//! `PUBLIC_BASE_URL` + path; Telnyx Ed25519 with a 300 s window), never by tokens, and each is
+//! applied once (its idempotency key: Twilio CallSid + status + sequence, Telnyx event id).
+//! A media stream proves it belongs to a call we set up with an HMAC token we put in the
+//! stream's parameters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use kraliki_commands::{CommandContext, DispatchError};
+use kraliki_domain::call::{Call, CallCommand, CallDirection, CallError, CallOutcome, CallStatus};
+use kraliki_domain::campaign::VoiceProvider;
+use kraliki_voice::ai::{self, DeepgramConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
+use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, StreamStart};
+use kraliki_voice::telephony::telnyx_control::{Answer, CommandId, StreamParams, TelnyxClient};
+use kraliki_voice::telephony::twiml::{Connect, Say, Stream, VoiceResponse};
+use kraliki_voice::telephony::webhooks::{
+    self as hooks, AmdOutcome, Disposition, TelephonyEvent, TelephonyWebhook, TelnyxWebhook,
+    TwilioStatusCallback,
+};
+use kraliki_voice::telnyx::TelnyxVerifier;
+use kraliki_voice::twilio::TwilioValidator;
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(twilio_voice))
+        .routes(routes!(twilio_status))
+        .routes(routes!(twilio_media))
+        .routes(routes!(telnyx_webhook))
+        .routes(routes!(telnyx_media))
+}
+
+/// The call's aggregate id for a provider's call id: the same on every retry and instance.
+pub fn call_uuid(provider: &str, provider_call_id: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("kraliki:{provider}:{provider_call_id}").as_bytes())
+}
+
+fn public_url(state: &AppState, path_and_query: &str) -> Result<String, ApiError> {
+    let base =
+        state.settings.providers.public_base_url.as_deref().map(|b| b.trim_end_matches('/')).ok_or_else(
+            || {
+                ApiError::new(Code::ServiceUnavailable)
+                    .detail("PUBLIC_BASE_URL is not configured: webhook signatures cannot be checked")
+            },
+        )?;
+    Ok(format!("{base}{path_and_query}"))
+}
+
+fn ws_url(http_url: &str) -> String {
+    if let Some(rest) = http_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = http_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        http_url.to_owned()
+    }
+}
+
+fn forbidden(why: &str) -> ApiError {
+    ApiError::new(Code::Forbidden).detail(why.to_owned())
+}
+
+/// Who a call belongs to and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    tenant: Uuid,
+    campaign: Option<Uuid>,
+    contact: Option<Uuid>,
+}
+
+/// HMAC over the call and its target: a media stream carrying it was set up by us.
+fn media_token(state: &AppState, call: Uuid, t: &Target) -> String {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&state.media_secret[..]).expect("HMAC takes any key length");
+    mac.update(format!("{call}|{}|{:?}|{:?}", t.tenant, t.campaign, t.contact).as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn stream_parameters(state: &AppState, call: Uuid, t: &Target) -> Vec<(&'static str, String)> {
+    let mut p = vec![("call_id", call.to_string()), ("tenant", t.tenant.to_string())];
+    if let Some(c) = t.campaign {
+        p.push(("campaign_id", c.to_string()));
+    }
+    if let Some(c) = t.contact {
+        p.push(("contact_id", c.to_string()));
+    }
+    p.push(("token", media_token(state, call, t)));
+    p
+}
+
+fn target_from(params: &BTreeMap<String, String>) -> Option<(Uuid, Target, String)> {
+    let id = |k: &str| params.get(k).and_then(|v| v.parse::<Uuid>().ok());
+    Some((
+        id("call_id")?,
+        Target { tenant: id("tenant")?, campaign: id("campaign_id"), contact: id("contact_id") },
+        params.get("token")?.clone(),
+    ))
+}
+
+/// An outbound call carries its target in the webhook URL we gave the provider (signed with
+/// it); an inbound call goes to the active inbound campaign answering the dialed number.
+async fn resolve_target(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    to: Option<&str>,
+) -> Result<Option<Target>, ApiError> {
+    let id = |k: &str| query.get(k).and_then(|v| v.parse::<Uuid>().ok());
+    if let Some(tenant) = id("tenant") {
+        return Ok(Some(Target { tenant, campaign: id("campaign_id"), contact: id("contact_id") }));
+    }
+    let Some(to) = to else { return Ok(None) };
+    Ok(kraliki_projections::campaign::inbound_for_number(&state.pool, to)
+        .await?
+        .map(|(campaign, tenant)| Target { tenant, campaign: Some(campaign), contact: None }))
+}
+
+/// A provider's call, as its first webhook describes it.
+struct ProviderCall<'a> {
+    provider: &'a str,
+    id: &'a str,
+    direction: CallDirection,
+    from: &'a str,
+    to: &'a str,
+}
+
+async fn ensure_call(
+    state: &AppState,
+    call_id: Uuid,
+    target: &Target,
+    call: ProviderCall<'_>,
+) -> Result<(), ApiError> {
+    let ctx = CommandContext::new(target.tenant.to_string(), format!("system:{}", call.provider));
+    let command = CallCommand::InitiateCall {
+        direction: call.direction,
+        provider: call.provider.to_owned(),
+        provider_call_id: Some(call.id.to_owned()),
+        from: call.from.to_owned(),
+        to: call.to.to_owned(),
+        campaign_id: target.campaign,
+        contact_id: target.contact,
+        at: Utc::now(),
+    };
+    match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
+        Ok(_) | Err(DispatchError::Rejected(CallError::AlreadyExists)) => Ok(()),
+        Err(e) => Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
+    }
+}
+
+/// The tenant of a call we know (from its first event), for commands on it.
+async fn call_tenant(state: &AppState, call_id: Uuid) -> Result<Option<String>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT metadata->>'tenant_id' FROM events WHERE aggregate_type = 'Call' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(call_id.to_string())
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten())
+}
+
+/// Applies a provider's webhook to the call, once per idempotency key.
+async fn apply_webhook(state: &AppState, call_id: Uuid, hook: &TelephonyWebhook) -> Result<(), ApiError> {
+    let (call, _) = state.dispatcher.load::<Call>(&call_id.to_string()).await?;
+    if call.status == CallStatus::None {
+        tracing::info!(call = %hook.call_id, "webhook for a call we never set up; ignored");
+        return Ok(());
+    }
+    let Some(tenant) = call_tenant(state, call_id).await? else { return Ok(()) };
+    let scope = match hook.provider {
+        hooks::Provider::Twilio => "twilio",
+        hooks::Provider::Telnyx => "telnyx",
+    };
+    let ctx = CommandContext::new(tenant, format!("system:{scope}")).with_idempotency(
+        format!("webhook:{scope}"),
+        hook.idempotency_key.clone(),
+        None,
+    );
+    let at = Utc::now();
+    let command = match &hook.event {
+        TelephonyEvent::Ringing => CallCommand::MarkRinging { at },
+        TelephonyEvent::Answered { answered_by } => {
+            CallCommand::AnswerCall { answered_by: answered_by.map(|a| format!("{a:?}").to_lowercase()), at }
+        }
+        TelephonyEvent::Completed { disposition, hangup_cause, .. } => {
+            let machine = call.answered_by.as_deref() == Some("machine");
+            let outcome = match disposition {
+                Disposition::Normal if machine => CallOutcome::Voicemail,
+                Disposition::Normal => CallOutcome::Connected,
+                Disposition::Busy | Disposition::Rejected => CallOutcome::Busy,
+                Disposition::NoAnswer | Disposition::Canceled => CallOutcome::NoAnswer,
+                Disposition::Other => CallOutcome::Failed,
+            };
+            CallCommand::CompleteCall { outcome, disposition: None, hangup_cause: hangup_cause.clone(), at }
+        }
+        TelephonyEvent::Failed { reason } => CallCommand::FailCall { reason: reason.clone(), at },
+        TelephonyEvent::Dtmf { digits } | TelephonyEvent::GatherEnded { digits, .. } => {
+            CallCommand::ReceiveDtmf { digits: digits.clone(), at }
+        }
+        TelephonyEvent::RecordingAvailable { url } => {
+            CallCommand::AttachRecording { url: url.clone(), duration_seconds: None, at }
+        }
+        TelephonyEvent::MachineDetection { answered_by } => match answered_by.outcome() {
+            // A machine: the call ends as voicemail when it hangs up; note who answered.
+            AmdOutcome::Machine => CallCommand::AnswerCall { answered_by: Some("machine".into()), at },
+            _ => return Ok(()),
+        },
+        TelephonyEvent::Initiated { .. }
+        | TelephonyEvent::StreamStarted
+        | TelephonyEvent::StreamStopped
+        | TelephonyEvent::StreamFailed { .. }
+        | TelephonyEvent::Unhandled { .. } => return Ok(()),
+    };
+    match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
+        // A late callback on an ended call changes nothing.
+        Ok(_) | Err(DispatchError::Rejected(_)) => Ok(()),
+        Err(e) => Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
+    }
+}
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn query_map(raw: &Option<String>) -> HashMap<String, String> {
+    raw.as_deref()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Checks X-Twilio-Signature over the public URL of this request and its form parameters.
+fn check_twilio(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    raw: &Option<String>,
+    pairs: &[(String, String)],
+) -> Result<(), ApiError> {
+    let token = state.settings.providers.twilio_auth_token.clone().ok_or_else(|| {
+        ApiError::new(Code::ServiceUnavailable).detail("TWILIO_AUTH_TOKEN is not configured")
+    })?;
+    let path_and_query = match raw {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    };
+    let url = public_url(state, &path_and_query)?;
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| forbidden("missing X-Twilio-Signature"))?;
+    if !TwilioValidator::new(token).validate_form(&url, pairs, signature) {
+        return Err(forbidden("X-Twilio-Signature does not match this request"));
+    }
+    Ok(())
+}
+
+fn twiml(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/voice", tag = "telephony", operation_id = "twilio_voice",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's voice webhook (CallSid, From, To, Direction, …); signed with X-Twilio-Signature"),
+    responses((status = 200, description = "TwiML: <Connect><Stream> to the media socket", content_type = "text/xml"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)"),
+        (status = 503, body = crate::error::Problem, description = "Twilio not configured (problem+json)")))]
+async fn twilio_voice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pairs = form_pairs(&body);
+    check_twilio(&state, &headers, "/api/telephony/twilio/voice", &raw, &pairs)?;
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let call_sid = get("CallSid")
+        .ok_or_else(|| ApiError::new(Code::ValidationFailed).field("CallSid", "required", "missing"))?;
+    let (from, to) = (get("From").unwrap_or_default(), get("To").unwrap_or_default());
+    let direction = if get("Direction").is_some_and(|d| d.starts_with("outbound")) {
+        CallDirection::Outbound
+    } else {
+        CallDirection::Inbound
+    };
+    let Some(target) = resolve_target(&state, &query_map(&raw), Some(to)).await? else {
+        let xml = VoiceResponse::new().say(Say::new("This number is not in service.")).hangup().to_xml();
+        return Ok(twiml(xml));
+    };
+    let call_id = call_uuid("twilio", call_sid);
+    ensure_call(
+        &state,
+        call_id,
+        &target,
+        ProviderCall { provider: "twilio", id: call_sid, direction, from, to },
+    )
+    .await?;
+    let ctx = CommandContext::new(target.tenant.to_string(), "system:twilio");
+    let answered_by = get("AnsweredBy").map(hooks::AnsweredBy::from_twilio);
+    let answer = CallCommand::AnswerCall {
+        answered_by: answered_by.map(|a| format!("{a:?}").to_lowercase()),
+        at: Utc::now(),
+    };
+    let _ = state.dispatcher.execute::<Call>(&call_id.to_string(), answer, &ctx).await;
+    let media = ws_url(&public_url(&state, "/api/telephony/twilio/media")?);
+    let mut stream = Stream::new(&media).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    for (name, value) in stream_parameters(&state, call_id, &target) {
+        stream = stream.parameter(name, value);
+    }
+    Ok(twiml(VoiceResponse::new().connect(Connect::stream(stream)).to_xml()))
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/status", tag = "telephony", operation_id = "twilio_status",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio status callback; signed"),
+    responses((status = 204, description = "Applied (or already applied: retries change nothing)"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)")))]
+async fn twilio_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pairs = form_pairs(&body);
+    check_twilio(&state, &headers, "/api/telephony/twilio/status", &raw, &pairs)?;
+    let callback = TwilioStatusCallback::from_form(&pairs)
+        .map_err(|e| ApiError::new(Code::ValidationFailed).detail(e.to_string()))?;
+    let hook =
+        callback.to_event().map_err(|e| ApiError::new(Code::ValidationFailed).detail(e.to_string()))?;
+    apply_webhook(&state, call_uuid("twilio", &callback.call_sid), &hook).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/api/telephony/telnyx/webhook", tag = "telephony", operation_id = "telnyx_webhook",
+    request_body(content = Object, description = "A Telnyx Call Control webhook; signed (telnyx-signature-ed25519, telnyx-timestamp)"),
+    responses((status = 204, description = "Applied (once per event id)"),
+        (status = 403, body = crate::error::Problem, description = "Bad, stale or missing signature (problem+json)"),
+        (status = 503, body = crate::error::Problem, description = "Telnyx not configured (problem+json)")))]
+async fn telnyx_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = state.settings.providers.telnyx_public_key.as_deref().ok_or_else(|| {
+        ApiError::new(Code::ServiceUnavailable).detail("TELNYX_PUBLIC_KEY is not configured")
+    })?;
+    let verifier = TelnyxVerifier::from_base64_key(key)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("TELNYX_PUBLIC_KEY: {e:?}")))?;
+    let header_of = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) =
+        (header_of("telnyx-signature-ed25519"), header_of("telnyx-timestamp"))
+    else {
+        return Err(forbidden("missing telnyx-signature-ed25519 / telnyx-timestamp"));
+    };
+    verifier
+        .verify(signature, timestamp, &body, Utc::now().timestamp())
+        .map_err(|e| forbidden(&format!("Telnyx signature refused: {e:?}")))?;
+    let webhook = TelnyxWebhook::parse(&body)
+        .map_err(|e| ApiError::new(Code::ValidationFailed).detail(e.to_string()))?;
+    let hook = webhook.to_event().map_err(|e| ApiError::new(Code::ValidationFailed).detail(e.to_string()))?;
+    let call_id = call_uuid("telnyx", &hook.call_id);
+    if let TelephonyEvent::Initiated { direction: Some(hooks::CallDirection::Inbound), from, to } =
+        &hook.event
+    {
+        let Some(target) = resolve_target(&state, &HashMap::new(), to.as_deref()).await? else {
+            tracing::info!(to = ?to, "inbound Telnyx call to a number no campaign answers; ignored");
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        };
+        let (from, to) = (from.clone().unwrap_or_default(), to.clone().unwrap_or_default());
+        let call = ProviderCall {
+            provider: "telnyx",
+            id: &hook.call_id,
+            direction: CallDirection::Inbound,
+            from: &from,
+            to: &to,
+        };
+        ensure_call(&state, call_id, &target, call).await?;
+        answer_telnyx(&state, call_id, &target, &hook).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    apply_webhook(&state, call_id, &hook).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Answers an inbound Telnyx call with a bidirectional PCMU stream to our media socket; the
+/// event id is the command id, so a redelivered webhook answers once.
+async fn answer_telnyx(
+    state: &AppState,
+    call_id: Uuid,
+    target: &Target,
+    hook: &TelephonyWebhook,
+) -> Result<(), ApiError> {
+    let providers = &state.settings.providers;
+    let key = providers
+        .telnyx_api_key
+        .clone()
+        .ok_or_else(|| ApiError::new(Code::ServiceUnavailable).detail("TELNYX_API_KEY is not configured"))?;
+    let mut client = TelnyxClient::new(key).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    if let Some(url) = &providers.telnyx_api_url {
+        client = client.with_base_url(url).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    }
+    let query: Vec<String> =
+        stream_parameters(state, call_id, target).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let stream_url =
+        format!("{}?{}", ws_url(&public_url(state, "/api/telephony/telnyx/media")?), query.join("&"));
+    let answer = Answer { stream: Some(StreamParams::bidirectional_pcmu(stream_url)), client_state: None };
+    let id = CommandId::parse(format!("answer-{}", hook.idempotency_key))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    client
+        .answer(&hook.call_id, &answer, &id)
+        .await
+        .map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(format!("Telnyx answer failed: {e}")))?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/telephony/twilio/media", tag = "telephony", operation_id = "twilio_media",
+    responses((status = 101, description = "Twilio Media Streams WebSocket (bidirectional, μ-law 8 kHz)")))]
+async fn twilio_media(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| media(state, socket, Dialect::Twilio, BTreeMap::new()))
+}
+
+#[utoipa::path(get, path = "/api/telephony/telnyx/media", tag = "telephony", operation_id = "telnyx_media",
+    responses((status = 101, description = "Telnyx media streaming WebSocket (bidirectional RTP, PCMU)")))]
+async fn telnyx_media(
+    State(state): State<AppState>,
+    Query(query): Query<BTreeMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| media(state, socket, Dialect::Telnyx, query))
+}
+
+/// The voice-AI provider a campaign uses, with the configured key and endpoints.
+pub fn provider_config(state: &AppState, provider: VoiceProvider) -> Result<ProviderConfig, String> {
+    let p = &state.settings.providers;
+    let missing = || format!("{} has no API key configured", provider.as_str());
+    Ok(match provider {
+        VoiceProvider::Openai => {
+            let mut c = OpenAiConfig::new(p.openai_api_key.clone().ok_or_else(missing)?);
+            if let Some(url) = &p.openai_realtime_url {
+                c.base_url = url.clone();
+            }
+            ProviderConfig::OpenAi(c)
+        }
+        VoiceProvider::Gemini => {
+            let mut c = GeminiConfig::new(p.gemini_api_key.clone().ok_or_else(missing)?);
+            if let Some(url) = &p.gemini_live_url {
+                c.url = url.clone();
+            }
+            ProviderConfig::Gemini(c)
+        }
+        VoiceProvider::Deepgram => {
+            let mut c = DeepgramConfig::new(p.deepgram_api_key.clone().ok_or_else(missing)?);
+            if let Some(base) = &p.deepgram_url {
+                let base = base.trim_end_matches('/');
+                c.listen_url = format!("{}/v1/listen", ws_url(base));
+                c.speak_url =
+                    format!("{}/v1/speak", base.replace("wss://", "https://").replace("ws://", "http://"));
+            }
+            ProviderConfig::Deepgram(c)
+        }
+    })
+}
+
+/// Resolves a stream's call: checks its token, reads the campaign's agent settings and the
+/// contact, and connects the voice provider. A failure fails the call with the reason.
+async fn setup(
+    state: AppState,
+    start: StreamStart,
+    query: BTreeMap<String, String>,
+) -> Result<CallSetup, String> {
+    let mut params = query;
+    params.extend(start.parameters.clone());
+    let Some((call_id, target, token)) = target_from(&params) else {
+        return Err("the stream carries no call parameters".into());
+    };
+    let expected = media_token(&state, call_id, &target);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), token.as_bytes())) {
+        return Err("the stream's token does not match its call".into());
+    }
+    let fail = |reason: String| {
+        let state = state.clone();
+        let tenant = target.tenant;
+        async move {
+            let ctx = CommandContext::new(tenant.to_string(), "system:media-bridge");
+            let _ = state
+                .dispatcher
+                .execute::<Call>(
+                    &call_id.to_string(),
+                    CallCommand::FailCall { reason: reason.clone(), at: Utc::now() },
+                    &ctx,
+                )
+                .await;
+            reason
+        }
+    };
+    let settings = match target.campaign {
+        Some(c) => match kraliki_projections::campaign::get(&state.pool, target.tenant, c).await {
+            Ok(Some(row)) => row.settings().map_err(|e| e.to_string())?,
+            Ok(None) => return Err(fail("the call's campaign no longer exists".into()).await),
+            Err(e) => return Err(e.to_string()),
+        },
+        None => kraliki_domain::campaign::CampaignSettings::default(),
+    };
+    let contact = match target.contact {
+        Some(c) => kraliki_projections::contact::get(&state.pool, target.tenant, c).await.ok().flatten().map(|row| {
+            serde_json::json!({"first_name": row.first_name, "last_name": row.last_name, "company": row.company,
+                "email": row.email, "language": row.language, "custom_fields": row.custom_fields, "phone_number": row.phone_number})
+        }),
+        None => None,
+    };
+    let provider = match provider_config(&state, settings.primary_provider) {
+        Ok(p) => p,
+        Err(reason) => return Err(fail(reason).await),
+    };
+    let greeting = settings.configuration.get("greeting").and_then(|g| g.as_str()).map(str::to_owned);
+    let session_config = SessionConfig {
+        instructions: [settings.instructions.clone(), settings.script.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        voice: settings.voice.clone(),
+        language: Some(settings.language.clone()),
+        tools: call_tools(),
+        greeting,
+    };
+    match ai::connect(&provider, &session_config).await {
+        Ok(session) => Ok(CallSetup { call_id, tenant_id: target.tenant.to_string(), contact, session }),
+        Err(e) => Err(fail(format!("voice provider unavailable: {e}")).await),
+    }
+}
+
+async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTreeMap<String, String>) {
+    let (mut sink, mut source) = socket.split();
+    let (in_tx, in_rx) = mpsc::channel::<String>(256);
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = source.next().await {
+            let text = match message {
+                Message::Text(t) => t.to_string(),
+                Message::Binary(b) => match String::from_utf8(b.to_vec()) {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                },
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if in_tx.send(text).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(text) = out_rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let bridge = Bridge::new(state.dispatcher.clone());
+    let setup_state = state.clone();
+    let result = bridge.run(dialect, in_rx, out_tx, move |start| setup(setup_state, start, query)).await;
+    if let Err(reason) = &result {
+        tracing::warn!(%reason, "media stream refused");
+    }
+    reader.abort();
+    let _ = writer.await;
+}

@@ -1,0 +1,428 @@
+//! The call read models: `call_view` (one row per call: parties, status, outcome, timings,
+//! recording) and `call_timeline_view` (every step of every call in stream order, transcript
+//! segments, DTMF and AI function calls included). Also the call's raw event history, for
+//! auditors, straight from the log.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kraliki_domain::call::CallEvent;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+use uuid::Uuid;
+
+use crate::company::{Cursor, Page};
+use crate::event::{StoredEvent, EVENT_COLUMNS};
+use crate::projection::{BuildTables, Projection};
+
+pub const NAME: &str = "call_view";
+const CALLS: &str = "call_view";
+const TIMELINE: &str = "call_timeline_view";
+
+/// The event type of a transcript segment: the timeline rows the transcript is made of.
+pub const TRANSCRIPT_KIND: &str = "TranscriptSegmentAdded";
+
+pub struct CallProjection;
+
+fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
+    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
+}
+
+/// One timeline row, collected over a batch and written in one statement.
+struct Step {
+    call_id: Uuid,
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: String,
+    detail: Value,
+}
+
+#[async_trait]
+impl Projection for CallProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[CALLS, TIMELINE]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        t: &BuildTables,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        let mut steps = Vec::new();
+        for e in events.iter().filter(|e| e.aggregate_type == "Call") {
+            let id: Uuid = e.aggregate_id.parse()?;
+            let event: CallEvent = e.decode()?;
+            let at = occurred_at(&event);
+            steps.push(Step {
+                call_id: id,
+                seq: e.sequence,
+                at,
+                kind: e.event_type.clone(),
+                detail: detail(&event)?,
+            });
+            call(conn, t, e, id, event).await?;
+        }
+        append_steps(conn, t, &steps).await
+    }
+}
+
+fn occurred_at(event: &CallEvent) -> DateTime<Utc> {
+    use CallEvent as E;
+    match event {
+        E::CallInitiated { at, .. }
+        | E::CallRinging { at }
+        | E::CallAnswered { at, .. }
+        | E::MediaStreamStarted { at, .. }
+        | E::MediaStreamStopped { at, .. }
+        | E::DtmfReceived { at, .. }
+        | E::TranscriptSegmentAdded { at, .. }
+        | E::AiFunctionCalled { at, .. }
+        | E::TransferRequested { at, .. }
+        | E::RecordingAvailable { at, .. }
+        | E::CallCompleted { at, .. }
+        | E::CallFailed { at, .. } => *at,
+    }
+}
+
+/// The event's payload without what the timeline row already says: its type (`kind`), its time
+/// (`at`) and, on the end events, the call's own campaign and contact.
+fn detail(event: &CallEvent) -> anyhow::Result<Value> {
+    // Externally tagged: `{"CallAnswered": {...}}`.
+    let mut fields = match serde_json::to_value(event)? {
+        Value::Object(tagged) => match tagged.into_iter().next() {
+            Some((_, Value::Object(fields))) => fields,
+            _ => serde_json::Map::new(),
+        },
+        _ => serde_json::Map::new(),
+    };
+    fields.remove("at");
+    if matches!(event, CallEvent::CallCompleted { .. } | CallEvent::CallFailed { .. }) {
+        fields.remove("campaign_id");
+        fields.remove("contact_id");
+    }
+    Ok(Value::Object(fields))
+}
+
+/// The call's row: created by its initiation, then moved by each step.
+async fn call(
+    conn: &mut PgConnection,
+    t: &BuildTables,
+    e: &StoredEvent,
+    id: Uuid,
+    event: CallEvent,
+) -> anyhow::Result<()> {
+    let table = t.get(CALLS);
+    let seq = e.sequence;
+    match event {
+        CallEvent::CallInitiated {
+            direction,
+            provider,
+            provider_call_id,
+            from,
+            to,
+            campaign_id,
+            contact_id,
+            at,
+        } => {
+            let direction = serde_json::to_value(direction)?;
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
+                 campaign_id, contact_id, status, started_at, version, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'initiated', $10, $11, $10) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(tenant(e)?)
+            .bind(direction.as_str().unwrap_or_default())
+            .bind(provider)
+            .bind(provider_call_id)
+            .bind(from)
+            .bind(to)
+            .bind(campaign_id)
+            .bind(contact_id)
+            .bind(at)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Late provider callbacks never move a call backwards.
+        CallEvent::CallRinging { at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = CASE WHEN status = 'initiated' THEN 'ringing' ELSE status END, \
+                 version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::CallAnswered { answered_by, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = CASE WHEN status IN ('initiated', 'ringing') THEN 'in_progress' \
+                 ELSE status END, answered_by = $4, answered_at = $3, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(answered_by)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::TransferRequested { target, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET transfer_target = $4, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(target)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::RecordingAvailable { url, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET recording_url = $4, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(url)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::CallCompleted { outcome, disposition, duration_seconds, hangup_cause, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = 'completed', outcome = $4, disposition = $5, hangup_cause = $6, \
+                 duration_seconds = $7, ended_at = $3, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(outcome.as_str())
+            .bind(disposition)
+            .bind(hangup_cause)
+            .bind(i64::try_from(duration_seconds)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // The aggregate records no duration for a failure; the talk time it cut short follows a
+        // completion's rule: from the answer, 0 when never answered.
+        CallEvent::CallFailed { reason, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET status = 'failed', outcome = 'failed', failure_reason = $4, \
+                 duration_seconds = coalesce(greatest(floor(extract(epoch FROM $3 - answered_at)), 0)::bigint, 0), \
+                 ended_at = $3, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::MediaStreamStarted { at, .. }
+        | CallEvent::MediaStreamStopped { at, .. }
+        | CallEvent::DtmfReceived { at, .. }
+        | CallEvent::TranscriptSegmentAdded { at, .. }
+        | CallEvent::AiFunctionCalled { at, .. } => {
+            sqlx::query(&format!("UPDATE {table} SET version = $2, updated_at = $3 WHERE id = $1"))
+                .bind(id)
+                .bind(seq)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn append_steps(conn: &mut PgConnection, t: &BuildTables, steps: &[Step]) -> anyhow::Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let table = t.get(TIMELINE);
+    sqlx::query(&format!(
+        "INSERT INTO {table} (call_id, seq, at, kind, detail) \
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::jsonb[]) \
+         ON CONFLICT (call_id, seq) DO NOTHING"
+    ))
+    .bind(steps.iter().map(|s| s.call_id).collect::<Vec<_>>())
+    .bind(steps.iter().map(|s| s.seq).collect::<Vec<_>>())
+    .bind(steps.iter().map(|s| s.at).collect::<Vec<_>>())
+    .bind(steps.iter().map(|s| s.kind.clone()).collect::<Vec<_>>())
+    .bind(steps.iter().map(|s| s.detail.clone()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// Queries ---------------------------------------------------------------------------------
+
+/// Statuses a call's row goes through.
+pub const STATUSES: [&str; 5] = ["initiated", "ringing", "in_progress", "completed", "failed"];
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub direction: String,
+    pub provider: String,
+    pub provider_call_id: Option<String>,
+    pub from_number: String,
+    pub to_number: String,
+    pub campaign_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub status: String,
+    pub answered_by: Option<String>,
+    pub outcome: Option<String>,
+    pub disposition: Option<String>,
+    pub hangup_cause: Option<String>,
+    pub failure_reason: Option<String>,
+    pub duration_seconds: Option<i64>,
+    pub recording_url: Option<String>,
+    pub transfer_target: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
+    campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
+    duration_seconds, recording_url, transfer_target, started_at, answered_at, ended_at, version, updated_at";
+
+pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {CALL_COLUMNS} FROM {CALLS} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CallFilter {
+    pub status: Option<String>,
+    pub direction: Option<String>,
+    pub campaign_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub provider_call_id: Option<String>,
+    /// Started at or after.
+    pub started_from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub started_before: Option<DateTime<Utc>>,
+}
+
+/// Newest first (by start).
+pub async fn list(
+    pool: &PgPool,
+    tenant: Uuid,
+    filter: &CallFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<CallRow>> {
+    let mut q = QueryBuilder::new(format!("SELECT {CALL_COLUMNS} FROM {CALLS} WHERE tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(s) = &filter.status {
+        q.push(" AND status = ").push_bind(s.clone());
+    }
+    if let Some(d) = &filter.direction {
+        q.push(" AND direction = ").push_bind(d.clone());
+    }
+    if let Some(c) = filter.campaign_id {
+        q.push(" AND campaign_id = ").push_bind(c);
+    }
+    if let Some(c) = filter.contact_id {
+        q.push(" AND contact_id = ").push_bind(c);
+    }
+    if let Some(p) = &filter.provider_call_id {
+        q.push(" AND provider_call_id = ").push_bind(p.clone());
+    }
+    if let Some(from) = filter.started_from {
+        q.push(" AND started_at >= ").push_bind(from);
+    }
+    if let Some(before) = filter.started_before {
+        q.push(" AND started_at < ").push_bind(before);
+    }
+    if let Some(c) = after {
+        let at: DateTime<Utc> = c.key.parse()?;
+        q.push(" AND (started_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
+    }
+    q.push(" ORDER BY started_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<CallRow> = q.build_query_as().fetch_all(pool).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| {
+            let key = r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            Cursor { key, id: r.id }.encode()
+        })
+    } else {
+        None
+    };
+    Ok(Page { items: rows, next_cursor })
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub detail: Value,
+}
+
+/// Every step of a call, in stream order. Scoped by the caller (read the call first).
+pub async fn timeline(pool: &PgPool, call_id: Uuid) -> Result<Vec<TimelineRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT seq, at, kind, detail FROM {TIMELINE} WHERE call_id = $1 ORDER BY seq"))
+        .bind(call_id)
+        .fetch_all(pool)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TranscriptRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// caller | agent
+    pub speaker: String,
+    pub text: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// A call's transcript segments in the order they were spoken (by start offset; segments that
+/// start together keep the order they were recorded in). Transcription of one speaker can
+/// finish after the other's reply has started, so recording order alone would misplace them.
+pub async fn transcript(pool: &PgPool, call_id: Uuid) -> Result<Vec<TranscriptRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT seq, at, detail ->> 'speaker' AS speaker, detail ->> 'text' AS text, \
+         (detail ->> 'start_ms')::bigint AS start_ms, (detail ->> 'end_ms')::bigint AS end_ms \
+         FROM {TIMELINE} WHERE call_id = $1 AND kind = '{TRANSCRIPT_KIND}' \
+         ORDER BY (detail ->> 'start_ms')::bigint, seq"
+    ))
+    .bind(call_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// The call's stream as stored in the log, in sequence order, if it belongs to `tenant` (empty
+/// otherwise). Read from the log itself, not from a read model: what auditors check against.
+pub async fn history(pool: &PgPool, tenant: Uuid, call_id: Uuid) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = 'Call' AND aggregate_id = $1 \
+         AND metadata ->> 'tenant_id' = $2 ORDER BY sequence"
+    ))
+    .bind(call_id.to_string())
+    .bind(tenant.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}

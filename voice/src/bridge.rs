@@ -1,0 +1,479 @@
+//! The call media bridge: a telephony media stream (Twilio or Telnyx) on one side, a voice-AI
+//! session on the other, every step recorded as an event of the call.
+//!
+//! The bridge works on text frames through channels, so the HTTP layer (axum's WebSocket) and
+//! the tests (plain channels) drive it alike. It:
+//! - parses the phone's frames (Telnyx frames are put back in order), answers the `start` by
+//!   resolving the call ([`CallSetup`]) and connecting the campaign's provider;
+//! - passes caller audio to the agent and the agent's audio to the phone, each chunk followed
+//!   by a mark so that the audio actually played is known;
+//! - on barge-in (caller speech while the agent talks) clears the phone's queue and tells the
+//!   provider how much of its item was heard (`truncate` at the last played mark);
+//! - records DTMF, final transcript segments, AI function calls and their results, transfer
+//!   requests, the stream's start and stop, and the end: completed with a disposition, or
+//!   failed with the reason when the provider drops, never a panic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use kraliki_commands::{CommandContext, DispatchError, Dispatcher};
+use kraliki_domain::call::{Call, CallCommand, CallError, CallOutcome, Speaker as CallSpeaker};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::ai::{AgentEvent, AgentSession, Speaker, ToolSpec};
+use crate::telephony::telnyx_media::{MediaReorderer, OrderedMedia, TelnyxInbound, TelnyxOutbound};
+use crate::telephony::twilio_media::{TwilioInbound, TwilioOutbound};
+use crate::telephony::Track;
+
+/// Which provider's media-stream dialect the phone side speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Twilio,
+    Telnyx,
+}
+
+/// What the phone's `start` frame said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStart {
+    pub stream_id: String,
+    /// Twilio `CallSid` / Telnyx `call_control_id`.
+    pub provider_call_id: String,
+    /// Twilio `<Parameter>`s / Telnyx custom parameters.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What the HTTP layer decided for this stream: which call it is, whose, and the agent.
+pub struct CallSetup {
+    pub call_id: Uuid,
+    pub tenant_id: String,
+    pub contact: Option<Value>,
+    pub session: Box<dyn AgentSession>,
+}
+
+/// Messages of the phone side, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Phone {
+    Start(StreamStart),
+    Media(Vec<u8>),
+    Dtmf(String),
+    Mark(String),
+    Stop,
+    Nothing,
+}
+
+struct Wire {
+    dialect: Dialect,
+    stream_id: String,
+    reorder: MediaReorderer,
+}
+
+impl Wire {
+    fn new(dialect: Dialect) -> Self {
+        Self { dialect, stream_id: String::new(), reorder: MediaReorderer::new(16) }
+    }
+
+    fn parse(&mut self, text: &str) -> Result<Vec<Phone>, String> {
+        match self.dialect {
+            Dialect::Twilio => Ok(vec![match TwilioInbound::parse(text).map_err(|e| e.to_string())? {
+                TwilioInbound::Start(s) => {
+                    self.stream_id = s.stream_sid.clone();
+                    Phone::Start(StreamStart {
+                        stream_id: s.stream_sid,
+                        provider_call_id: s.call_sid,
+                        parameters: s.custom_parameters,
+                    })
+                }
+                TwilioInbound::Media(m) if m.track == Track::Inbound => Phone::Media(m.payload),
+                TwilioInbound::Dtmf(d) => Phone::Dtmf(d.digit),
+                TwilioInbound::Mark(m) => Phone::Mark(m.name),
+                TwilioInbound::Stop(_) => Phone::Stop,
+                _ => Phone::Nothing,
+            }]),
+            Dialect::Telnyx => match TelnyxInbound::parse(text).map_err(|e| e.to_string())? {
+                TelnyxInbound::Start(s) => {
+                    self.stream_id = s.stream_id.clone();
+                    Ok(vec![Phone::Start(StreamStart {
+                        stream_id: s.stream_id,
+                        provider_call_id: s.call_control_id,
+                        parameters: s.custom_parameters,
+                    })])
+                }
+                TelnyxInbound::Media(m) if m.track == Track::Inbound => Ok(self
+                    .reorder
+                    .push(m)
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        OrderedMedia::Frame(f) => Some(Phone::Media(f.payload)),
+                        // A lost frame is 20 ms of silence to the agent.
+                        OrderedMedia::Gap { count, .. } => {
+                            Some(Phone::Media(vec![0xff; 160 * count.min(50) as usize]))
+                        }
+                        OrderedMedia::Dropped { .. } => None,
+                    })
+                    .collect()),
+                TelnyxInbound::Dtmf(d) => Ok(vec![Phone::Dtmf(d.digit)]),
+                TelnyxInbound::Mark(m) => Ok(vec![Phone::Mark(m.name)]),
+                TelnyxInbound::Stop(_) => Ok(vec![Phone::Stop]),
+                TelnyxInbound::Error(e) => Err(format!("telnyx stream error: {e:?}")),
+                _ => Ok(vec![Phone::Nothing]),
+            },
+        }
+    }
+
+    fn media(&self, ulaw: &[u8]) -> String {
+        match self.dialect {
+            Dialect::Twilio => TwilioOutbound::media(self.stream_id.clone(), ulaw.to_vec()).to_json(),
+            Dialect::Telnyx => TelnyxOutbound::Media { payload: ulaw.to_vec() }.to_json(),
+        }
+    }
+
+    fn mark(&self, name: &str) -> String {
+        match self.dialect {
+            Dialect::Twilio => TwilioOutbound::mark(self.stream_id.clone(), name).to_json(),
+            Dialect::Telnyx => TelnyxOutbound::Mark { name: name.to_owned() }.to_json(),
+        }
+    }
+
+    fn clear(&self) -> String {
+        match self.dialect {
+            Dialect::Twilio => TwilioOutbound::clear(self.stream_id.clone()).to_json(),
+            Dialect::Telnyx => TelnyxOutbound::Clear.to_json(),
+        }
+    }
+}
+
+/// The functions every agent may call.
+pub fn call_tools() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "transfer_to_queue".into(),
+            description: "Transfer the caller to a human agent queue.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "queue": {"type": "string", "description": "Queue name or id"},
+                "reason": {"type": "string"}}, "required": ["queue"]}),
+        },
+        ToolSpec {
+            name: "end_call".into(),
+            description: "End the call, with its outcome (disposition) such as sale, not_interested, callback_requested, wrong_number.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "disposition": {"type": "string"}, "summary": {"type": "string"}}, "required": ["disposition"]}),
+        },
+        ToolSpec {
+            name: "schedule_callback".into(),
+            description: "Schedule a call back to this contact at a given time (RFC 3339).".into(),
+            parameters: json!({"type": "object", "properties": {
+                "at": {"type": "string", "format": "date-time"}, "note": {"type": "string"}}, "required": ["at"]}),
+        },
+        ToolSpec {
+            name: "lookup_contact".into(),
+            description: "Look up what is known about the person on the call.".into(),
+            parameters: json!({"type": "object", "properties": {}}),
+        },
+    ]
+}
+
+/// How the call ended, as the bridge saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The agent ended it (`end_call`) or the phone hung up.
+    Completed {
+        disposition: Option<String>,
+    },
+    Transferred {
+        target: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// Per-frame figures for the benchmark: how long a frame spent inside the bridge.
+#[derive(Debug, Default, Clone)]
+pub struct BridgeStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Microseconds from reading a phone frame to handing its audio to the agent.
+    pub inbound_us: Vec<u32>,
+    /// Microseconds from an agent audio event to its phone frame being queued.
+    pub outbound_us: Vec<u32>,
+}
+
+pub struct Bridge {
+    dispatcher: Dispatcher,
+    /// Record per-frame latencies (benchmarks only).
+    pub measure: bool,
+}
+
+struct Live {
+    call_id: Uuid,
+    ctx: CommandContext,
+    started: Instant,
+    contact: Option<Value>,
+    /// Audio queued to the phone per agent item, and what of it was played (ms).
+    queued_ms: HashMap<String, u32>,
+    played_ms: HashMap<String, u32>,
+    current_item: Option<String>,
+    marks: u64,
+}
+
+impl Bridge {
+    pub fn new(dispatcher: Dispatcher) -> Self {
+        Self { dispatcher, measure: false }
+    }
+
+    async fn record(&self, live: &Live, command: CallCommand) {
+        let result = self.dispatcher.execute::<Call>(&live.call_id.to_string(), command, &live.ctx).await;
+        match result {
+            Ok(_) | Err(DispatchError::Rejected(CallError::Ended)) => {}
+            Err(e) => tracing::warn!(call = %live.call_id, error = %e, "could not record a call step"),
+        }
+    }
+
+    /// Runs one media stream to its end. `incoming` are the phone's text frames (closed when
+    /// the socket closes); `outgoing` receives ours. `setup` resolves the call at `start`.
+    pub async fn run<F, Fut>(
+        &self,
+        dialect: Dialect,
+        mut incoming: mpsc::Receiver<String>,
+        outgoing: mpsc::Sender<String>,
+        setup: F,
+    ) -> Result<(Ending, BridgeStats), String>
+    where
+        F: FnOnce(StreamStart) -> Fut,
+        Fut: std::future::Future<Output = Result<CallSetup, String>>,
+    {
+        let mut wire = Wire::new(dialect);
+        let mut stats = BridgeStats::default();
+        // Until `start`: only `connected` frames may come first.
+        let start = loop {
+            let Some(text) = incoming.recv().await else {
+                return Err("the stream closed before start".into());
+            };
+            match wire.parse(&text) {
+                Ok(frames) => {
+                    if let Some(Phone::Start(s)) = frames.into_iter().find(|f| matches!(f, Phone::Start(_))) {
+                        break s;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "unreadable frame before start"),
+            }
+        };
+        let stream_id = start.stream_id.clone();
+        let CallSetup { call_id, tenant_id, contact, mut session } = setup(start).await?;
+        let mut live = Live {
+            call_id,
+            ctx: CommandContext::new(tenant_id, "system:media-bridge"),
+            started: Instant::now(),
+            contact,
+            queued_ms: HashMap::new(),
+            played_ms: HashMap::new(),
+            current_item: None,
+            marks: 0,
+        };
+        let codec = match dialect {
+            Dialect::Twilio | Dialect::Telnyx => "PCMU",
+        };
+        self.record(
+            &live,
+            CallCommand::StartMediaStream {
+                stream_id: stream_id.clone(),
+                codec: codec.into(),
+                sample_rate: 8000,
+                at: Utc::now(),
+            },
+        )
+        .await;
+
+        let ending = loop {
+            tokio::select! {
+                frame = incoming.recv() => {
+                    let Some(text) = frame else {
+                        break Ending::Completed { disposition: None };
+                    };
+                    let read_at = Instant::now();
+                    let frames = match wire.parse(&text) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            // A malformed frame is logged and skipped; the call goes on.
+                            tracing::debug!(call = %live.call_id, error = %e, "unreadable media frame");
+                            continue;
+                        }
+                    };
+                    let mut stop = false;
+                    for frame in frames {
+                        match frame {
+                            Phone::Media(audio) => {
+                                stats.frames_in += 1;
+                                if let Err(e) = session.send_audio(&audio).await {
+                                    tracing::debug!(call = %live.call_id, error = %e, "agent refused audio");
+                                }
+                                if self.measure {
+                                    stats.inbound_us.push(read_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                                }
+                            }
+                            Phone::Dtmf(digits) => {
+                                self.record(&live, CallCommand::ReceiveDtmf { digits, at: Utc::now() }).await;
+                            }
+                            Phone::Mark(name) => {
+                                if let Some((item, ms)) = name.rsplit_once('@') {
+                                    if let Ok(ms) = ms.parse::<u32>() {
+                                        live.played_ms.insert(item.to_owned(), ms);
+                                    }
+                                }
+                            }
+                            Phone::Stop => stop = true,
+                            Phone::Start(_) | Phone::Nothing => {}
+                        }
+                    }
+                    if stop {
+                        break Ending::Completed { disposition: None };
+                    }
+                }
+                event = session.next_event() => {
+                    let Some(event) = event else {
+                        break Ending::Failed { reason: "the voice provider ended the session".into() };
+                    };
+                    let event_at = Instant::now();
+                    match event {
+                        AgentEvent::AudioOut { ulaw_8k, item_id } => {
+                            let item = item_id.unwrap_or_else(|| "agent".to_owned());
+                            let total = live.queued_ms.entry(item.clone()).or_default();
+                            *total += (ulaw_8k.len() / 8) as u32;
+                            let mark = format!("{item}@{total}");
+                            live.current_item = Some(item);
+                            live.marks += 1;
+                            stats.frames_out += 1;
+                            if outgoing.send(wire.media(&ulaw_8k)).await.is_err()
+                                || outgoing.send(wire.mark(&mark)).await.is_err()
+                            {
+                                break Ending::Completed { disposition: None };
+                            }
+                            if self.measure {
+                                stats.outbound_us.push(event_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            }
+                        }
+                        AgentEvent::SpeechStarted | AgentEvent::Interrupted => {
+                            // Barge-in: drop what the phone still has queued and tell the
+                            // provider what the caller actually heard.
+                            if let Some(item) = live.current_item.take() {
+                                let _ = outgoing.send(wire.clear()).await;
+                                let heard = live.played_ms.get(&item).copied().unwrap_or(0);
+                                if let Err(e) = session.truncate(&item, heard).await {
+                                    tracing::debug!(call = %live.call_id, error = %e, "truncate refused");
+                                }
+                            }
+                        }
+                        AgentEvent::Transcript { speaker, text, is_final: true } if !text.trim().is_empty() => {
+                            let end_ms = live.started.elapsed().as_millis() as u64;
+                            let speaker = match speaker {
+                                Speaker::Caller => CallSpeaker::Caller,
+                                Speaker::Agent => CallSpeaker::Agent,
+                            };
+                            let start_ms = end_ms.saturating_sub((text.len() as u64) * 60);
+                            self.record(&live, CallCommand::AddTranscriptSegment { speaker, text, start_ms, end_ms, at: Utc::now() }).await;
+                        }
+                        AgentEvent::ToolCall { call_id, name, arguments } => {
+                            let (result, ending) = self.function(&live, &name, &arguments).await;
+                            self.record(&live, CallCommand::RecordFunctionCall {
+                                name: name.clone(), call_id: call_id.clone(), arguments, result: result.clone(), at: Utc::now(),
+                            }).await;
+                            if let Some(ending) = ending {
+                                break ending;
+                            }
+                            if let Err(e) = session.send_tool_result(&call_id, result).await {
+                                tracing::debug!(call = %live.call_id, error = %e, "tool result refused");
+                            }
+                        }
+                        AgentEvent::Closed { reason } => break Ending::Failed { reason: format!("voice provider closed: {reason}") },
+                        AgentEvent::Error { code, message } => {
+                            tracing::info!(call = %live.call_id, code, message, "voice provider error");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        };
+        let _ = session.close().await;
+        self.record(&live, CallCommand::StopMediaStream { stream_id, at: Utc::now() }).await;
+        let at = Utc::now();
+        match &ending {
+            Ending::Completed { disposition } => {
+                self.record(
+                    &live,
+                    CallCommand::CompleteCall {
+                        outcome: CallOutcome::Connected,
+                        disposition: disposition.clone(),
+                        hangup_cause: None,
+                        at,
+                    },
+                )
+                .await;
+            }
+            Ending::Transferred { .. } => {
+                self.record(
+                    &live,
+                    CallCommand::CompleteCall {
+                        outcome: CallOutcome::Connected,
+                        disposition: Some("transferred".into()),
+                        hangup_cause: None,
+                        at,
+                    },
+                )
+                .await;
+            }
+            Ending::Failed { reason } => {
+                self.record(&live, CallCommand::FailCall { reason: reason.clone(), at }).await;
+            }
+        }
+        Ok((ending, stats))
+    }
+
+    /// Runs one AI function; `Some(ending)` ends the bridge.
+    async fn function(&self, live: &Live, name: &str, args: &Value) -> (Value, Option<Ending>) {
+        let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+        match name {
+            "end_call" => {
+                let disposition = text("disposition").unwrap_or_else(|| "completed".into());
+                (
+                    json!({"ok": true}),
+                    Some(Ending::Completed { disposition: Some(disposition.to_lowercase()) }),
+                )
+            }
+            "transfer_to_queue" => match text("queue") {
+                Some(queue) => {
+                    self.record(
+                        live,
+                        CallCommand::RequestTransfer {
+                            target: format!("queue:{queue}"),
+                            reason: text("reason"),
+                            at: Utc::now(),
+                        },
+                    )
+                    .await;
+                    (json!({"ok": true, "queue": queue}), Some(Ending::Transferred { target: queue }))
+                }
+                None => (json!({"ok": false, "error": "queue is required"}), None),
+            },
+            "schedule_callback" => {
+                match text("at").and_then(|a| chrono::DateTime::parse_from_rfc3339(&a).ok()) {
+                    Some(when) if when > Utc::now() => {
+                        (json!({"ok": true, "at": when.to_rfc3339(), "note": text("note")}), None)
+                    }
+                    Some(_) => (json!({"ok": false, "error": "the time must be in the future"}), None),
+                    None => (json!({"ok": false, "error": "at must be an RFC 3339 time"}), None),
+                }
+            }
+            "lookup_contact" => match &live.contact {
+                Some(contact) => (json!({"ok": true, "contact": contact}), None),
+                None => (json!({"ok": false, "error": "the caller is not a known contact"}), None),
+            },
+            other => (json!({"ok": false, "error": format!("unknown function {other}")}), None),
+        }
+    }
+}
+
+/// Waits for the bridge's per-call work on shutdown (bounded).
+pub const DRAIN: Duration = Duration::from_secs(5);

@@ -329,6 +329,13 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     );
     settings.imports.spool_dir =
         Some(std::env::temp_dir().join(format!("kraliki-bench-{}", std::process::id())));
+    let echo = if matches!(args.only, Which::All | Which::Media) {
+        let (child, addr) = crate::bench_media::start_echo()?;
+        crate::bench_media::echo_settings(&mut settings, addr);
+        Some(child)
+    } else {
+        None
+    };
     let app = crate::Application::build(settings.clone()).await?;
     let pool = app.state().pool.clone();
     let wake = app.state().wake.clone();
@@ -337,7 +344,8 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
             import_measurement(&app, args).await?;
         }
         if matches!(args.only, Which::All | Which::Media) {
-            crate::bench_media::run(&app, args.calls, args.call_seconds).await?;
+            let pid = echo.as_ref().map(|c| c.id()).unwrap_or_default();
+            crate::bench_media::run(&app, args.calls, args.call_seconds, pid).await?;
         }
         if matches!(args.only, Which::All | Which::EventStore) {
             live_measurements(&app, args, url).await?;
@@ -346,6 +354,10 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     }
     .await;
     app.stop().await;
+    if let Some(mut child) = echo {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     measured?;
     if matches!(args.only, Which::Import | Which::Media) {
         return Ok(());

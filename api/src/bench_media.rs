@@ -1,8 +1,10 @@
 //! `kraliki bench --only media`: N concurrent calls through the media bridge, audio both ways.
 //!
-//! Each call is a Twilio-dialect phone leg (a task sending a 20 ms μ-law frame every 20 ms and
-//! reading what comes back) bridged by [`kraliki_voice::bridge::Bridge`] to a voice-AI session
-//! over a real WebSocket to a local echo provider: an OpenAI Realtime echo (μ-law passed
+//! Three processes: the server (this one, serving `/api/telephony/twilio/media`), a load
+//! generator (`kraliki bench-phones`: N Twilio Media Stream legs over real WebSockets, each
+//! sending a 20 ms μ-law frame every 20 ms and reading what comes back) and an echo provider
+//! (`kraliki bench-echo`). Each call is bridged by [`kraliki_voice::bridge::Bridge`] to a
+//! voice-AI session over a real WebSocket to the echo provider: an OpenAI Realtime echo (μ-law passed
 //! through both ways) or a Gemini Live echo (8 kHz μ-law → 16 kHz PCM in, 24 kHz PCM → 8 kHz
 //! μ-law out, so both resamplers run). Every call is a real Call aggregate: the bridge records
 //! its stream start, stop and end in the event store.
@@ -10,11 +12,10 @@
 //! Reported: the latency the bridge adds per frame (reading a phone frame → audio handed to
 //! the agent session; agent audio event → phone frame queued), the phone-to-phone round trip
 //! through the echo, frames that missed real time, and calls per core = calls / cores used by
-//! the whole process (which also runs the phone legs and the echo provider, so the figure is
-//! conservative).
+//! the server process alone (the other two report their CPU apart; on this 2-core machine all
+//! three share the cores).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -23,15 +24,12 @@ use base64::Engine;
 use chrono::Utc;
 use kraliki_commands::CommandContext;
 use kraliki_domain::call::{Call, CallCommand, CallDirection};
-use kraliki_voice::ai::{self, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
-use kraliki_voice::bridge::{Bridge, CallSetup, Dialect};
 use kraliki_voice::telephony::twilio_media::{
-    Connected, TwilioInbound, TwilioMedia, TwilioStart, TwilioStop,
+    Connected, TwilioInbound, TwilioMedia, TwilioOutbound, TwilioStart, TwilioStop,
 };
 use kraliki_voice::telephony::{MediaFormat, Track};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -84,19 +82,9 @@ async fn gemini_echo(mut socket: WebSocket) {
     }
 }
 
-#[derive(Default)]
-struct CallFigures {
-    sent: u64,
-    received_frames: u64,
-    rtt_us: Vec<u32>,
-    late: u64,
-    inbound_us: Vec<u32>,
-    outbound_us: Vec<u32>,
-}
-
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 per second on Linux).
-    std::fs::read_to_string("/proc/self/stat")
+fn cpu_of(pid: u32) -> f64 {
+    // utime + stime, in clock ticks (100 per second on Linux).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
@@ -114,76 +102,65 @@ fn percentile(values: &mut [u32], p: f64) -> f64 {
     f64::from(values[rank.min(values.len() - 1)]) / 1000.0
 }
 
-async fn one_call(
-    app: &crate::Application,
-    provider: ProviderConfig,
-    seconds: u64,
-    index: usize,
-) -> anyhow::Result<CallFigures> {
-    let state = app.state();
-    let tenant = Uuid::nil().to_string();
-    let call_id = Uuid::now_v7();
-    let ctx = CommandContext::new(tenant.clone(), "system:bench");
-    let initiate = CallCommand::InitiateCall {
-        direction: CallDirection::Inbound,
-        provider: "twilio".into(),
-        provider_call_id: Some(format!("CA{index:032}")),
-        from: "+14155550123".into(),
-        to: "+14155550100".into(),
-        campaign_id: None,
-        contact_id: None,
-        at: Utc::now(),
-    };
-    state
-        .dispatcher
-        .execute::<Call>(&call_id.to_string(), initiate, &ctx)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (in_tx, in_rx) = mpsc::channel::<String>(512);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(512);
-    let mut bridge = Bridge::new(state.dispatcher.clone());
-    bridge.measure = true;
-    let session_config = SessionConfig {
-        instructions: "echo".into(),
-        voice: None,
-        language: Some("en".into()),
-        tools: vec![],
-        greeting: None,
-    };
-    let running = tokio::spawn(async move {
-        bridge
-            .run(Dialect::Twilio, in_rx, out_tx, move |_start| async move {
-                let session = ai::connect(&provider, &session_config).await.map_err(|e| e.to_string())?;
-                Ok(CallSetup { call_id, tenant_id: tenant, contact: None, session })
-            })
-            .await
+/// `kraliki bench-echo`: serves both echo providers on a free port, prints it, runs until
+/// killed.
+pub async fn serve_echo() -> anyhow::Result<()> {
+    let echo = axum::Router::new()
+        .route("/v1/realtime", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(openai_echo) }))
+        .route("/gemini", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(gemini_echo) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
     });
+    axum::serve(listener, echo).await?;
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Leg {
+    pub call_sid: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct PhoneSpec {
+    pub url: String,
+    pub seconds: u64,
+    pub legs: Vec<Leg>,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct PhoneFigures {
+    pub failed: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub late: u64,
+    pub rtt_us: Vec<u32>,
+}
+
+/// One phone leg: Twilio's side of a Media Stream, over a real WebSocket.
+async fn leg(url: String, leg: Leg, seconds: u64, index: usize) -> anyhow::Result<PhoneFigures> {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
+    let (mut tx, mut rx) = futures::StreamExt::split(socket);
+    use futures::{SinkExt, StreamExt};
     let stream_sid = format!("MZ{index:032}");
-    in_tx
-        .send(
-            TwilioInbound::Connected(Connected { protocol: "Call".into(), version: "1.0.0".into() })
-                .to_json(),
-        )
-        .await?;
-    in_tx
-        .send(
-            TwilioInbound::Start(TwilioStart {
-                sequence_number: 1,
-                stream_sid: stream_sid.clone(),
-                account_sid: "AC0".into(),
-                call_sid: format!("CA{index:032}"),
-                tracks: vec!["inbound".into()],
-                custom_parameters: BTreeMap::new(),
-                media_format: MediaFormat {
-                    encoding: "audio/x-mulaw".into(),
-                    sample_rate: 8000,
-                    channels: 1,
-                },
-            })
-            .to_json(),
-        )
-        .await?;
-    let mut figures = CallFigures::default();
+    tx.send(Ws::text(
+        TwilioInbound::Connected(Connected { protocol: "Call".into(), version: "1.0.0".into() }).to_json(),
+    ))
+    .await?;
+    let start = TwilioInbound::Start(TwilioStart {
+        sequence_number: 1,
+        stream_sid: stream_sid.clone(),
+        account_sid: "AC0".into(),
+        call_sid: leg.call_sid.clone(),
+        tracks: vec!["inbound".into()],
+        custom_parameters: leg.parameters,
+        media_format: MediaFormat { encoding: "audio/x-mulaw".into(), sample_rate: 8000, channels: 1 },
+    });
+    tx.send(Ws::text(start.to_json())).await?;
+    let mut figures = PhoneFigures::default();
     let mut sent_at: HashMap<u16, Instant> = HashMap::new();
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -208,21 +185,17 @@ async fn one_call(
                 });
                 sent_at.insert(frame, Instant::now());
                 figures.sent += 1;
-                if in_tx.send(media.to_json()).await.is_err() {
-                    break;
-                }
+                tx.send(Ws::text(media.to_json())).await?;
             }
-            Some(text) = out_rx.recv() => {
-                if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                    if v["event"] == "media" {
-                        figures.received_frames += 1;
-                        if let Some(bytes) = v["media"]["payload"].as_str().and_then(|p| B64.decode(p).ok()) {
-                            if bytes.len() >= 2 {
-                                let frame = u16::from_be_bytes([bytes[0], bytes[1]]);
-                                if let Some(at) = sent_at.remove(&frame) {
-                                    figures.rtt_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                                }
-                            }
+            message = rx.next() => {
+                let Some(Ok(Ws::Text(text))) = message else {
+                    if message.is_none() { break } else { continue }
+                };
+                if let Ok(TwilioOutbound::Media { payload, .. }) = TwilioOutbound::parse(&text) {
+                    figures.received += 1;
+                    if payload.len() >= 2 {
+                        if let Some(at) = sent_at.remove(&u16::from_be_bytes([payload[0], payload[1]])) {
+                            figures.rtt_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
                         }
                     }
                 }
@@ -230,83 +203,174 @@ async fn one_call(
         }
     }
     seq += 1;
-    let _ = in_tx
-        .send(
-            TwilioInbound::Stop(TwilioStop {
-                sequence_number: seq,
-                stream_sid,
-                account_sid: "AC0".into(),
-                call_sid: String::new(),
-            })
-            .to_json(),
-        )
-        .await;
-    drop(in_tx);
-    while out_rx.recv().await.is_some() {}
-    let (_, stats) = running.await?.map_err(|e| anyhow::anyhow!(e))?;
-    figures.inbound_us = stats.inbound_us;
-    figures.outbound_us = stats.outbound_us;
+    let stop =
+        TwilioStop { sequence_number: seq, stream_sid, account_sid: "AC0".into(), call_sid: leg.call_sid };
+    let _ = tx.send(Ws::text(TwilioInbound::Stop(stop).to_json())).await;
+    let _ = tx.close().await;
     Ok(figures)
 }
 
-pub async fn run(app: &crate::Application, calls: usize, seconds: u64) -> anyhow::Result<()> {
-    let echo = axum::Router::new()
-        .route("/v1/realtime", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(openai_echo) }))
-        .route("/gemini", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(gemini_echo) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, echo).await });
-    for (label, goal) in
-        [("passthrough", "goal >= 1,000 calls per core"), ("resampling", "goal >= 300 calls per core")]
-    {
-        let provider = if label == "passthrough" {
-            let mut c = OpenAiConfig::new(SecretString::from("bench"));
-            c.base_url = format!("ws://{addr}/v1/realtime");
-            ProviderConfig::OpenAi(c)
-        } else {
-            let mut c = GeminiConfig::new(SecretString::from("bench"));
-            c.url = format!("ws://{addr}/gemini");
-            ProviderConfig::Gemini(c)
-        };
-        let cpu_before = cpu_seconds();
-        let started = Instant::now();
-        let mut tasks = Vec::with_capacity(calls);
-        let app = Arc::new(app);
-        for i in 0..calls {
-            let provider = provider.clone();
-            let app = app.clone();
-            tasks.push(async move { one_call(&app, provider, seconds, i).await });
-        }
-        let results = futures::future::join_all(tasks).await;
-        let wall = started.elapsed().as_secs_f64();
-        let cores = (cpu_seconds() - cpu_before) / wall;
-        let mut all = CallFigures::default();
-        let mut failed = 0;
-        for r in results {
-            match r {
-                Ok(f) => {
-                    all.sent += f.sent;
-                    all.received_frames += f.received_frames;
-                    all.late += f.late;
-                    all.rtt_us.extend(f.rtt_us);
-                    all.inbound_us.extend(f.inbound_us);
-                    all.outbound_us.extend(f.outbound_us);
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::warn!(error = %e, "bench call failed");
-                }
+/// `kraliki bench-phones`: the load generator. Reads a [`PhoneSpec`] on stdin, runs every leg
+/// at once in real time, prints [`PhoneFigures`] as JSON.
+pub async fn serve_phones() -> anyhow::Result<()> {
+    let spec: PhoneSpec = serde_json::from_reader(std::io::stdin())?;
+    let seconds = spec.seconds;
+    let tasks =
+        spec.legs.into_iter().enumerate().map(|(i, l)| tokio::spawn(leg(spec.url.clone(), l, seconds, i)));
+    let mut all = PhoneFigures::default();
+    for result in futures::future::join_all(tasks).await {
+        match result {
+            Ok(Ok(f)) => {
+                all.sent += f.sent;
+                all.received += f.received;
+                all.late += f.late;
+                all.rtt_us.extend(f.rtt_us);
             }
+            _ => all.failed += 1,
         }
+    }
+    println!("{}", serde_json::to_string(&all)?);
+    Ok(())
+}
+
+fn spawn_child(arg: &str) -> anyhow::Result<std::process::Child> {
+    Ok(std::process::Command::new(std::env::current_exe()?)
+        .arg(arg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?)
+}
+
+/// Starts the echo provider; returns it and its address (set the provider URLs to it before
+/// the server starts).
+pub fn start_echo() -> anyhow::Result<(std::process::Child, std::net::SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = spawn_child("bench-echo")?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("echo provider has no stdout"))?;
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line.trim().parse().map_err(|_| anyhow::anyhow!("echo provider said {line:?}"))?;
+    Ok((child, addr))
+}
+
+pub fn echo_settings(settings: &mut crate::Settings, echo: std::net::SocketAddr) {
+    settings.providers.openai_api_key = Some(SecretString::from("bench"));
+    settings.providers.openai_realtime_url = Some(format!("ws://{echo}/v1/realtime"));
+    settings.providers.gemini_api_key = Some(SecretString::from("bench"));
+    settings.providers.gemini_live_url = Some(format!("ws://{echo}/gemini"));
+}
+
+pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid: u32) -> anyhow::Result<()> {
+    use kraliki_domain::campaign::{
+        Campaign, CampaignCommand, CampaignOrigin, CampaignSettings, VoiceProvider,
+    };
+    let state = app.state();
+    let tenant = Uuid::now_v7();
+    let ctx = CommandContext::new(tenant.to_string(), "system:bench");
+    for (label, provider, goal) in [
+        ("passthrough", VoiceProvider::Openai, "goal >= 1,000 calls per core"),
+        ("resampling", VoiceProvider::Gemini, "goal >= 300 calls per core"),
+    ] {
+        let campaign = Uuid::now_v7();
+        let settings = CampaignSettings {
+            name: format!("bench {label}"),
+            primary_provider: provider,
+            ..CampaignSettings::default()
+        };
+        let created = state
+            .dispatcher
+            .execute::<Campaign>(
+                &campaign.to_string(),
+                CampaignCommand::CreateCampaign { settings, origin: CampaignOrigin::Blank, at: Utc::now() },
+                &ctx,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        state
+            .wait_for(kraliki_projections::campaign::NAME, created.position)
+            .await
+            .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
+        let target = crate::routes::telephony::Target { tenant, campaign: Some(campaign), contact: None };
+        let mut legs = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let call_sid = format!("CA{label}{i:026}");
+            let call_id = crate::routes::telephony::call_uuid("twilio", &call_sid);
+            let initiate = CallCommand::InitiateCall {
+                direction: CallDirection::Inbound,
+                provider: "twilio".into(),
+                provider_call_id: Some(call_sid.clone()),
+                from: "+14155550123".into(),
+                to: "+14155550100".into(),
+                campaign_id: Some(campaign),
+                contact_id: None,
+                at: Utc::now(),
+            };
+            state
+                .dispatcher
+                .execute::<Call>(&call_id.to_string(), initiate, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let parameters = crate::routes::telephony::stream_parameters(state, call_id, &target)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            legs.push(Leg { call_sid, parameters });
+        }
+        if let Ok(mut s) = state.bridge_stats.lock() {
+            *s = Some(Default::default());
+        }
+        let spec =
+            PhoneSpec { url: format!("ws://{}/api/telephony/twilio/media", app.addr()), seconds, legs };
+        let out_path =
+            std::env::temp_dir().join(format!("kraliki-bench-phones-{}-{label}.json", std::process::id()));
+        let mut phones = std::process::Command::new(std::env::current_exe()?)
+            .arg("bench-phones")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&out_path)?)
+            .spawn()?;
+        let (ours, echo_before, phones_pid) = (cpu_of(std::process::id()), cpu_of(echo_pid), phones.id());
+        let started = Instant::now();
+        {
+            use std::io::Write;
+            let mut stdin = phones.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+            stdin.write_all(&serde_json::to_vec(&spec)?)?;
+        }
+        let phones_cpu = {
+            // Sample the generator's CPU just before it exits.
+            let mut last = 0.0;
+            while phones.try_wait()?.is_none() {
+                let c = cpu_of(phones_pid);
+                if c.is_finite() {
+                    last = c;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            last
+        };
+        let wall = started.elapsed().as_secs_f64();
+        let server_cores = (cpu_of(std::process::id()) - ours) / wall;
+        let echo_cores = (cpu_of(echo_pid) - echo_before) / wall;
+        phones.wait()?;
+        let output = std::fs::read_to_string(&out_path)?;
+        let _ = std::fs::remove_file(&out_path);
+        // The figures are its last line (logs may precede them).
+        let mut figures: PhoneFigures = output
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| anyhow::anyhow!("no figures from the load generator: {output}"))?;
+        // Let the bridges record their ends before reading their figures.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut bridge = state.bridge_stats.lock().ok().and_then(|mut s| s.take()).unwrap_or_default();
         println!(
-            "media {label}: {calls} calls x {seconds} s, {failed} failed; {} frames in, {} frames out ({} sent late); process used {cores:.2} cores -> {:.0} calls per core ({goal})",
-            all.sent, all.received_frames, all.late, calls as f64 / cores.max(0.01)
+            "media {label}: {calls} calls x {seconds} s over WebSockets, {} failed; {} frames in, {} out ({} sent late); server used {server_cores:.2} cores (load generator {:.2}, echo provider {echo_cores:.2}) -> {:.0} calls per server core ({goal})",
+            figures.failed, figures.sent, figures.received, figures.late, phones_cpu / wall, calls as f64 / server_cores.max(0.01)
         );
         println!(
             "  bridge latency per frame: in p50 {:.3} ms p99 {:.3} ms; out p50 {:.3} ms p99 {:.3} ms (goal p99 <= 2 ms); phone round trip via echo p50 {:.2} ms p99 {:.2} ms",
-            percentile(&mut all.inbound_us, 50.0), percentile(&mut all.inbound_us, 99.0),
-            percentile(&mut all.outbound_us, 50.0), percentile(&mut all.outbound_us, 99.0),
-            percentile(&mut all.rtt_us, 50.0), percentile(&mut all.rtt_us, 99.0),
+            percentile(&mut bridge.inbound_us, 50.0), percentile(&mut bridge.inbound_us, 99.0),
+            percentile(&mut bridge.outbound_us, 50.0), percentile(&mut bridge.outbound_us, 99.0),
+            percentile(&mut figures.rtt_us, 50.0), percentile(&mut figures.rtt_us, 99.0),
         );
     }
     Ok(())

@@ -45,8 +45,15 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
-    /// Measure appends, rebuild throughput and projection lag against a pgbench baseline.
+    /// Measure appends, rebuild throughput, projection lag, imports and the media bridge
+    /// against baselines run side by side.
     Bench(crate::bench::BenchArgs),
+    /// The media benchmark's echo voice provider, run as its own process (internal).
+    #[command(hide = true)]
+    BenchEcho,
+    /// The media benchmark's load generator, run as its own process (internal).
+    #[command(hide = true)]
+    BenchPhones,
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -248,6 +255,8 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(settings, args).await,
+        Command::BenchEcho => crate::bench_media::serve_echo().await,
+        Command::BenchPhones => crate::bench_media::serve_phones().await,
         Command::Keys { command: KeysCommand::Rotate } => {
             let kid = crate::auth::keys::generate(&settings.keys_dir())?;
             println!("new signing key {kid} in {}", settings.keys_dir().display());

@@ -120,6 +120,7 @@ impl Application {
         let media_secret = Arc::new(media_secret(&settings));
         let state = AppState {
             media_secret,
+            bridge_stats: Arc::default(),
             keys,
             settings: Arc::new(settings),
             dispatcher,
@@ -136,6 +137,12 @@ impl Application {
         let addr = listener.local_addr()?;
         let app = router(state.clone());
         let stop = shutdown.clone();
+        // No Nagle: media frames (20 ms of audio) must not wait for the peer's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(stop.cancelled_owned())

@@ -27,6 +27,8 @@ pub struct AppState {
     pub importer: kraliki_commands::import::Importer,
     /// Keys the HMAC tokens that tie a media stream to the call we set up.
     pub media_secret: Arc<[u8; 32]>,
+    /// Per-frame bridge latencies, collected only while `kraliki bench` measures.
+    pub bridge_stats: Arc<std::sync::Mutex<Option<kraliki_voice::bridge::BridgeStats>>>,
 }
 
 impl AppState {

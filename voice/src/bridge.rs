@@ -28,6 +28,9 @@ use crate::telephony::telnyx_media::{MediaReorderer, OrderedMedia, TelnyxInbound
 use crate::telephony::twilio_media::{TwilioInbound, TwilioOutbound};
 use crate::telephony::Track;
 
+/// Agent audio between two marks, at most: the precision of "what the caller heard".
+pub const MARK_EVERY_MS: u32 = 100;
+
 /// Which provider's media-stream dialect the phone side speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -215,6 +218,8 @@ struct Live {
     /// Audio queued to the phone per agent item, and what of it was played (ms).
     queued_ms: HashMap<String, u32>,
     played_ms: HashMap<String, u32>,
+    /// Where each item's last mark was put (ms of its audio).
+    marked_ms: HashMap<String, u32>,
     current_item: Option<String>,
     marks: u64,
 }
@@ -270,6 +275,7 @@ impl Bridge {
             contact,
             queued_ms: HashMap::new(),
             played_ms: HashMap::new(),
+            marked_ms: HashMap::new(),
             current_item: None,
             marks: 0,
         };
@@ -342,14 +348,25 @@ impl Bridge {
                             let item = item_id.unwrap_or_else(|| "agent".to_owned());
                             let total = live.queued_ms.entry(item.clone()).or_default();
                             *total += (ulaw_8k.len() / 8) as u32;
-                            let mark = format!("{item}@{total}");
-                            live.current_item = Some(item);
-                            live.marks += 1;
+                            let total = *total;
+                            // A mark at most every MARK_EVERY_MS of an item's audio (and on its
+                            // first chunk): what was played is known to that precision.
+                            let marked = live.marked_ms.get(&item).copied();
+                            let mark = match marked {
+                                Some(at) if total < at + MARK_EVERY_MS => None,
+                                _ => Some(format!("{item}@{total}")),
+                            };
+                            live.current_item = Some(item.clone());
                             stats.frames_out += 1;
-                            if outgoing.send(wire.media(&ulaw_8k)).await.is_err()
-                                || outgoing.send(wire.mark(&mark)).await.is_err()
-                            {
+                            if outgoing.send(wire.media(&ulaw_8k)).await.is_err() {
                                 break Ending::Completed { disposition: None };
+                            }
+                            if let Some(mark) = mark {
+                                live.marks += 1;
+                                live.marked_ms.insert(item, total);
+                                if outgoing.send(wire.mark(&mark)).await.is_err() {
+                                    break Ending::Completed { disposition: None };
+                                }
                             }
                             if self.measure {
                                 stats.outbound_us.push(event_at.elapsed().as_micros().min(u32::MAX as u128) as u32);

@@ -81,10 +81,10 @@ fn forbidden(why: &str) -> ApiError {
 
 /// Who a call belongs to and what it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    tenant: Uuid,
-    campaign: Option<Uuid>,
-    contact: Option<Uuid>,
+pub struct Target {
+    pub tenant: Uuid,
+    pub campaign: Option<Uuid>,
+    pub contact: Option<Uuid>,
 }
 
 /// HMAC over the call and its target: a media stream carrying it was set up by us.
@@ -95,7 +95,8 @@ fn media_token(state: &AppState, call: Uuid, t: &Target) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn stream_parameters(state: &AppState, call: Uuid, t: &Target) -> Vec<(&'static str, String)> {
+/// The `<Parameter>`s (Twilio) or query (Telnyx) a media stream must carry for `call`.
+pub fn stream_parameters(state: &AppState, call: Uuid, t: &Target) -> Vec<(&'static str, String)> {
     let mut p = vec![("call_id", call.to_string()), ("tenant", t.tenant.to_string())];
     if let Some(c) = t.campaign {
         p.push(("campaign_id", c.to_string()));
@@ -571,11 +572,23 @@ async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTre
         }
         let _ = sink.close().await;
     });
-    let bridge = Bridge::new(state.dispatcher.clone());
+    let mut bridge = Bridge::new(state.dispatcher.clone());
+    bridge.measure = state.bridge_stats.lock().map(|s| s.is_some()).unwrap_or(false);
     let setup_state = state.clone();
     let result = bridge.run(dialect, in_rx, out_tx, move |start| setup(setup_state, start, query)).await;
-    if let Err(reason) = &result {
-        tracing::warn!(%reason, "media stream refused");
+    match &result {
+        Err(reason) => tracing::warn!(%reason, "media stream refused"),
+        Ok((_, stats)) if bridge.measure => {
+            if let Ok(mut collected) = state.bridge_stats.lock() {
+                if let Some(all) = collected.as_mut() {
+                    all.frames_in += stats.frames_in;
+                    all.frames_out += stats.frames_out;
+                    all.inbound_us.extend(&stats.inbound_us);
+                    all.outbound_us.extend(&stats.outbound_us);
+                }
+            }
+        }
+        Ok(_) => {}
     }
     reader.abort();
     let _ = writer.await;

@@ -23,10 +23,6 @@ pub const TRANSCRIPT_KIND: &str = "TranscriptSegmentAdded";
 
 pub struct CallProjection;
 
-fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
-    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
-}
-
 /// One timeline row, collected over a batch and written in one statement.
 struct Step {
     call_id: Uuid,
@@ -139,7 +135,7 @@ async fn call(
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'initiated', $10, $11, $10) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(direction.as_str().unwrap_or_default())
             .bind(provider)
             .bind(provider_call_id)
@@ -352,23 +348,9 @@ pub async fn list(
     if let Some(before) = filter.started_before {
         q.push(" AND started_at < ").push_bind(before);
     }
-    if let Some(c) = after {
-        let at: DateTime<Utc> = c.key.parse()?;
-        q.push(" AND (started_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
-    }
-    q.push(" ORDER BY started_at DESC, id DESC LIMIT ").push_bind(limit + 1);
-    let mut rows: Vec<CallRow> = q.build_query_as().fetch_all(pool).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| {
-            let key = r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            Cursor { key, id: r.id }.encode()
-        })
-    } else {
-        None
-    };
-    Ok(Page { items: rows, next_cursor })
+    crate::keyset::push_page(&mut q, "started_at", "id", after, true, limit)?;
+    let rows: Vec<CallRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::keyset::page(rows, limit, |r| (r.started_at, r.id)))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

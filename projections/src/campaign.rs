@@ -24,10 +24,6 @@ const CALL_LISTS: &str = "call_list_view";
 
 pub struct CampaignProjection;
 
-fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
-    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
-}
-
 fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(value)?)
 }
@@ -103,7 +99,7 @@ async fn campaign(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> 
                  VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(&settings.name)
             .bind(json(&settings.campaign_type)?.as_str().unwrap_or_default().to_owned())
             .bind(settings.primary_provider.as_str())
@@ -171,7 +167,7 @@ async fn template(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> 
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(&settings.name)
             .bind(&settings.description)
             .bind(json(&settings)?)
@@ -211,7 +207,7 @@ async fn call_list(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) ->
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(campaign_id)
             .bind(&spec.name)
             .bind(json(&spec.filter)?)
@@ -361,17 +357,6 @@ pub struct CampaignFilter {
     pub search: Option<String>,
 }
 
-fn cursor_key(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| key(r).encode()) } else { None };
-    Page { items: rows, next_cursor }
-}
-
 /// Newest first.
 pub async fn list(
     pool: &PgPool,
@@ -392,13 +377,9 @@ pub async fn list(
     if let Some(s) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         q.push(" AND lower(name) LIKE ").push_bind(like(s));
     }
-    if let Some(c) = after {
-        let at: DateTime<Utc> = c.key.parse()?;
-        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
-    }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
     let rows: Vec<CampaignRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 pub fn like(search: &str) -> String {
@@ -457,13 +438,9 @@ pub async fn list_templates(
     if let Some(s) = search.filter(|s| !s.is_empty()) {
         q.push(" AND lower(name) LIKE ").push_bind(like(s));
     }
-    if let Some(c) = after {
-        let at: DateTime<Utc> = c.key.parse()?;
-        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
-    }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
     let rows: Vec<TemplateRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -516,13 +493,9 @@ pub async fn list_call_lists(
     if let Some(c) = campaign {
         q.push(" AND campaign_id = ").push_bind(c);
     }
-    if let Some(c) = after {
-        let at: DateTime<Utc> = c.key.parse()?;
-        q.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(c.id).push(")");
-    }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
     let rows: Vec<CallListRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(page(rows, limit, |r| Cursor { key: cursor_key(r.created_at), id: r.id }))
+    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 /// The active inbound campaign answering `number` (its caller id), and its tenant.

@@ -28,10 +28,6 @@ const DNC: &str = "do_not_call_view";
 
 pub struct ContactProjection;
 
-fn tenant(event: &StoredEvent) -> anyhow::Result<Uuid> {
-    Ok(event.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
-}
-
 #[async_trait]
 impl Projection for ContactProjection {
     fn name(&self) -> &'static str {
@@ -143,7 +139,7 @@ async fn upsert_contacts(
 
 async fn batch(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
     let ContactBatchEvent::ContactBatchImported { import_id, contacts, rejected, at, .. } = e.decode()?;
-    let tenant = tenant(e)?;
+    let tenant = e.tenant()?;
     let rows: Vec<(Uuid, &ContactData, Option<Uuid>, Option<i64>)> = contacts
         .iter()
         .map(|ImportedContact { id, row, data }| (*id, data, Some(import_id), Some(*row as i64)))
@@ -205,7 +201,7 @@ async fn import(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> an
                  VALUES ($1, $2, 'validating', $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(format.as_str())
             .bind(file_name)
             .bind(size_bytes as i64)
@@ -271,7 +267,7 @@ async fn contact(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> a
         | ContactEvent::ContactUpdated { data, at, .. }
         | ContactEvent::ContactMarkedDoNotCall { data, at, .. }
         | ContactEvent::ContactDoNotCallCleared { data, at } => {
-            upsert_contacts(conn, table, tenant(e)?, &[(id, &data, None, None)], e.sequence, at).await?;
+            upsert_contacts(conn, table, e.tenant()?, &[(id, &data, None, None)], e.sequence, at).await?;
         }
         ContactEvent::ContactDeleted { .. } => {
             sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
@@ -289,7 +285,7 @@ async fn dnc(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyho
                  ON CONFLICT (tenant_id, phone_number) DO UPDATE SET reason = excluded.reason, source = excluded.source, \
                  added_at = excluded.added_at"
             ))
-            .bind(tenant(e)?)
+            .bind(e.tenant()?)
             .bind(phone_number)
             .bind(reason)
             .bind(source)
@@ -299,7 +295,7 @@ async fn dnc(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyho
         }
         DoNotCallEvent::DoNotCallNumberRemoved { phone_number, .. } => {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND phone_number = $2"))
-                .bind(tenant(e)?)
+                .bind(e.tenant()?)
                 .bind(phone_number)
                 .execute(&mut *conn)
                 .await?;
@@ -536,23 +532,9 @@ pub async fn list(
     if let Some(d) = query.do_not_call {
         q.push(" AND c.do_not_call = ").push_bind(d);
     }
-    if let Some(c) = after {
-        let at: DateTime<Utc> = c.key.parse()?;
-        q.push(" AND (c.created_at, c.id) > (").push_bind(at).push(", ").push_bind(c.id).push(")");
-    }
-    q.push(" ORDER BY c.created_at, c.id LIMIT ").push_bind(limit + 1);
-    let mut rows: Vec<ContactRow> = q.build_query_as().fetch_all(pool).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| {
-            Cursor { key: r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), id: r.id }
-                .encode()
-        })
-    } else {
-        None
-    };
-    Ok(Page { items: rows, next_cursor })
+    crate::keyset::push_page(&mut q, "c.created_at", "c.id", after, false, limit)?;
+    let rows: Vec<ContactRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 /// The calling window a campaign applies, after `business_hours_only` narrows it.

@@ -56,6 +56,11 @@ impl StoredEvent {
         Position { tx: self.tx, pos: self.global_position }
     }
 
+    /// The tenant the event belongs to (metadata `tenant_id`), for tenant-scoped read models.
+    pub fn tenant(&self) -> anyhow::Result<uuid::Uuid> {
+        Ok(self.meta("tenant_id").ok_or_else(|| anyhow::anyhow!("event without tenant"))?.parse()?)
+    }
+
     /// A metadata entry (`tenant_id`, `event_id`, `actor`, ...).
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(Value::as_str)

@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod company;
 pub mod contact;
 pub mod event;
+pub mod keyset;
 pub mod position;
 pub mod projection;
 pub mod publisher;

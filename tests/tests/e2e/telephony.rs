@@ -430,3 +430,80 @@ mod telnyx {
         app.cleanup().await;
     }
 }
+
+/// The same call path with Gemini Live: its 24 kHz audio reaches the phone as 8 kHz μ-law, an
+/// interruption clears the phone, and a transfer request ends the AI's part of the call.
+#[tokio::test]
+async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
+    use kraliki_voice::testing::FakeGemini;
+    let gemini = FakeGemini::start().await.unwrap();
+    let tone: Vec<i16> = (0..4800).map(|i| ((i as f64 * 0.1).sin() * 8000.0) as i16).collect(); // 200 ms at 24 kHz
+    gemini.push_all(FakeGemini::greeting_script(&tone, "Hello from Gemini."));
+    gemini.push(Step::wait_for_key("realtimeInput"));
+    gemini.push(Step::Json(FakeGemini::interrupted()));
+    gemini.push(Step::Json(FakeGemini::input_transcription("Put me through to billing.", true)));
+    gemini.push(Step::Json(FakeGemini::tool_call(
+        "fc_1",
+        "transfer_to_queue",
+        &json!({"queue": "billing", "reason": "asked"}),
+    )));
+    let url = gemini.config().url;
+    let app = spawn_app_with(
+        move |s| {
+            s.providers.gemini_api_key = Some(SecretString::from(FakeGemini::API_KEY));
+            s.providers.gemini_live_url = Some(url);
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.public_base_url = Some(PUBLIC.into());
+        },
+        Vec::new(),
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/campaigns",
+            json!({"name": "Gemini line", "campaign_type": "inbound_support", "caller_id": "+14155550103",
+                   "primary_provider": "gemini", "configuration": {"greeting": "Hello from Gemini."}}),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let params =
+        [("CallSid", "CA0100"), ("From", "+420603123456"), ("To", "+14155550103"), ("Direction", "inbound")];
+    let twiml = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let parameters = stream_parameters(&twiml);
+    let call_id = parameters.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+    let mut dialect = TwilioDialect::new("CA0100", "MZ0100");
+    for (k, v) in &parameters {
+        dialect = dialect.parameter(k.clone(), v.clone());
+    }
+    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
+    let mut phone = FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap();
+    assert!(phone.wait_for(Duration::from_secs(10), |f| matches!(f, ServerFrame::Mark(_))).await.is_some());
+    phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
+    assert!(
+        phone.wait_for(Duration::from_secs(10), |f| *f == ServerFrame::Clear).await.is_some(),
+        "clear on interruption"
+    );
+    // 200 ms at 24 kHz became 200 ms at 8 kHz: 1,600 μ-law bytes (give or take the filter's edge).
+    let heard = phone.received_audio().len();
+    assert!((1400..=1800).contains(&heard), "{heard} bytes of greeting");
+    // The caller's 8 kHz audio reached Gemini as 16 kHz PCM.
+    let sent =
+        gemini.wait_for_json(Duration::from_secs(5), |v| v.get("realtimeInput").is_some()).await.unwrap();
+    assert_eq!(sent["realtimeInput"]["audio"]["mimeType"], "audio/pcm;rate=16000");
+
+    let events = events_until(&app, &call_id, "CallCompleted").await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    let (_, transfer) =
+        events.iter().find(|(t, _)| t == "TransferRequested").unwrap_or_else(|| panic!("{types:?}"));
+    assert_eq!(transfer["TransferRequested"]["target"], "queue:billing");
+    let (_, completed) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
+    assert_eq!(completed["CallCompleted"]["disposition"], "transferred");
+    assert!(
+        events.iter().any(|(t, p)| t == "TranscriptSegmentAdded"
+            && p["TranscriptSegmentAdded"]["text"] == "Put me through to billing."),
+        "{types:?}"
+    );
+    app.cleanup().await;
+}

@@ -106,8 +106,14 @@ fn percentile(values: &mut [u32], p: f64) -> f64 {
 /// killed.
 pub async fn serve_echo() -> anyhow::Result<()> {
     let echo = axum::Router::new()
-        .route("/v1/realtime", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(openai_echo) }))
-        .route("/gemini", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(gemini_echo) }));
+        .route(
+            "/v1/realtime",
+            get(|ws: WebSocketUpgrade| async move { ws.read_buffer_size(8192).on_upgrade(openai_echo) }),
+        )
+        .route(
+            "/gemini",
+            get(|ws: WebSocketUpgrade| async move { ws.read_buffer_size(8192).on_upgrade(gemini_echo) }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -142,7 +148,9 @@ pub struct PhoneFigures {
 /// One phone leg: Twilio's side of a Media Stream, over a real WebSocket.
 async fn leg(url: String, leg: Leg, seconds: u64, index: usize) -> anyhow::Result<PhoneFigures> {
     use tokio_tungstenite::tungstenite::Message as Ws;
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(kraliki_voice::ai::MEDIA_READ_BUFFER);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await?;
     let (mut tx, mut rx) = futures::StreamExt::split(socket);
     use futures::{SinkExt, StreamExt};
     let stream_sid = format!("MZ{index:032}");

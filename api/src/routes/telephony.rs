@@ -22,6 +22,7 @@ use hmac::{Hmac, Mac};
 use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::call::{Call, CallCommand, CallDirection, CallError, CallOutcome, CallStatus};
 use kraliki_domain::campaign::VoiceProvider;
+use kraliki_voice::ai::MEDIA_READ_BUFFER;
 use kraliki_voice::ai::{self, DeepgramConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
 use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, StreamStart};
 use kraliki_voice::telephony::telnyx_control::{Answer, CommandId, StreamParams, TelnyxClient};
@@ -430,7 +431,8 @@ async fn answer_telnyx(
 #[utoipa::path(get, path = "/api/telephony/twilio/media", tag = "telephony", operation_id = "twilio_media",
     responses((status = 101, description = "Twilio Media Streams WebSocket (bidirectional, μ-law 8 kHz)")))]
 async fn twilio_media(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| media(state, socket, Dialect::Twilio, BTreeMap::new()))
+    ws.read_buffer_size(MEDIA_READ_BUFFER)
+        .on_upgrade(move |socket| media(state, socket, Dialect::Twilio, BTreeMap::new()))
 }
 
 #[utoipa::path(get, path = "/api/telephony/telnyx/media", tag = "telephony", operation_id = "telnyx_media",
@@ -440,7 +442,8 @@ async fn telnyx_media(
     Query(query): Query<BTreeMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| media(state, socket, Dialect::Telnyx, query))
+    ws.read_buffer_size(MEDIA_READ_BUFFER)
+        .on_upgrade(move |socket| media(state, socket, Dialect::Telnyx, query))
 }
 
 /// The voice-AI provider a campaign uses, with the configured key and endpoints.

@@ -29,6 +29,8 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Events buffered between the reader task and the bridge; generous so a slow bridge does not
 /// stall the socket (about 20 s of 20 ms audio chunks).
 const EVENT_BUFFER: usize = 1024;
+/// Read buffer of a provider socket: a few audio frames' worth.
+pub const MEDIA_READ_BUFFER: usize = 8 * 1024;
 /// Outgoing frames buffered before `send_audio` waits.
 const OUT_BUFFER: usize = 256;
 /// How long [`Link::close`] waits for the provider to finish the closing handshake.
@@ -77,7 +79,12 @@ pub(crate) async fn open(
         request.headers_mut().insert(HeaderName::from_static(name), value);
     }
     let connector = Connector::Rustls(tls().map_err(config_err)?);
-    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
+    // Voice frames are small: tungstenite's default 128 KiB read buffer is zeroed again and
+    // again for nothing (it was the top of the media benchmark's profile).
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(MEDIA_READ_BUFFER);
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
     match tokio::time::timeout(timeout, connecting).await {
         Err(_) => Err(AiError::Timeout { provider, what: "accept the connection" }),
         Ok(Err(e)) => Err(AiError::Connect { provider, message: describe_connect_error(e) }),

@@ -15,6 +15,8 @@
 pub mod deepgram;
 pub mod gemini;
 mod link;
+
+pub use link::MEDIA_READ_BUFFER;
 pub mod openai;
 
 use std::fmt;

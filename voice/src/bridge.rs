@@ -28,6 +28,9 @@ use crate::telephony::telnyx_media::{MediaReorderer, OrderedMedia, TelnyxInbound
 use crate::telephony::twilio_media::{TwilioInbound, TwilioOutbound};
 use crate::telephony::Track;
 
+/// How long a new media socket may stay silent before its `start` frame.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Agent audio between two marks, at most: the precision of "what the caller heard".
 pub const MARK_EVERY_MS: u32 = 100;
 
@@ -254,8 +257,10 @@ impl Bridge {
         let mut stats = BridgeStats::default();
         // Until `start`: only `connected` frames may come first.
         let start = loop {
-            let Some(text) = incoming.recv().await else {
-                return Err("the stream closed before start".into());
+            let text = match tokio::time::timeout(START_TIMEOUT, incoming.recv()).await {
+                Ok(Some(text)) => text,
+                Ok(None) => return Err("the stream closed before start".into()),
+                Err(_) => return Err("no start frame in time".into()),
             };
             match wire.parse(&text) {
                 Ok(frames) => {
@@ -492,5 +497,45 @@ impl Bridge {
     }
 }
 
-/// Waits for the bridge's per-call work on shutdown (bounded).
-pub const DRAIN: Duration = Duration::from_secs(5);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge() -> Bridge {
+        // Never connected: these cases end before any call step is recorded.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        Bridge::new(Dispatcher::new(pool, kraliki_projections::Wake::new()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_that_never_starts_is_let_go() {
+        let (_keep, incoming) = mpsc::channel::<String>(1);
+        let (outgoing, _) = mpsc::channel::<String>(1);
+        let result = bridge()
+            .run(Dialect::Twilio, incoming, outgoing, |_| async {
+                Err::<CallSetup, _>("unreachable".to_owned())
+            })
+            .await;
+        assert_eq!(result.err().as_deref(), Some("no start frame in time"));
+    }
+
+    #[tokio::test]
+    async fn garbage_before_start_is_skipped_and_a_refused_setup_ends_the_stream() {
+        let (tx, incoming) = mpsc::channel::<String>(8);
+        let (outgoing, _) = mpsc::channel::<String>(1);
+        tx.send("{not json".into()).await.expect("send");
+        tx.send(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into()).await.expect("send");
+        let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{"call_id":"x"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+        tx.send(start.into()).await.expect("send");
+        let result = bridge()
+            .run(Dialect::Twilio, incoming, outgoing, |start| async move {
+                assert_eq!(start.provider_call_id, "CA1");
+                assert_eq!(start.parameters.get("call_id").map(String::as_str), Some("x"));
+                Err::<CallSetup, _>("refused".to_owned())
+            })
+            .await;
+        assert_eq!(result.err().as_deref(), Some("refused"));
+    }
+}

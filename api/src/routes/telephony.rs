@@ -48,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(twilio_media))
         .routes(routes!(telnyx_webhook))
         .routes(routes!(telnyx_media))
+        .routes(routes!(outbound))
 }
 
 /// The call's aggregate id for a provider's call id: the same on every retry and instance.
@@ -595,4 +596,110 @@ async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTre
     }
     reader.abort();
     let _ = writer.await;
+}
+
+/// Places an outbound call to a contact for a campaign, through Twilio.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundBody {
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    /// Detect answering machines (Twilio `MachineDetection=Enable`, reported asynchronously).
+    #[serde(default)]
+    pub detect_machine: bool,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OutboundCall {
+    pub call_id: Uuid,
+    pub provider: String,
+    pub provider_call_id: String,
+    pub status: String,
+    pub to: String,
+    pub from: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/outbound", tag = "calls", operation_id = "calls_outbound", request_body = OutboundBody,
+    responses((status = 201, body = OutboundCall, description = "The provider accepted the call; its progress arrives as webhooks"),
+        (status = 404, body = crate::error::Problem, description = "No such campaign or contact (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Campaign not active, or the contact may not be called (do-not-call) (problem+json)"),
+        (status = 422, body = crate::error::Problem, description = "The campaign has no caller id (problem+json)"),
+        (status = 503, body = crate::error::Problem, description = "Twilio not configured, or it refused (problem+json)")),
+    security(("bearer" = [])))]
+pub async fn outbound(
+    State(state): State<AppState>,
+    user: crate::auth::AuthUser,
+    body: crate::extract::ApiJson<OutboundBody>,
+) -> Result<Response, ApiError> {
+    use kraliki_voice::telephony::twilio_rest::{
+        CallInstructions, CallProgressEvent, CreateCall, MachineDetection, TwilioRestClient,
+    };
+    user.require(super::common::MANAGERS)?;
+    let b = body.value;
+    let campaign = kraliki_projections::campaign::get(&state.pool, user.company_id, b.campaign_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let contact = kraliki_projections::contact::get(&state.pool, user.company_id, b.contact_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if campaign.status != "active" {
+        return Err(ApiError::new(Code::InvalidState).detail(format!("the campaign is {}", campaign.status)));
+    }
+    if contact.do_not_call
+        || kraliki_projections::contact::is_dnc(&state.pool, user.company_id, &contact.phone_number).await?
+    {
+        return Err(ApiError::new(Code::InvalidState).detail("the contact is on a do-not-call list"));
+    }
+    let settings = campaign.settings()?;
+    let from = settings.caller_id.clone().ok_or_else(|| {
+        ApiError::new(Code::ValidationFailed).field(
+            "caller_id",
+            "required",
+            "the campaign has no caller id to call from",
+        )
+    })?;
+    let p = &state.settings.providers;
+    let (Some(sid), Some(token)) = (p.twilio_account_sid.clone(), p.twilio_auth_token.clone()) else {
+        return Err(ApiError::new(Code::ServiceUnavailable)
+            .detail("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not configured"));
+    };
+    let mut client =
+        TwilioRestClient::new(sid, token).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    if let Some(url) = &p.twilio_api_url {
+        client = client.with_base_url(url).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    }
+    let target = Target { tenant: user.company_id, campaign: Some(campaign.id), contact: Some(contact.id) };
+    let query = format!("tenant={}&campaign_id={}&contact_id={}", target.tenant, campaign.id, contact.id);
+    let mut create = CreateCall::new(
+        contact.phone_number.clone(),
+        from.clone(),
+        CallInstructions::Url(public_url(&state, &format!("/api/telephony/twilio/voice?{query}"))?),
+    );
+    create.status_callback = Some(public_url(&state, "/api/telephony/twilio/status")?);
+    create.status_callback_events = CallProgressEvent::ALL.to_vec();
+    if b.detect_machine {
+        create.machine_detection = Some(MachineDetection::Enable);
+        create.async_amd_status_callback = Some(public_url(&state, "/api/telephony/twilio/status")?);
+    }
+    let placed = client.create_call(&create).await.map_err(|e| {
+        ApiError::new(Code::ServiceUnavailable).detail(format!("Twilio refused the call: {e}"))
+    })?;
+    let call_id = call_uuid("twilio", &placed.sid);
+    let call = ProviderCall {
+        provider: "twilio",
+        id: &placed.sid,
+        direction: CallDirection::Outbound,
+        from: &from,
+        to: &contact.phone_number,
+    };
+    ensure_call(&state, call_id, &target, call).await?;
+    let answer = OutboundCall {
+        call_id,
+        provider: "twilio".into(),
+        provider_call_id: placed.sid,
+        status: placed.status,
+        to: contact.phone_number,
+        from,
+    };
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }

@@ -507,3 +507,115 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     );
     app.cleanup().await;
 }
+
+/// An outbound call for a campaign: placed through Twilio's REST API (a fake that answers like
+/// it), Twilio then fetches our voice URL (signed), the stream runs, the status callbacks end it,
+/// and the contact's attempt shows in the dialer's view.
+#[tokio::test]
+async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
+    use kraliki_voice::telephony::testing::api::FakeTwilioApi;
+    let twilio = FakeTwilioApi::start("AC00000000000000000000000000000001", TOKEN).await.unwrap();
+    let openai = FakeOpenAi::start().await.unwrap();
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+        "r1",
+        "i1",
+        "c1",
+        "end_call",
+        &json!({"disposition": "not_interested"}),
+    )));
+    let (twilio_url, openai_url) = (twilio.base_url(), openai.config().base_url);
+    let app = spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+            s.providers.twilio_account_sid = Some("AC00000000000000000000000000000001".into());
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.twilio_api_url = Some(twilio_url);
+            s.providers.public_base_url = Some(PUBLIC.into());
+        },
+        Vec::new(),
+    )
+    .await;
+    let c = &app.client;
+    let r = app
+        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123456", "first_name": "Ada"}))
+        .await;
+    let contact = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123457", "do_not_call": true}))
+        .await;
+    let blocked = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r =
+        app.post_json("/api/v1/campaigns", json!({"name": "Outbound", "caller_id": "+14155550100"})).await;
+    let campaign = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+    let list = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+
+    let place = |contact: &str| {
+        app.post_json(
+            "/api/v1/calls/outbound",
+            json!({"campaign_id": campaign, "contact_id": contact, "detect_machine": true}),
+        )
+    };
+    let r = place(&contact).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "a draft campaign does not dial");
+    let r = c.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = place(&blocked).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "do-not-call");
+    assert!(twilio.calls().is_empty());
+
+    let r = place(&contact).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    let placed: Value = r.json().await.unwrap();
+    let sid = placed["provider_call_id"].as_str().unwrap().to_owned();
+    let created = twilio.calls().into_iter().find(|c| c.sid == sid).unwrap();
+    assert_eq!((created.to.as_str(), created.from.as_str()), ("+420603123456", "+14155550100"));
+    let param = |k: &str| created.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(param("MachineDetection").as_deref(), Some("Enable"));
+    let voice_url = param("Url").unwrap();
+    assert!(voice_url.starts_with(&format!("{PUBLIC}/api/telephony/twilio/voice?")), "{voice_url}");
+
+    // Twilio fetches the URL it was given, signed over exactly that URL.
+    let path = voice_url.strip_prefix(PUBLIC).unwrap();
+    let params = [
+        ("CallSid", sid.as_str()),
+        ("From", "+14155550100"),
+        ("To", "+420603123456"),
+        ("Direction", "outbound-api"),
+        ("AnsweredBy", "human"),
+    ];
+    let r = webhook(&app, path, &params, Some(twilio_signature(&voice_url, &params))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let twiml = r.text().await.unwrap();
+    let parameters = stream_parameters(&twiml);
+    assert!(parameters.iter().any(|(k, v)| k == "contact_id" && *v == contact));
+    let mut dialect = TwilioDialect::new(sid.clone(), "MZ0200");
+    for (k, v) in &parameters {
+        dialect = dialect.parameter(k.clone(), v.clone());
+    }
+    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
+    let mut phone = FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap();
+    phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
+    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    let events = events_until(&app, &call_id, "CallCompleted").await;
+    let (_, done) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
+    assert_eq!(done["CallCompleted"]["disposition"], "not_interested");
+    assert_eq!(events[0].1["CallInitiated"]["direction"], "outbound");
+
+    // The dialer sees the attempt: connected, so the contact is done for this campaign.
+    app.caught_up().await;
+    let r = c.get(app.url(&format!("/api/v1/call-lists/{list}/contacts"))).send().await.unwrap();
+    let members: Value = r.json().await.unwrap();
+    let ada = members["items"].as_array().unwrap().iter().find(|m| m["id"] == contact.as_str()).unwrap();
+    assert_eq!(
+        (ada["campaign_attempts"].as_i64(), ada["campaign_last_outcome"].as_str()),
+        (Some(1), Some("connected"))
+    );
+    let r = c.get(app.url(&format!("/api/v1/campaigns/{campaign}/analytics"))).send().await.unwrap();
+    let stats: Value = r.json().await.unwrap();
+    assert_eq!((stats["total_calls"].as_i64(), stats["connected_calls"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(twilio.calls().len(), 1, "exactly the one call was placed");
+    app.cleanup().await;
+}

@@ -537,21 +537,10 @@ pub async fn list(
     Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
-/// The calling window a campaign applies, after `business_hours_only` narrows it.
-fn window(settings: &CampaignSettings) -> (chrono::NaiveTime, chrono::NaiveTime, Vec<i32>) {
-    let (mut start, mut end) = settings.calling_window.bounds();
-    let mut days: Vec<i32> = settings.calling_window.days.iter().map(|d| i32::from(*d)).collect();
-    if settings.business_hours_only {
-        start = start.max(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(start));
-        end = end.min(chrono::NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(end));
-        days.retain(|d| *d <= 5);
-    }
-    (start, end, days)
-}
-
 /// `now` is inside the window in every zone the contact may be in.
 fn push_in_window(q: &mut QueryBuilder<'_, Postgres>, settings: &CampaignSettings, now: DateTime<Utc>) {
-    let (start, end, days) = window(settings);
+    let (start, end, days) = settings.effective_window();
+    let days: Vec<i32> = days.into_iter().map(i32::from).collect();
     q.push(" AND NOT EXISTS (SELECT 1 FROM unnest(c.timezones) z WHERE NOT ((")
         .push_bind(now)
         .push(" AT TIME ZONE z)::time >= ")

@@ -622,7 +622,7 @@ pub struct OutboundCall {
 #[utoipa::path(post, path = "/api/v1/calls/outbound", tag = "calls", operation_id = "calls_outbound", request_body = OutboundBody,
     responses((status = 201, body = OutboundCall, description = "The provider accepted the call; its progress arrives as webhooks"),
         (status = 404, body = crate::error::Problem, description = "No such campaign or contact (problem+json)"),
-        (status = 409, body = crate::error::Problem, description = "Campaign not active, or the contact may not be called (do-not-call) (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Campaign not active, or the contact may not be called now (do-not-call, outside the calling window) (problem+json)"),
         (status = 422, body = crate::error::Problem, description = "The campaign has no caller id (problem+json)"),
         (status = 503, body = crate::error::Problem, description = "Twilio not configured, or it refused (problem+json)")),
     security(("bearer" = [])))]
@@ -651,6 +651,10 @@ pub async fn outbound(
         return Err(ApiError::new(Code::InvalidState).detail("the contact is on a do-not-call list"));
     }
     let settings = campaign.settings()?;
+    if !settings.may_call_at(&contact.timezones, chrono::Utc::now()) {
+        return Err(ApiError::new(Code::InvalidState)
+            .detail("outside the campaign's calling window in the contact's local time (every zone the number may be in)"));
+    }
     let from = settings.caller_id.clone().ok_or_else(|| {
         ApiError::new(Code::ValidationFailed).field(
             "caller_id",

@@ -341,6 +341,38 @@ impl CampaignSettings {
     }
 }
 
+impl CampaignSettings {
+    /// The window this campaign calls in: the calling window, narrowed to 09:00–17:00 on
+    /// weekdays when `business_hours_only`.
+    pub fn effective_window(&self) -> (NaiveTime, NaiveTime, Vec<u8>) {
+        let (mut start, mut end) = self.calling_window.bounds();
+        let mut days = self.calling_window.days.clone();
+        if self.business_hours_only {
+            start = start.max(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or(start));
+            end = end.min(NaiveTime::from_hms_opt(17, 0, 0).unwrap_or(end));
+            days.retain(|d| *d <= 5);
+        }
+        (start, end, days)
+    }
+
+    /// Whether `now` is inside the window in every one of `zones` (a contact whose number spans
+    /// zones may be in any of them). An unknown zone never allows a call.
+    pub fn may_call_at(&self, zones: &[String], now: DateTime<Utc>) -> bool {
+        use chrono::{Datelike, Timelike};
+        let (start, end, days) = self.effective_window();
+        !zones.is_empty()
+            && zones.iter().all(|zone| match zone.parse::<chrono_tz::Tz>() {
+                Ok(tz) => {
+                    let local = now.with_timezone(&tz);
+                    let time = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second());
+                    let day = local.weekday().number_from_monday() as u8;
+                    time.is_some_and(|t| t >= start && t < end) && days.contains(&day)
+                }
+                Err(_) => false,
+            })
+    }
+}
+
 /// RFC 7396 JSON merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {

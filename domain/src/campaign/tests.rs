@@ -358,3 +358,23 @@ fn an_unknown_campaign_is_not_found() {
         .when(CampaignCommand::PauseCampaign { reason: None, at: at(1) })
         .then_expect_error(CampaignError::NotFound);
 }
+
+#[test]
+fn the_calling_window_holds_in_every_zone_of_the_contact() {
+    use chrono::TimeZone;
+    let s = settings();
+    // Wednesday 25 November 2026, 15:00 UTC: Prague 16:00, New York 10:00, Los Angeles 07:00.
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).single().expect("time");
+    let zones = |z: &[&str]| z.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(s.may_call_at(&zones(&["Europe/Prague"]), now));
+    assert!(s.may_call_at(&zones(&["America/New_York"]), now));
+    assert!(!s.may_call_at(&zones(&["America/Los_Angeles"]), now));
+    assert!(!s.may_call_at(&zones(&["America/New_York", "America/Los_Angeles"]), now), "every zone");
+    assert!(!s.may_call_at(&zones(&["Mars/Base"]), now));
+    assert!(!s.may_call_at(&[], now));
+    let mut weekdays = settings();
+    weekdays.business_hours_only = true;
+    let saturday = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).single().expect("time");
+    assert!(!weekdays.may_call_at(&zones(&["Europe/Prague"]), saturday));
+    assert!(weekdays.may_call_at(&zones(&["Europe/Prague"]), now));
+}

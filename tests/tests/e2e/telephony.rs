@@ -538,10 +538,27 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     )
     .await;
     let c = &app.client;
+    // A zone where it is now around noon, so the calling window holds whenever this runs, and
+    // one where it is around midnight.
+    use chrono::Timelike;
+    let zone = |offset: i32| match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{}", o.min(14)),
+        o => format!("Etc/GMT+{}", (-o).min(12)),
+    };
+    let noon = 12 - chrono::Utc::now().hour() as i32;
+    let midnight = if noon > 0 { noon - 12 } else { noon + 12 };
     let r = app
-        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123456", "first_name": "Ada"}))
+        .post_json(
+            "/api/v1/contacts",
+            json!({"phone_number": "+420603123456", "first_name": "Ada", "timezone": zone(noon)}),
+        )
         .await;
     let contact = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123458", "timezone": zone(midnight)}))
+        .await;
+    let sleeping = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let r = app
         .post_json("/api/v1/contacts", json!({"phone_number": "+420603123457", "do_not_call": true}))
         .await;
@@ -564,6 +581,9 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     assert_eq!(r.status(), StatusCode::OK);
     let r = place(&blocked).await;
     assert_eq!(r.status(), StatusCode::CONFLICT, "do-not-call");
+    let r = place(&sleeping).await;
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("calling window"), "{problem}");
     assert!(twilio.calls().is_empty());
 
     let r = place(&contact).await;

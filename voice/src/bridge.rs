@@ -224,7 +224,6 @@ struct Live {
     /// Where each item's last mark was put (ms of its audio).
     marked_ms: HashMap<String, u32>,
     current_item: Option<String>,
-    marks: u64,
 }
 
 impl Bridge {
@@ -282,11 +281,9 @@ impl Bridge {
             played_ms: HashMap::new(),
             marked_ms: HashMap::new(),
             current_item: None,
-            marks: 0,
         };
-        let codec = match dialect {
-            Dialect::Twilio | Dialect::Telnyx => "PCMU",
-        };
+        // Both dialects stream G.711 μ-law at 8 kHz.
+        let codec = "PCMU";
         self.record(
             &live,
             CallCommand::StartMediaStream {
@@ -367,7 +364,6 @@ impl Bridge {
                                 break Ending::Completed { disposition: None };
                             }
                             if let Some(mark) = mark {
-                                live.marks += 1;
                                 live.marked_ms.insert(item, total);
                                 if outgoing.send(wire.mark(&mark)).await.is_err() {
                                     break Ending::Completed { disposition: None };

@@ -9,15 +9,16 @@ use kraliki_domain::values::InvalidValue;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
 
-/// The caller's company is the tenant and scopes their idempotency keys; the caller is the
-/// actor; the request id correlates.
-pub fn tenant_context(
+/// The command context: `tenant` owns the target, the caller is the actor, the caller's own
+/// company scopes their idempotency keys, the request id correlates.
+pub fn context(
     headers: &HeaderMap,
     user: &AuthUser,
+    tenant: uuid::Uuid,
     key: Option<String>,
     fingerprint: String,
 ) -> CommandContext {
-    let mut ctx = CommandContext::new(user.company_id.to_string(), user.actor());
+    let mut ctx = CommandContext::new(tenant.to_string(), user.actor());
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         ctx = ctx.with_correlation(request_id);
     }
@@ -25,6 +26,16 @@ pub fn tenant_context(
         ctx = ctx.with_idempotency(user.company_id.to_string(), key, Some(fingerprint));
     }
     ctx
+}
+
+/// [`context`] for the caller's own company's resources (campaigns, contacts, …).
+pub fn tenant_context(
+    headers: &HeaderMap,
+    user: &AuthUser,
+    key: Option<String>,
+    fingerprint: String,
+) -> CommandContext {
+    context(headers, user, user.company_id, key, fingerprint)
 }
 
 /// Every field problem as one 422 `validation_failed`.

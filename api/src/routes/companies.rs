@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{CommandContext, DispatchError, Outcome};
+use kraliki_commands::{DispatchError, Outcome};
 use kraliki_domain::company::{Company, CompanyCommand, CompanyError, CompanyProfile, ProfilePatch};
 use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue, Role};
 use kraliki_projections::company::{self as view, CompanyFilter, CompanyRow, CompanySort, Cursor};
@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::common::{context, write_headers, Checks};
 use crate::auth::AuthUser;
 use crate::error::{dispatch_error, ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
@@ -142,26 +143,6 @@ struct ListQuery {
     min_position: Option<i64>,
 }
 
-/// Collects every field problem before answering, so a client fixes them all at once.
-#[derive(Default)]
-struct Checks(Vec<InvalidValue>);
-
-impl Checks {
-    fn take<T>(&mut self, r: Result<T, InvalidValue>) -> Option<T> {
-        r.map_err(|e| self.0.push(e)).ok()
-    }
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let mut error = ApiError::new(Code::ValidationFailed);
-        for e in self.0 {
-            error = error.field(e.field, e.code, e.message);
-        }
-        Err(error)
-    }
-}
-
 fn website(raw: Option<&str>) -> Result<Option<String>, InvalidValue> {
     let value = optional_text("website", raw, 300)?;
     match &value {
@@ -170,25 +151,6 @@ fn website(raw: Option<&str>) -> Result<Option<String>, InvalidValue> {
         }
         _ => Ok(value),
     }
-}
-
-/// The command context: the company is the tenant; the caller is the actor; the caller's own
-/// company scopes their idempotency keys.
-fn context(
-    headers: &HeaderMap,
-    user: &AuthUser,
-    tenant: Uuid,
-    key: Option<String>,
-    fingerprint: String,
-) -> CommandContext {
-    let mut ctx = CommandContext::new(tenant.to_string(), user.actor());
-    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        ctx = ctx.with_correlation(request_id);
-    }
-    if let Some(key) = key {
-        ctx = ctx.with_idempotency(user.company_id.to_string(), key, Some(fingerprint));
-    }
-    ctx
 }
 
 fn command_error(e: DispatchError<CompanyError>) -> ApiError {
@@ -230,20 +192,8 @@ async fn written(
             .into_response(),
         Err(e) => return Err(e),
     };
-    let headers = response.headers_mut();
-    if let Some(position) = outcome.position {
-        if let Ok(v) = HeaderValue::from_str(&position.to_string()) {
-            headers.insert("kraliki-position", v);
-        }
-    }
-    if outcome.replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    if status == StatusCode::CREATED {
-        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/companies/{id}")) {
-            headers.insert(header::LOCATION, v);
-        }
-    }
+    let location = (status == StatusCode::CREATED).then(|| format!("/api/v1/companies/{id}"));
+    write_headers(&mut response, &outcome, location);
     Ok(response)
 }
 

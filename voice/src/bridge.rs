@@ -1,8 +1,10 @@
 //! The call media bridge: a telephony media stream (Twilio or Telnyx) on one side, a voice-AI
 //! session on the other, every step recorded as an event of the call.
 //!
-//! The bridge works on text frames through channels, so the HTTP layer (axum's WebSocket) and
-//! the tests (plain channels) drive it alike. It:
+//! The bridge works on text frames through [`PhoneSocket`], so the HTTP layer (axum's
+//! WebSocket) and the tests (plain channels, [`ChannelPhone`]) drive it alike. One task per
+//! call runs it: it reads the phone and the agent session itself and writes to both directly,
+//! so a frame crosses no channel or task on its way. It:
 //! - parses the phone's frames (Telnyx frames are put back in order), answers the `start` by
 //!   resolving the call ([`CallSetup`]) and connecting the campaign's provider;
 //! - passes caller audio to the agent and the agent's audio to the phone, each chunk followed
@@ -13,7 +15,9 @@
 //!   requests, the stream's start and stop, and the end: completed with a disposition, or
 //!   failed with the reason when the provider drops, never a panic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -39,6 +43,43 @@ pub const MARK_EVERY_MS: u32 = 100;
 pub enum Dialect {
     Twilio,
     Telnyx,
+}
+
+/// The phone's media socket as the bridge drives it: text frames in, text frames out.
+pub trait PhoneSocket: Send {
+    type Text: Deref<Target = str> + Send;
+
+    /// The next text frame; `None` once the socket is closed. Must be cancel-safe: it sits in a
+    /// `tokio::select!` next to the agent session.
+    fn recv(&mut self) -> impl Future<Output = Option<Self::Text>> + Send;
+
+    /// Queues a frame; [`flush`](Self::flush) sends what is queued. `Err` means the phone is
+    /// gone.
+    fn feed(&mut self, text: String) -> impl Future<Output = Result<(), ()>> + Send;
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), ()>> + Send;
+}
+
+/// A [`PhoneSocket`] over two channels, for tests and in-process drivers.
+pub struct ChannelPhone {
+    pub incoming: mpsc::Receiver<String>,
+    pub outgoing: mpsc::Sender<String>,
+}
+
+impl PhoneSocket for ChannelPhone {
+    type Text = String;
+
+    async fn recv(&mut self) -> Option<String> {
+        self.incoming.recv().await
+    }
+
+    async fn feed(&mut self, text: String) -> Result<(), ()> {
+        self.outgoing.send(text).await.map_err(|_| ())
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 /// What the phone's `start` frame said.
@@ -203,7 +244,7 @@ pub struct BridgeStats {
     pub frames_out: u64,
     /// Microseconds from reading a phone frame to handing its audio to the agent.
     pub inbound_us: Vec<u32>,
-    /// Microseconds from an agent audio event to its phone frame being queued.
+    /// Microseconds from an agent audio event to its phone frame being written.
     pub outbound_us: Vec<u32>,
 }
 
@@ -213,17 +254,24 @@ pub struct Bridge {
     pub measure: bool,
 }
 
+/// Bookkeeping of the agent item being played: audio queued to the phone, where its last mark
+/// was put, and what the phone reported played (ms of the item's audio).
+struct ItemAudio {
+    id: String,
+    queued_ms: u32,
+    marked_ms: Option<u32>,
+    played_ms: u32,
+    /// Audio was queued since the last barge-in.
+    playing: bool,
+}
+
 struct Live {
     call_id: Uuid,
     ctx: CommandContext,
     started: Instant,
     contact: Option<Value>,
-    /// Audio queued to the phone per agent item, and what of it was played (ms).
-    queued_ms: HashMap<String, u32>,
-    played_ms: HashMap<String, u32>,
-    /// Where each item's last mark was put (ms of its audio).
-    marked_ms: HashMap<String, u32>,
-    current_item: Option<String>,
+    /// The agent item whose audio the phone plays now.
+    item: Option<ItemAudio>,
 }
 
 impl Bridge {
@@ -239,16 +287,16 @@ impl Bridge {
         }
     }
 
-    /// Runs one media stream to its end. `incoming` are the phone's text frames (closed when
-    /// the socket closes); `outgoing` receives ours. `setup` resolves the call at `start`.
-    pub async fn run<F, Fut>(
+    /// Runs one media stream to its end: `phone` is the media socket (the caller closes it
+    /// afterwards); `setup` resolves the call at `start`.
+    pub async fn run<P, F, Fut>(
         &self,
         dialect: Dialect,
-        mut incoming: mpsc::Receiver<String>,
-        outgoing: mpsc::Sender<String>,
+        phone: &mut P,
         setup: F,
     ) -> Result<(Ending, BridgeStats), String>
     where
+        P: PhoneSocket,
         F: FnOnce(StreamStart) -> Fut,
         Fut: std::future::Future<Output = Result<CallSetup, String>>,
     {
@@ -256,7 +304,7 @@ impl Bridge {
         let mut stats = BridgeStats::default();
         // Until `start`: only `connected` frames may come first.
         let start = loop {
-            let text = match tokio::time::timeout(START_TIMEOUT, incoming.recv()).await {
+            let text = match tokio::time::timeout(START_TIMEOUT, phone.recv()).await {
                 Ok(Some(text)) => text,
                 Ok(None) => return Err("the stream closed before start".into()),
                 Err(_) => return Err("no start frame in time".into()),
@@ -277,10 +325,7 @@ impl Bridge {
             ctx: CommandContext::new(tenant_id, "system:media-bridge"),
             started: Instant::now(),
             contact,
-            queued_ms: HashMap::new(),
-            played_ms: HashMap::new(),
-            marked_ms: HashMap::new(),
-            current_item: None,
+            item: None,
         };
         // Both dialects stream G.711 μ-law at 8 kHz.
         let codec = "PCMU";
@@ -297,7 +342,7 @@ impl Bridge {
 
         let ending = loop {
             tokio::select! {
-                frame = incoming.recv() => {
+                frame = phone.recv() => {
                     let Some(text) = frame else {
                         break Ending::Completed { disposition: None };
                     };
@@ -327,8 +372,10 @@ impl Bridge {
                             }
                             Phone::Mark(name) => {
                                 if let Some((item, ms)) = name.rsplit_once('@') {
-                                    if let Ok(ms) = ms.parse::<u32>() {
-                                        live.played_ms.insert(item.to_owned(), ms);
+                                    if let (Ok(ms), Some(current)) = (ms.parse::<u32>(), live.item.as_mut()) {
+                                        if current.id == item {
+                                            current.played_ms = ms;
+                                        }
                                     }
                                 }
                             }
@@ -347,27 +394,32 @@ impl Bridge {
                     let event_at = Instant::now();
                     match event {
                         AgentEvent::AudioOut { ulaw_8k, item_id } => {
-                            let item = item_id.unwrap_or_else(|| "agent".to_owned());
-                            let total = live.queued_ms.entry(item.clone()).or_default();
-                            *total += (ulaw_8k.len() / 8) as u32;
-                            let total = *total;
+                            let id = item_id.unwrap_or_else(|| "agent".to_owned());
+                            let current = match &mut live.item {
+                                Some(current) if current.id == id => current,
+                                slot => slot.insert(ItemAudio { id, queued_ms: 0, marked_ms: None, played_ms: 0, playing: false }),
+                            };
+                            current.queued_ms += (ulaw_8k.len() / 8) as u32;
+                            current.playing = true;
                             // A mark at most every MARK_EVERY_MS of an item's audio (and on its
                             // first chunk): what was played is known to that precision.
-                            let marked = live.marked_ms.get(&item).copied();
-                            let mark = match marked {
-                                Some(at) if total < at + MARK_EVERY_MS => None,
-                                _ => Some(format!("{item}@{total}")),
-                            };
-                            live.current_item = Some(item.clone());
-                            stats.frames_out += 1;
-                            if outgoing.send(wire.media(&ulaw_8k)).await.is_err() {
-                                break Ending::Completed { disposition: None };
-                            }
-                            if let Some(mark) = mark {
-                                live.marked_ms.insert(item, total);
-                                if outgoing.send(wire.mark(&mark)).await.is_err() {
-                                    break Ending::Completed { disposition: None };
+                            let mark = match current.marked_ms {
+                                Some(at) if current.queued_ms < at + MARK_EVERY_MS => None,
+                                _ => {
+                                    current.marked_ms = Some(current.queued_ms);
+                                    Some(format!("{}@{}", current.id, current.queued_ms))
                                 }
+                            };
+                            stats.frames_out += 1;
+                            // The audio and its mark leave in one write.
+                            let mut sent = phone.feed(wire.media(&ulaw_8k)).await;
+                            if let Some(mark) = mark {
+                                if sent.is_ok() {
+                                    sent = phone.feed(wire.mark(&mark)).await;
+                                }
+                            }
+                            if sent.is_err() || phone.flush().await.is_err() {
+                                break Ending::Completed { disposition: None };
                             }
                             if self.measure {
                                 stats.outbound_us.push(event_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -376,10 +428,12 @@ impl Bridge {
                         AgentEvent::SpeechStarted | AgentEvent::Interrupted => {
                             // Barge-in: drop what the phone still has queued and tell the
                             // provider what the caller actually heard.
-                            if let Some(item) = live.current_item.take() {
-                                let _ = outgoing.send(wire.clear()).await;
-                                let heard = live.played_ms.get(&item).copied().unwrap_or(0);
-                                if let Err(e) = session.truncate(&item, heard).await {
+                            if let Some(current) = live.item.as_mut().filter(|c| c.playing) {
+                                current.playing = false;
+                                if phone.feed(wire.clear()).await.is_ok() {
+                                    let _ = phone.flush().await;
+                                }
+                                if let Err(e) = session.truncate(&current.id, current.played_ms).await {
                                     tracing::debug!(call = %live.call_id, error = %e, "truncate refused");
                                 }
                             }
@@ -510,7 +564,7 @@ mod tests {
         let (_keep, incoming) = mpsc::channel::<String>(1);
         let (outgoing, _) = mpsc::channel::<String>(1);
         let result = bridge()
-            .run(Dialect::Twilio, incoming, outgoing, |_| async {
+            .run(Dialect::Twilio, &mut ChannelPhone { incoming, outgoing }, |_| async {
                 Err::<CallSetup, _>("unreachable".to_owned())
             })
             .await;
@@ -526,7 +580,7 @@ mod tests {
         let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{"call_id":"x"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
         tx.send(start.into()).await.expect("send");
         let result = bridge()
-            .run(Dialect::Twilio, incoming, outgoing, |start| async move {
+            .run(Dialect::Twilio, &mut ChannelPhone { incoming, outgoing }, |start| async move {
                 assert_eq!(start.provider_call_id, "CA1");
                 assert_eq!(start.parameters.get("call_id").map(String::as_str), Some("x"));
                 Err::<CallSetup, _>("refused".to_owned())

@@ -17,14 +17,14 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use hmac::{Hmac, Mac};
 use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::call::{Call, CallCommand, CallDirection, CallError, CallOutcome, CallStatus};
 use kraliki_domain::campaign::VoiceProvider;
 use kraliki_voice::ai::MEDIA_READ_BUFFER;
 use kraliki_voice::ai::{self, DeepgramConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
-use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, StreamStart};
+use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, PhoneSocket, StreamStart};
 use kraliki_voice::telephony::telnyx_control::{Answer, CommandId, StreamParams, TelnyxClient};
 use kraliki_voice::telephony::twiml::{Connect, Say, Stream, VoiceResponse};
 use kraliki_voice::telephony::webhooks::{
@@ -34,7 +34,6 @@ use kraliki_voice::telephony::webhooks::{
 use kraliki_voice::telnyx::TelnyxVerifier;
 use kraliki_voice::twilio::TwilioValidator;
 use sha2::Sha256;
-use tokio::sync::mpsc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -548,38 +547,41 @@ async fn setup(
     }
 }
 
-async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTreeMap<String, String>) {
-    let (mut sink, mut source) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<String>(256);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = source.next().await {
-            let text = match message {
-                Message::Text(t) => t.to_string(),
-                Message::Binary(b) => match String::from_utf8(b.to_vec()) {
-                    Ok(t) => t,
+/// The phone's media WebSocket, read and written by the call's bridge task itself.
+struct PhoneWs(WebSocket);
+
+impl PhoneSocket for PhoneWs {
+    type Text = axum::extract::ws::Utf8Bytes;
+
+    async fn recv(&mut self) -> Option<Self::Text> {
+        loop {
+            match self.0.recv().await? {
+                Ok(Message::Text(text)) => return Some(text),
+                Ok(Message::Binary(bytes)) => match axum::extract::ws::Utf8Bytes::try_from(bytes) {
+                    Ok(text) => return Some(text),
                     Err(_) => continue,
                 },
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            if in_tx.send(text).await.is_err() {
-                break;
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue, // ping/pong are answered by tungstenite
             }
         }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    }
+
+    async fn feed(&mut self, text: String) -> Result<(), ()> {
+        self.0.feed(Message::Text(text.into())).await.map_err(|_| ())
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        SinkExt::flush(&mut self.0).await.map_err(|_| ())
+    }
+}
+
+async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTreeMap<String, String>) {
+    let mut phone = PhoneWs(socket);
     let mut bridge = Bridge::new(state.dispatcher.clone());
     bridge.measure = state.bridge_stats.lock().map(|s| s.is_some()).unwrap_or(false);
     let setup_state = state.clone();
-    let result = bridge.run(dialect, in_rx, out_tx, move |start| setup(setup_state, start, query)).await;
+    let result = bridge.run(dialect, &mut phone, move |start| setup(setup_state, start, query)).await;
     match &result {
         Err(reason) => tracing::warn!(%reason, "media stream refused"),
         Ok((_, stats)) if bridge.measure => {
@@ -594,8 +596,7 @@ async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTre
         }
         Ok(_) => {}
     }
-    reader.abort();
-    let _ = writer.await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), phone.0.close()).await;
 }
 
 /// Places an outbound call to a contact for a campaign, through Twilio.

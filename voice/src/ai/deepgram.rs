@@ -129,7 +129,7 @@ impl DeepgramSession {
         let ws =
             link::open(PROVIDER, listen.as_str(), &[("authorization", &auth)], cfg.connect_timeout).await?;
         let keepalive = Message::text(json!({ "type": "KeepAlive" }).to_string());
-        let link =
+        let mut link =
             Link::spawn(PROVIDER, ws, Vec::new(), DeepgramParser, Some((cfg.keepalive_every, keepalive)));
         let events = link.event_sender().ok_or(AiError::Closed { provider: PROVIDER })?;
         let generation = Arc::new(AtomicU64::new(0));

@@ -1,20 +1,19 @@
-//! WebSocket plumbing the adapters share: connecting over rustls, a reader task that turns
-//! provider frames into [`AgentEvent`]s, and a writer task (with optional keep-alives).
+//! WebSocket plumbing the adapters share: connecting over rustls, the session handshake, and
+//! [`Link`], which turns provider frames into [`AgentEvent`]s and sends ours (with optional
+//! keep-alives).
 //!
-//! Tasks rather than one `&mut` stream let the provider's pings be answered and Deepgram's
-//! keep-alives be sent while the bridge is busy elsewhere, and make [`Link::next_event`] a
-//! plain channel receive, which is cancel-safe.
+//! The link has no tasks of its own: the call's bridge task drives it. Pings are answered by
+//! tungstenite while reading (the bridge always waits on [`Link::next_event`]), keep-alives are
+//! sent from there, and `next_event` stays cancel-safe so it can sit in a `tokio::select!`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,13 +25,12 @@ use super::{AgentEvent, AiError, Provider};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Events buffered between the reader task and the bridge; generous so a slow bridge does not
-/// stall the socket (about 20 s of 20 ms audio chunks).
+/// Events produced outside the socket (Deepgram's TTS) buffered before their producer waits.
 const EVENT_BUFFER: usize = 1024;
 /// Read buffer of a provider socket: a few audio frames' worth.
-pub const MEDIA_READ_BUFFER: usize = 8 * 1024;
-/// Outgoing frames buffered before `send_audio` waits.
-const OUT_BUFFER: usize = 256;
+pub const MEDIA_READ_BUFFER: usize = 4 * 1024;
+/// How long one frame may take to be written before the provider counts as stuck.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`Link::close`] waits for the provider to finish the closing handshake.
 pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -167,23 +165,38 @@ pub(crate) async fn send_json_raw(provider: Provider, ws: &mut Ws, msg: &Value) 
         .map_err(|e| AiError::Connect { provider, message: format!("sending the session setup failed: {e}") })
 }
 
-/// A running connection: writer and reader tasks plus the event channel.
+/// A running connection, driven by whoever awaits it: [`Link::send`] writes straight to the
+/// socket and [`Link::next_event`] reads from it, so a call's audio crosses no task or channel
+/// on its way (one task per call carries both directions; the media benchmark's profile was
+/// task hand-offs and wake-ups before).
 pub(crate) struct Link {
     provider: Provider,
-    out: mpsc::Sender<Message>,
-    events: mpsc::Receiver<AgentEvent>,
-    events_tx: mpsc::WeakSender<AgentEvent>,
-    closing: Arc<AtomicBool>,
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
+    ws: Ws,
+    parser: Box<dyn Parser>,
+    /// Events parsed but not yet handed out (a frame may carry several).
+    pending: VecDeque<AgentEvent>,
+    batch: Vec<AgentEvent>,
+    /// Events produced outside the socket (Deepgram's TTS), merged into `next_event`.
+    extra_tx: mpsc::Sender<AgentEvent>,
+    extra: mpsc::Receiver<AgentEvent>,
+    /// A sender was handed out: `extra` is worth polling.
+    extra_used: bool,
+    keepalive: Option<(Duration, Message)>,
+    last_sent: Instant,
+    /// [`close`](Self::close) was called.
+    closing: bool,
+    /// A write failed: the socket is unusable for sending.
+    broken: bool,
+    /// The socket ended; `Closed` is queued in `pending` (or was handed out).
+    ended: bool,
     /// `Closed` has been handed out; nothing follows it.
     finished: bool,
 }
 
 impl Link {
-    /// Starts the tasks; the reader first handles `earlier` (frames read during the
-    /// handshake). With `keepalive = Some((every, msg))` the writer sends `msg` whenever
-    /// nothing else was sent for `every`.
+    /// Wraps the connection; `earlier` are frames read during the handshake, handled first.
+    /// With `keepalive = Some((every, msg))`, `msg` is sent whenever nothing else was sent for
+    /// `every` while [`next_event`](Self::next_event) waits.
     pub(crate) fn spawn(
         provider: Provider,
         ws: Ws,
@@ -191,161 +204,173 @@ impl Link {
         parser: impl Parser,
         keepalive: Option<(Duration, Message)>,
     ) -> Self {
-        let (sink, stream) = ws.split();
-        let (out, out_rx) = mpsc::channel(OUT_BUFFER);
-        let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
-        let closing = Arc::new(AtomicBool::new(false));
-        let weak = events_tx.downgrade();
-        let reader = tokio::spawn(read_loop(stream, earlier, parser, events_tx, closing.clone()));
-        let writer = tokio::spawn(write_loop(sink, out_rx, keepalive));
-        Self { provider, out, events, events_tx: weak, closing, reader, writer, finished: false }
+        let (extra_tx, extra) = mpsc::channel(EVENT_BUFFER);
+        let mut link = Self {
+            provider,
+            ws,
+            parser: Box::new(parser),
+            pending: VecDeque::new(),
+            batch: Vec::new(),
+            extra_tx,
+            extra,
+            extra_used: false,
+            keepalive,
+            last_sent: Instant::now(),
+            closing: false,
+            broken: false,
+            ended: false,
+            finished: false,
+        };
+        for msg in earlier {
+            link.take(Some(Ok(msg)));
+        }
+        link
     }
 
     pub(crate) fn provider(&self) -> Provider {
         self.provider
     }
 
-    pub(crate) async fn send(&self, msg: Message) -> Result<(), AiError> {
-        if self.finished || self.closing.load(Ordering::Relaxed) {
+    /// Writes one frame. A provider that does not take it within [`SEND_TIMEOUT`] (it stopped
+    /// reading) fails the send, and every later one.
+    pub(crate) async fn send(&mut self, msg: Message) -> Result<(), AiError> {
+        if self.finished || self.closing || self.ended || self.broken {
             return Err(AiError::Closed { provider: self.provider });
         }
-        self.out.send(msg).await.map_err(|_| AiError::Closed { provider: self.provider })
+        match tokio::time::timeout(SEND_TIMEOUT, self.ws.send(msg)).await {
+            Ok(Ok(())) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(provider = %self.provider, error = %e, "provider connection write failed");
+                self.broken = true;
+                Err(AiError::Closed { provider: self.provider })
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(AiError::Timeout { provider: self.provider, what: "take our frames" })
+            }
+        }
     }
 
-    pub(crate) async fn send_json(&self, msg: &Value) -> Result<(), AiError> {
+    pub(crate) async fn send_json(&mut self, msg: &Value) -> Result<(), AiError> {
         self.send(Message::text(msg.to_string())).await
     }
 
-    /// A sender for events produced outside the reader (Deepgram's TTS), while the reader runs.
-    pub(crate) fn event_sender(&self) -> Option<mpsc::Sender<AgentEvent>> {
-        self.events_tx.upgrade()
+    /// A sender for events produced outside the socket (Deepgram's TTS).
+    pub(crate) fn event_sender(&mut self) -> Option<mpsc::Sender<AgentEvent>> {
+        self.extra_used = true;
+        Some(self.extra_tx.clone())
     }
 
+    /// The next event: parsed from the socket, or produced outside it; `Closed` (always the
+    /// last) when the socket ends. Cancel-safe: a frame is parsed whole once read.
     pub(crate) async fn next_event(&mut self) -> Option<AgentEvent> {
-        if self.finished {
-            return None;
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if matches!(event, AgentEvent::Closed { .. }) {
+                    self.finished = true;
+                }
+                return Some(event);
+            }
+            if self.finished {
+                return None;
+            }
+            let keepalive_at = match &self.keepalive {
+                Some((every, _)) if !self.broken => {
+                    Some(tokio::time::Instant::from_std(self.last_sent + *every))
+                }
+                _ => None,
+            };
+            tokio::select! {
+                event = self.extra.recv(), if self.extra_used => {
+                    if let Some(event) = event {
+                        return Some(event);
+                    }
+                }
+                msg = self.ws.next() => {
+                    self.take(msg);
+                    if self.ended && !self.closing {
+                        // Let tungstenite send its reply to a close frame.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
+                    }
+                }
+                _ = sleep_until(keepalive_at) => {
+                    if let Some((_, ping)) = &self.keepalive {
+                        let ping = ping.clone();
+                        // A failed keep-alive shows up as the socket's end on the next read.
+                        let _ = self.send(ping).await;
+                    }
+                }
+            }
         }
-        let event = self.events.recv().await.unwrap_or_else(|| AgentEvent::Closed {
-            reason: if self.closing.load(Ordering::Relaxed) {
-                "closed by client".to_owned()
-            } else {
-                "session ended".to_owned()
-            },
-        });
-        if matches!(event, AgentEvent::Closed { .. }) {
-            self.finished = true;
-            self.events.close();
+    }
+
+    /// Handles one read result: events into `pending`, or the end of the socket.
+    fn take(&mut self, msg: Option<Result<Message, tungstenite::Error>>) {
+        if self.ended {
+            return;
         }
-        Some(event)
+        let reason = match msg {
+            Some(Ok(Message::Text(text))) => {
+                self.parser.text(&text, &mut self.batch);
+                self.pending.extend(self.batch.drain(..));
+                return;
+            }
+            Some(Ok(Message::Binary(data))) => {
+                self.parser.binary(&data, &mut self.batch);
+                self.pending.extend(self.batch.drain(..));
+                return;
+            }
+            Some(Ok(Message::Close(frame))) => close_reason(frame.as_ref()),
+            Some(Ok(_)) => return, // ping/pong are answered by tungstenite
+            Some(Err(e)) => format!("connection lost: {e}"),
+            None => "connection lost: the provider went away without a close frame".to_owned(),
+        };
+        let reason = if self.closing { "closed by client".to_owned() } else { reason };
+        self.ended = true;
+        self.pending.push_back(AgentEvent::Closed { reason });
     }
 
     /// Sends `farewell` (e.g. Deepgram's `CloseStream`), then a close frame unless
-    /// `provider_closes`, and waits up to [`CLOSE_WAIT`] for the reader to see the end.
-    /// Events still buffered stay readable through [`next_event`](Self::next_event).
+    /// `provider_closes`, and reads on for up to [`CLOSE_WAIT`] until the provider has closed.
+    /// Events read meanwhile stay readable through [`next_event`](Self::next_event).
     pub(crate) async fn close(&mut self, farewell: Vec<Message>, provider_closes: bool) {
-        if self.closing.swap(true, Ordering::Relaxed) {
+        if self.closing {
             return;
         }
-        for msg in farewell {
-            if self.out.send(msg).await.is_err() {
-                break;
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        let usable = !(self.ended || self.broken);
+        self.closing = true;
+        if usable {
+            for msg in farewell {
+                if !matches!(tokio::time::timeout_at(deadline, self.ws.send(msg)).await, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            if !provider_closes {
+                let frame = CloseFrame { code: CloseCode::Normal, reason: "call ended".into() };
+                let _ = tokio::time::timeout_at(deadline, self.ws.send(Message::Close(Some(frame)))).await;
             }
         }
-        if !provider_closes {
-            let frame = CloseFrame { code: CloseCode::Normal, reason: "call ended".into() };
-            let _ = self.out.send(Message::Close(Some(frame))).await;
+        while !self.ended {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(msg) => self.take(msg),
+                Err(_) => {
+                    tracing::debug!(provider = %self.provider, "provider did not close in time; dropping the connection");
+                    self.ended = true;
+                    self.pending.push_back(AgentEvent::Closed { reason: "closed by client".to_owned() });
+                }
+            }
         }
-        if tokio::time::timeout(CLOSE_WAIT, &mut self.reader).await.is_err() {
-            tracing::debug!(provider = %self.provider, "provider did not close in time; dropping the connection");
-            self.reader.abort();
-        }
-        self.writer.abort();
     }
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.reader.abort();
-        self.writer.abort();
-    }
-}
-
-async fn read_loop(
-    mut stream: SplitStream<Ws>,
-    earlier: Vec<Message>,
-    mut parser: impl Parser,
-    events: mpsc::Sender<AgentEvent>,
-    closing: Arc<AtomicBool>,
-) {
-    let mut earlier = earlier.into_iter();
-    let mut batch = Vec::new();
-    let reason = loop {
-        let next = match earlier.next() {
-            Some(msg) => Some(Ok(msg)),
-            None => stream.next().await,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => parser.text(&text, &mut batch),
-            Some(Ok(Message::Binary(data))) => parser.binary(&data, &mut batch),
-            Some(Ok(Message::Close(frame))) => {
-                // Keep polling briefly so tungstenite sends its reply to the close frame.
-                let drain = async { while stream.next().await.is_some() {} };
-                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-                break if closing.load(Ordering::Relaxed) {
-                    "closed by client".to_owned()
-                } else {
-                    close_reason(frame.as_ref())
-                };
-            }
-            Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
-            Some(Err(e)) => {
-                break if closing.load(Ordering::Relaxed) {
-                    "closed by client".to_owned()
-                } else {
-                    format!("connection lost: {e}")
-                };
-            }
-            None => {
-                break if closing.load(Ordering::Relaxed) {
-                    "closed by client".to_owned()
-                } else {
-                    "connection lost: the provider went away without a close frame".to_owned()
-                };
-            }
-        }
-        for event in batch.drain(..) {
-            if events.send(event).await.is_err() {
-                return; // the session was dropped
-            }
-        }
-    };
-    let _ = events.send(AgentEvent::Closed { reason }).await;
-}
-
-async fn write_loop(
-    mut sink: SplitSink<Ws, Message>,
-    mut out: mpsc::Receiver<Message>,
-    keepalive: Option<(Duration, Message)>,
-) {
-    loop {
-        let msg = match &keepalive {
-            Some((every, ping)) => match tokio::time::timeout(*every, out.recv()).await {
-                Ok(Some(msg)) => msg,
-                Ok(None) => break,
-                Err(_) => ping.clone(),
-            },
-            None => match out.recv().await {
-                Some(msg) => msg,
-                None => break,
-            },
-        };
-        let is_close = matches!(msg, Message::Close(_));
-        if let Err(e) = sink.send(msg).await {
-            tracing::debug!(error = %e, "provider connection write failed");
-            break;
-        }
-        if is_close {
-            break;
-        }
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -240,10 +240,39 @@ struct ErrorInfo {
     message: Option<String>,
 }
 
+/// The event's type alone, read first so the most frequent event (audio) skips the general
+/// (buffering) path of the tagged enum.
+#[derive(Deserialize)]
+struct TypeTag<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct AudioDelta<'a> {
+    item_id: Option<String>,
+    #[serde(borrow)]
+    delta: std::borrow::Cow<'a, str>,
+}
+
 struct OpenAiParser;
 
 impl Parser for OpenAiParser {
     fn text(&mut self, text: &str, out: &mut Vec<AgentEvent>) {
+        if serde_json::from_str::<TypeTag>(text).is_ok_and(|t| t.kind == "response.output_audio.delta") {
+            match serde_json::from_str::<AudioDelta>(text) {
+                Ok(AudioDelta { item_id, delta }) => match B64.decode(delta.as_bytes()) {
+                    Ok(ulaw_8k) => out.push(AgentEvent::AudioOut { ulaw_8k, item_id }),
+                    Err(e) => {
+                        out.push(error_event(codes::BAD_AUDIO, format!("audio delta is not base64: {e}")))
+                    }
+                },
+                Err(e) => {
+                    out.push(error_event(codes::MALFORMED_FRAME, format!("unusable OpenAI event: {e}")))
+                }
+            }
+            return;
+        }
         let event: ServerEvent = match serde_json::from_str(text) {
             Ok(event) => event,
             Err(e) => {

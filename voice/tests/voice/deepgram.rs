@@ -147,8 +147,9 @@ async fn keepalive_is_sent_while_no_audio_flows() {
     let fake = FakeDeepgram::start().await.unwrap();
     let mut cfg = fake.config();
     cfg.keepalive_every = Duration::from_millis(50);
-    let _session = DeepgramSession::connect(&cfg, &session_config(None)).await.unwrap();
-    let keepalives = fake.wait_for_frames(WAIT, 2, |f| f.json_type() == Some("KeepAlive")).await;
+    let mut session = DeepgramSession::connect(&cfg, &session_config(None)).await.unwrap();
+    let wait = fake.wait_for_frames(WAIT, 2, |f| f.json_type() == Some("KeepAlive"));
+    let keepalives = while_reading(&mut session, wait).await;
     assert_eq!(keepalives.expect("keep-alives")[0], ClientFrame::Json(json!({ "type": "KeepAlive" })));
 }
 
@@ -224,7 +225,8 @@ async fn every_message_validates_against_the_deepgram_sdk() {
     cfg.keepalive_every = Duration::from_millis(50);
     let mut session = DeepgramSession::connect(&cfg, &session_config(Some("Dobrý den"))).await.unwrap();
     events_until(&mut session, |e| *e == AgentEvent::ResponseDone).await;
-    fake.wait_for_frames(WAIT, 1, |f| f.json_type() == Some("KeepAlive")).await.expect("a keep-alive");
+    let wait = fake.wait_for_frames(WAIT, 1, |f| f.json_type() == Some("KeepAlive"));
+    while_reading(&mut session, wait).await.expect("a keep-alive");
     session.close().await.unwrap();
 
     let log = fake.log();

@@ -59,6 +59,25 @@ pub async fn events_until(
     }
 }
 
+/// Waits for `wait` while reading (and dropping) the session's events, as the call bridge
+/// does: a session is driven by whoever reads it, keep-alives included.
+pub async fn while_reading<T>(
+    session: &mut dyn AgentSession,
+    wait: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            found = &mut wait => return found,
+            event = session.next_event() => {
+                if matches!(event, None | Some(AgentEvent::Closed { .. })) {
+                    panic!("the session ended while waiting: {event:?}");
+                }
+            }
+        }
+    }
+}
+
 /// Concatenated `AudioOut` audio, checking each chunk's `item_id`.
 pub fn audio_out(events: &[AgentEvent], expected_item: Option<&str>) -> Vec<u8> {
     let mut ulaw = Vec::new();
@@ -102,6 +121,7 @@ pub enum Oracle {
     OpenAi,
     Gemini,
     Deepgram,
+    DeepgramAgent,
 }
 
 /// Runs the SDK oracle script over JSON-line records. Returns `None` (after saying so) when
@@ -119,6 +139,7 @@ pub fn run_oracle(oracle: Oracle, records: &[Value]) -> Option<(bool, String)> {
         Oracle::OpenAi => "check_openai.py",
         Oracle::Gemini => "check_gemini.py",
         Oracle::Deepgram => "check_deepgram.py",
+        Oracle::DeepgramAgent => "check_deepgram_agent.py",
     };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/oracles");
     let mut child = Command::new(&python)

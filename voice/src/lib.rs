@@ -3,8 +3,8 @@
 //! - [`audio`]: G.711 μ-law and 8 kHz ⇄ 16/24 kHz resampling for the media bridge;
 //! - [`twilio`]: `X-Twilio-Signature` webhook validation;
 //! - [`telnyx`]: Telnyx Ed25519 webhook signature verification;
-//! - [`ai`]: realtime voice-agent sessions (OpenAI Realtime, Gemini Live, Deepgram) behind one
-//!   [`ai::AgentSession`] trait;
+//! - [`ai`]: realtime voice-agent sessions (OpenAI Realtime, Gemini Live, Deepgram STT+TTS,
+//!   the Deepgram Voice Agent) behind one [`ai::AgentSession`] trait;
 //! - `testing` (feature `testing`): local fake servers for those providers.
 
 pub mod ai;

@@ -6,13 +6,16 @@
 //! only 8 kHz μ-law and [`AgentEvent`]s:
 //! - [`openai`]: OpenAI Realtime (GA), μ-law passed through as `audio/pcmu`;
 //! - [`gemini`]: Gemini Live, μ-law 8 kHz ⇄ PCM16 16 kHz in / 24 kHz out;
-//! - [`deepgram`]: Deepgram streaming speech-to-text plus text-to-speech (no LLM).
+//! - [`deepgram`]: Deepgram streaming speech-to-text plus text-to-speech (no LLM);
+//! - [`deepgram_agent`]: the Deepgram Voice Agent (listen, think and speak on Deepgram's side),
+//!   μ-law passed through both ways.
 //!
 //! A campaign picks its provider at run time with a [`ProviderConfig`] and [`connect`].
 //! Network trouble never panics: a dropped connection ends the event stream with
 //! [`AgentEvent::Closed`], and frames the adapter cannot use become [`AgentEvent::Error`].
 
 pub mod deepgram;
+pub mod deepgram_agent;
 pub mod gemini;
 mod link;
 
@@ -28,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use deepgram::{DeepgramConfig, DeepgramSession};
+pub use deepgram_agent::{DeepgramAgentConfig, DeepgramAgentSession};
 pub use gemini::{GeminiConfig, GeminiSession};
 pub use openai::{OpenAiConfig, OpenAiSession};
 
@@ -46,7 +50,7 @@ pub struct ToolSpec {
 /// What the agent is told at the start of a call; the same for every provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionConfig {
-    /// System prompt (ignored by Deepgram, which has no LLM).
+    /// System prompt (ignored by the Deepgram STT+TTS adapter, which has no LLM).
     pub instructions: String,
     /// Provider voice name (OpenAI e.g. `marin`, Gemini e.g. `Kore`, Deepgram a TTS model such
     /// as `aura-2-thalia-en`); `None` uses the adapter's default.
@@ -54,7 +58,8 @@ pub struct SessionConfig {
     /// BCP-47 language of the call (e.g. `cs`, `en-US`), used for transcription and speech.
     pub language: Option<String>,
     pub tools: Vec<ToolSpec>,
-    /// Said to the caller as soon as the session is up.
+    /// Said to the caller as soon as the session is up (the Deepgram Voice Agent speaks it by
+    /// itself, from its settings).
     pub greeting: Option<String>,
 }
 
@@ -69,7 +74,8 @@ pub enum Speaker {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
     /// Agent speech for the phone, always 8 kHz μ-law. `item_id` names the provider's
-    /// conversation item (OpenAI) so the bridge can [`AgentSession::truncate`] it on barge-in.
+    /// conversation item (OpenAI; the Deepgram Voice Agent names each agent turn) so the bridge
+    /// can [`AgentSession::truncate`] it on barge-in and track what was played.
     AudioOut {
         ulaw_8k: Vec<u8>,
         item_id: Option<String>,
@@ -124,6 +130,9 @@ pub mod codes {
     pub const GOING_AWAY: &str = "going_away";
     /// Text-to-speech failed (Deepgram).
     pub const TTS_FAILED: &str = "tts_failed";
+    /// The provider did not say a [`say`](super::AgentSession::say) text because the caller or
+    /// the agent was mid-turn (Deepgram Voice Agent `InjectionRefused`).
+    pub const INJECTION_REFUSED: &str = "injection_refused";
 }
 
 /// A voice-AI vendor.
@@ -196,15 +205,15 @@ pub trait AgentSession: Send {
     async fn send_audio(&mut self, ulaw_8k: &[u8]) -> Result<(), AiError>;
 
     /// Has the agent say `text` to the caller (OpenAI and Gemini voice it through the model;
-    /// Deepgram synthesizes it with TTS).
+    /// Deepgram synthesizes it with TTS; the Deepgram Voice Agent injects it as agent speech).
     async fn say(&mut self, text: &str) -> Result<(), AiError>;
 
     /// Answers an [`AgentEvent::ToolCall`] and lets the agent continue.
     async fn send_tool_result(&mut self, call_id: &str, result: Value) -> Result<(), AiError>;
 
     /// After a barge-in, tells the provider how much of `item_id` the caller actually heard
-    /// (OpenAI `conversation.item.truncate`). Gemini truncates on its own, so this is a
-    /// no-op there; Deepgram drops the speech it has not yet synthesized.
+    /// (OpenAI `conversation.item.truncate`). Gemini and the Deepgram Voice Agent truncate on
+    /// their own, so this is a no-op there; Deepgram drops the speech it has not yet synthesized.
     async fn truncate(&mut self, item_id: &str, audio_end_ms: u32) -> Result<(), AiError>;
 
     /// The next event, or `None` after [`AgentEvent::Closed`] was returned. Cancel-safe, so it
@@ -221,6 +230,8 @@ pub enum ProviderConfig {
     OpenAi(OpenAiConfig),
     Gemini(GeminiConfig),
     Deepgram(DeepgramConfig),
+    /// The Deepgram Voice Agent; its [`Provider`] is [`Provider::Deepgram`] too.
+    DeepgramAgent(DeepgramAgentConfig),
 }
 
 impl ProviderConfig {
@@ -228,7 +239,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::OpenAi(_) => Provider::OpenAi,
             ProviderConfig::Gemini(_) => Provider::Gemini,
-            ProviderConfig::Deepgram(_) => Provider::Deepgram,
+            ProviderConfig::Deepgram(_) | ProviderConfig::DeepgramAgent(_) => Provider::Deepgram,
         }
     }
 }
@@ -243,6 +254,7 @@ pub async fn connect(
         ProviderConfig::OpenAi(cfg) => Box::new(OpenAiSession::connect(cfg, session).await?),
         ProviderConfig::Gemini(cfg) => Box::new(GeminiSession::connect(cfg, session).await?),
         ProviderConfig::Deepgram(cfg) => Box::new(DeepgramSession::connect(cfg, session).await?),
+        ProviderConfig::DeepgramAgent(cfg) => Box::new(DeepgramAgentSession::connect(cfg, session).await?),
     })
 }
 

@@ -3,10 +3,10 @@
 //!
 //! A [`FakeServer`] listens on `127.0.0.1:0`, records every client frame (parsed JSON where it
 //! is JSON), every connection's path, query and headers, and every plain HTTP request. It does
-//! the provider's handshake by itself ([`FakeOpenAi`], [`FakeGemini`], [`FakeDeepgram`]) and
-//! otherwise follows a script of [`Step`]s, pushed before or during the call, which starts once
-//! the handshake is done: send an event, send garbage, wait for a client message, close or
-//! drop the connection.
+//! the provider's handshake by itself ([`FakeOpenAi`], [`FakeGemini`], [`FakeDeepgram`],
+//! [`FakeDeepgramAgent`]) and otherwise follows a script of [`Step`]s, pushed before or during
+//! the call, which starts once the handshake is done: send an event, send garbage, wait for a
+//! client message, close or drop the connection.
 //!
 //! ```ignore
 //! let fake = FakeOpenAi::start().await?;
@@ -17,10 +17,12 @@
 //! ```
 
 mod deepgram;
+mod deepgram_agent;
 mod gemini;
 mod openai;
 
 pub use deepgram::{FakeDeepgram, TtsReply};
+pub use deepgram_agent::FakeDeepgramAgent;
 pub use gemini::FakeGemini;
 pub use openai::FakeOpenAi;
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod deepgram;
+mod deepgram_agent;
 mod dispatch;
 mod gemini;
 mod helpers;

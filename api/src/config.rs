@@ -167,6 +167,12 @@ pub struct ProviderSettings {
     pub openai_realtime_url: Option<String>,
     pub gemini_live_url: Option<String>,
     pub deepgram_url: Option<String>,
+    /// Deepgram Voice Agent endpoint (a Deepgram campaign's calls talk to it).
+    pub deepgram_agent_url: Option<String>,
+    /// The LLM behind the Deepgram Voice Agent (`agent.think.provider`), e.g. `open_ai` and
+    /// `gpt-4o-mini` (the defaults).
+    pub deepgram_think_provider: Option<String>,
+    pub deepgram_think_model: Option<String>,
     pub telnyx_api_url: Option<String>,
     pub twilio_api_url: Option<String>,
 }
@@ -184,6 +190,9 @@ pub const PROVIDER_VARIABLES: &[&str] = &[
     "openai_realtime_url",
     "gemini_live_url",
     "deepgram_url",
+    "deepgram_agent_url",
+    "deepgram_think_provider",
+    "deepgram_think_model",
     "telnyx_api_url",
     "twilio_api_url",
 ];

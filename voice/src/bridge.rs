@@ -21,6 +21,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use kraliki_commands::{CommandContext, DispatchError, Dispatcher};
 use kraliki_domain::call::{Call, CallCommand, CallError, CallOutcome, Speaker as CallSpeaker};
 use serde_json::{json, Value};
@@ -92,12 +93,18 @@ pub struct StreamStart {
     pub parameters: BTreeMap<String, String>,
 }
 
+/// Moves the call into the named human queue at its telephony provider (Twilio `<Enqueue>`,
+/// Telnyx `enqueue`); `Err` says why it could not.
+pub type TransferFn = Box<dyn FnOnce(String) -> BoxFuture<'static, Result<(), String>> + Send>;
+
 /// What the HTTP layer decided for this stream: which call it is, whose, and the agent.
 pub struct CallSetup {
     pub call_id: Uuid,
     pub tenant_id: String,
     pub contact: Option<Value>,
     pub session: Box<dyn AgentSession>,
+    /// How a `transfer_to_queue` is carried out; `None` fails such a transfer.
+    pub transfer: Option<TransferFn>,
 }
 
 /// Messages of the phone side, in order.
@@ -319,7 +326,7 @@ impl Bridge {
             }
         };
         let stream_id = start.stream_id.clone();
-        let CallSetup { call_id, tenant_id, contact, mut session } = setup(start).await?;
+        let CallSetup { call_id, tenant_id, contact, mut session, transfer } = setup(start).await?;
         let mut live = Live {
             call_id,
             ctx: CommandContext::new(tenant_id, "system:media-bridge"),
@@ -484,17 +491,24 @@ impl Bridge {
                 )
                 .await;
             }
-            Ending::Transferred { .. } => {
-                self.record(
-                    &live,
-                    CallCommand::CompleteCall {
+            Ending::Transferred { target } => {
+                let moved = match transfer {
+                    Some(transfer) => transfer(target.clone()).await,
+                    None => Err("this call's provider cannot transfer it".to_owned()),
+                };
+                let command = match moved {
+                    Ok(()) => CallCommand::CompleteCall {
                         outcome: CallOutcome::Connected,
                         disposition: Some("transferred".into()),
                         hangup_cause: None,
-                        at,
+                        at: Utc::now(),
                     },
-                )
-                .await;
+                    Err(reason) => CallCommand::FailCall {
+                        reason: format!("the transfer to queue {target} failed: {reason}"),
+                        at: Utc::now(),
+                    },
+                };
+                self.record(&live, command).await;
             }
             Ending::Failed { reason } => {
                 self.record(&live, CallCommand::FailCall { reason: reason.clone(), at }).await;

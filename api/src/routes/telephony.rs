@@ -23,9 +23,12 @@ use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::call::{Call, CallCommand, CallDirection, CallError, CallOutcome, CallStatus};
 use kraliki_domain::campaign::VoiceProvider;
 use kraliki_voice::ai::MEDIA_READ_BUFFER;
-use kraliki_voice::ai::{self, DeepgramConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
-use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, PhoneSocket, StreamStart};
-use kraliki_voice::telephony::telnyx_control::{Answer, CommandId, StreamParams, TelnyxClient};
+use kraliki_voice::ai::{
+    self, DeepgramAgentConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig,
+};
+use kraliki_voice::bridge::{call_tools, Bridge, CallSetup, Dialect, PhoneSocket, StreamStart, TransferFn};
+use kraliki_voice::telephony::telnyx_control::{Answer, CommandId, Enqueue, StreamParams, TelnyxClient};
+use kraliki_voice::telephony::twilio_rest::{CallInstructions, TwilioRestClient};
 use kraliki_voice::telephony::twiml::{Connect, Say, Stream, VoiceResponse};
 use kraliki_voice::telephony::webhooks::{
     self as hooks, AmdOutcome, Disposition, TelephonyEvent, TelephonyWebhook, TelnyxWebhook,
@@ -399,21 +402,73 @@ async fn telnyx_webhook(
 
 /// Answers an inbound Telnyx call with a bidirectional PCMU stream to our media socket; the
 /// event id is the command id, so a redelivered webhook answers once.
+/// Twilio's REST API with the configured account (and endpoint).
+fn twilio_client(state: &AppState) -> Result<TwilioRestClient, String> {
+    let p = &state.settings.providers;
+    let (Some(sid), Some(token)) = (p.twilio_account_sid.clone(), p.twilio_auth_token.clone()) else {
+        return Err("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not configured".into());
+    };
+    let client = TwilioRestClient::new(sid, token).map_err(|e| e.to_string())?;
+    match &p.twilio_api_url {
+        Some(url) => client.with_base_url(url).map_err(|e| e.to_string()),
+        None => Ok(client),
+    }
+}
+
+/// Telnyx Call Control with the configured key (and endpoint).
+fn telnyx_client(state: &AppState) -> Result<TelnyxClient, String> {
+    let p = &state.settings.providers;
+    let key = p.telnyx_api_key.clone().ok_or("TELNYX_API_KEY is not configured")?;
+    let client = TelnyxClient::new(key).map_err(|e| e.to_string())?;
+    match &p.telnyx_api_url {
+        Some(url) => client.with_base_url(url).map_err(|e| e.to_string()),
+        None => Ok(client),
+    }
+}
+
+/// Carries out the AI's `transfer_to_queue` at the call's provider: Twilio runs `<Enqueue>` on
+/// the call, Telnyx `enqueue`s it. Queues are per tenant: the provider's queue is named
+/// `<tenant>:<queue>` (at most 64 characters, Twilio's limit).
+fn queue_transfer(
+    state: &AppState,
+    dialect: Dialect,
+    tenant: Uuid,
+    call_id: Uuid,
+    provider_call_id: String,
+) -> TransferFn {
+    let state = state.clone();
+    Box::new(move |queue: String| {
+        Box::pin(async move {
+            let name: String = format!("{tenant}:{queue}").chars().take(64).collect();
+            match dialect {
+                Dialect::Twilio => {
+                    let twiml = kraliki_voice::telephony::twiml::VoiceResponse::new().enqueue(name).to_xml();
+                    twilio_client(&state)?
+                        .redirect_call(&provider_call_id, CallInstructions::Twiml(twiml))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+                Dialect::Telnyx => {
+                    let id = CommandId::parse(format!("enqueue-{call_id}")).map_err(|e| e.to_string())?;
+                    telnyx_client(&state)?
+                        .enqueue(&provider_call_id, &Enqueue::new(name), &id)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            }
+        }) as futures::future::BoxFuture<'static, Result<(), String>>
+    })
+}
+
 async fn answer_telnyx(
     state: &AppState,
     call_id: Uuid,
     target: &Target,
     hook: &TelephonyWebhook,
 ) -> Result<(), ApiError> {
-    let providers = &state.settings.providers;
-    let key = providers
-        .telnyx_api_key
-        .clone()
-        .ok_or_else(|| ApiError::new(Code::ServiceUnavailable).detail("TELNYX_API_KEY is not configured"))?;
-    let mut client = TelnyxClient::new(key).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    if let Some(url) = &providers.telnyx_api_url {
-        client = client.with_base_url(url).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    }
+    let client = telnyx_client(state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
     let query: Vec<String> =
         stream_parameters(state, call_id, target).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let stream_url =
@@ -465,15 +520,23 @@ pub fn provider_config(state: &AppState, provider: VoiceProvider) -> Result<Prov
             }
             ProviderConfig::Gemini(c)
         }
+        // A Deepgram campaign's calls talk to its Voice Agent (speech-to-text, an LLM and
+        // text-to-speech on Deepgram's side, μ-law both ways).
         VoiceProvider::Deepgram => {
-            let mut c = DeepgramConfig::new(p.deepgram_api_key.clone().ok_or_else(missing)?);
-            if let Some(base) = &p.deepgram_url {
-                let base = base.trim_end_matches('/');
-                c.listen_url = format!("{}/v1/listen", ws_url(base));
-                c.speak_url =
-                    format!("{}/v1/speak", base.replace("wss://", "https://").replace("ws://", "http://"));
+            let mut c = DeepgramAgentConfig::new(p.deepgram_api_key.clone().ok_or_else(missing)?);
+            // DEEPGRAM_AGENT_URL, else the agent's path on DEEPGRAM_URL (one base for Deepgram).
+            if let Some(url) = &p.deepgram_agent_url {
+                c.url = url.clone();
+            } else if let Some(base) = &p.deepgram_url {
+                c.url = format!("{}/v1/agent/converse", ws_url(base.trim_end_matches('/')));
             }
-            ProviderConfig::Deepgram(c)
+            if let Some(think) = &p.deepgram_think_provider {
+                c.think_provider = think.clone();
+            }
+            if let Some(model) = &p.deepgram_think_model {
+                c.think_model = model.clone();
+            }
+            ProviderConfig::DeepgramAgent(c)
         }
     })
 }
@@ -482,6 +545,7 @@ pub fn provider_config(state: &AppState, provider: VoiceProvider) -> Result<Prov
 /// contact, and connects the voice provider. A failure fails the call with the reason.
 async fn setup(
     state: AppState,
+    dialect: Dialect,
     start: StreamStart,
     query: BTreeMap<String, String>,
 ) -> Result<CallSetup, String> {
@@ -542,7 +606,13 @@ async fn setup(
         greeting,
     };
     match ai::connect(&provider, &session_config).await {
-        Ok(session) => Ok(CallSetup { call_id, tenant_id: target.tenant.to_string(), contact, session }),
+        Ok(session) => Ok(CallSetup {
+            call_id,
+            tenant_id: target.tenant.to_string(),
+            contact,
+            session,
+            transfer: Some(queue_transfer(&state, dialect, target.tenant, call_id, start.provider_call_id)),
+        }),
         Err(e) => Err(fail(format!("voice provider unavailable: {e}")).await),
     }
 }
@@ -581,7 +651,8 @@ async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTre
     let mut bridge = Bridge::new(state.dispatcher.clone());
     bridge.measure = state.bridge_stats.lock().map(|s| s.is_some()).unwrap_or(false);
     let setup_state = state.clone();
-    let result = bridge.run(dialect, &mut phone, move |start| setup(setup_state, start, query)).await;
+    let result =
+        bridge.run(dialect, &mut phone, move |start| setup(setup_state, dialect, start, query)).await;
     match &result {
         Err(reason) => tracing::warn!(%reason, "media stream refused"),
         Ok((_, stats)) if bridge.measure => {
@@ -632,9 +703,7 @@ pub async fn outbound(
     user: crate::auth::AuthUser,
     body: crate::extract::ApiJson<OutboundBody>,
 ) -> Result<Response, ApiError> {
-    use kraliki_voice::telephony::twilio_rest::{
-        CallInstructions, CallProgressEvent, CreateCall, MachineDetection, TwilioRestClient,
-    };
+    use kraliki_voice::telephony::twilio_rest::{CallProgressEvent, CreateCall, MachineDetection};
     user.require(super::common::MANAGERS)?;
     let b = body.value;
     let campaign = kraliki_projections::campaign::get(&state.pool, user.company_id, b.campaign_id)
@@ -663,16 +732,7 @@ pub async fn outbound(
             "the campaign has no caller id to call from",
         )
     })?;
-    let p = &state.settings.providers;
-    let (Some(sid), Some(token)) = (p.twilio_account_sid.clone(), p.twilio_auth_token.clone()) else {
-        return Err(ApiError::new(Code::ServiceUnavailable)
-            .detail("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not configured"));
-    };
-    let mut client =
-        TwilioRestClient::new(sid, token).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    if let Some(url) = &p.twilio_api_url {
-        client = client.with_base_url(url).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    }
+    let client = twilio_client(&state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
     let target = Target { tenant: user.company_id, campaign: Some(campaign.id), contact: Some(contact.id) };
     let query = format!("tenant={}&campaign_id={}&contact_id={}", target.tenant, campaign.id, contact.id);
     let mut create = CreateCall::new(

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 const PUBLIC: &str = "https://voice.example.com";
 const TOKEN: &str = "twilio-test-auth-token";
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
 
 async fn spawn(openai: &FakeOpenAi) -> TestApp {
     let base = openai.config().base_url;
@@ -429,6 +430,79 @@ mod telnyx {
         assert_eq!(call_events(&app, &call_id).await.len(), events.len());
         app.cleanup().await;
     }
+
+    /// A Deepgram campaign's call talks to the Deepgram Voice Agent (μ-law both ways, no
+    /// resampling); the agent hands the caller to a human queue, which Telnyx `enqueue`s.
+    #[tokio::test]
+    async fn a_deepgram_agent_call_over_telnyx_is_enqueued_for_a_human() {
+        use kraliki_voice::testing::FakeDeepgramAgent;
+        let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
+        let agent = FakeDeepgramAgent::start().await.unwrap();
+        agent.set_speech(vec![0x2a; 800]);
+        // After the caller's first audio: their words, then the agent's function call.
+        agent.push(Step::wait_for(|f| matches!(f, kraliki_voice::testing::ClientFrame::Binary(_))));
+        agent.push(Step::Json(FakeDeepgramAgent::conversation_text("user", "I need a person, please.")));
+        agent.push(agent.client_function_call("fc_1", "transfer_to_queue", &json!({"queue": "sales"})));
+        let signer = TelnyxSigner::from_secret_bytes(&[7u8; 32]);
+        let (public_key, telnyx_url, agent_url) =
+            (signer.public_key_base64(), telnyx.base_url(), agent.config().url);
+        let app = spawn_app_with(
+            move |s| {
+                s.providers.deepgram_api_key = Some(SecretString::from(FakeDeepgramAgent::API_KEY));
+                s.providers.deepgram_agent_url = Some(agent_url);
+                s.providers.telnyx_api_key = Some(SecretString::from(KEY));
+                s.providers.telnyx_public_key = Some(public_key);
+                s.providers.telnyx_api_url = Some(telnyx_url);
+                s.providers.public_base_url = Some(PUBLIC.into());
+            },
+            Vec::new(),
+        )
+        .await;
+        let r = app
+            .post_json(
+                "/api/v1/campaigns",
+                json!({"name": "Deepgram line", "campaign_type": "inbound_support", "caller_id": "+14155550104",
+                       "primary_provider": "deepgram", "configuration": {"greeting": "Hello from Deepgram."}}),
+            )
+            .await;
+        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let call = telnyx.incoming_call();
+        let body = json!({"data": {"record_type": "event", "event_type": "call.initiated", "id": "5a1e4f2c-0000-4000-8000-000000000011",
+            "occurred_at": "2026-11-24T10:00:00Z", "payload": {"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
+            "call_session_id": call.call_session_id, "client_state": null, "connection_id": "c1", "from": "+420603123456",
+            "to": "+14155550104", "direction": "incoming", "state": "parked"}}}).to_string();
+        let r = post(&app, &body, &signed(&signer, &body, chrono::Utc::now().timestamp())).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let answer = telnyx.commands().into_iter().find(|c| c.action == "answer").expect("answered");
+        let stream_url = answer.body["stream_url"].as_str().unwrap().to_owned();
+        let ws = stream_url.replace("wss://voice.example.com", &format!("ws://{}", app.app().addr()));
+        let dialect = TelnyxDialect::new(call.call_control_id.clone(), "stream-2");
+        let mut phone = FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap();
+        // The greeting's μ-law reaches the phone as it left Deepgram.
+        assert!(phone
+            .wait_for(Duration::from_secs(10), |f| matches!(f, ServerFrame::Mark(_)))
+            .await
+            .is_some());
+        phone.send_audio(&[0x11u8; 320], Pace::AsFastAsPossible).await.unwrap();
+
+        let call_id = kraliki_api::routes::telephony::call_uuid("telnyx", &call.call_control_id).to_string();
+        let events = events_until(&app, &call_id, "CallCompleted").await;
+        let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+        let (_, completed) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
+        assert_eq!(completed["CallCompleted"]["disposition"], "transferred", "{types:?}");
+        assert!(phone.received_audio().starts_with(&[0x2a; 800]), "greeting passed through");
+        assert_eq!(agent.settings().unwrap()["audio"]["input"]["encoding"], "mulaw");
+        assert!(agent.audio_received().starts_with(&[0x11; 320]), "caller audio passed through");
+        assert!(events.iter().any(|(t, p)| t == "TranscriptSegmentAdded"
+            && p["TranscriptSegmentAdded"]["text"] == "I need a person, please."));
+        let enqueue = telnyx.commands().into_iter().find(|c| c.action == "enqueue").expect("enqueued");
+        assert_eq!(enqueue.call_control_id, call.call_control_id);
+        assert_eq!(enqueue.body["queue_name"], format!("{}:sales", app.operator_company));
+        assert_eq!(enqueue.command_id.as_deref(), Some(format!("enqueue-{call_id}").as_str()));
+        app.cleanup().await;
+    }
 }
 
 /// The same call path with Gemini Live: its 24 kHz audio reaches the phone as 8 kHz μ-law, an
@@ -447,11 +521,15 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
         "transfer_to_queue",
         &json!({"queue": "billing", "reason": "asked"}),
     )));
-    let url = gemini.config().url;
+    let twilio = kraliki_voice::telephony::testing::api::FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    twilio.incoming_call("CA0100", "+420603123456", "+14155550103");
+    let (url, twilio_url) = (gemini.config().url, twilio.base_url());
     let app = spawn_app_with(
         move |s| {
             s.providers.gemini_api_key = Some(SecretString::from(FakeGemini::API_KEY));
             s.providers.gemini_live_url = Some(url);
+            s.providers.twilio_account_sid = Some(ACCOUNT.into());
+            s.providers.twilio_api_url = Some(twilio_url);
             s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
             s.providers.public_base_url = Some(PUBLIC.into());
         },
@@ -505,6 +583,14 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
             && p["TranscriptSegmentAdded"]["text"] == "Put me through to billing."),
         "{types:?}"
     );
+    // Twilio was told to run <Enqueue> on the live call: the tenant's billing queue.
+    let redirect = twilio
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/Calls/CA0100.json"))
+        .expect("the call was redirected");
+    let twiml = redirect.form_values("Twiml").pop().expect("TwiML");
+    assert!(twiml.contains(&format!("<Enqueue>{}:billing</Enqueue>", app.operator_company)), "{twiml}");
     app.cleanup().await;
 }
 
@@ -514,7 +600,7 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
 #[tokio::test]
 async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     use kraliki_voice::telephony::testing::api::FakeTwilioApi;
-    let twilio = FakeTwilioApi::start("AC00000000000000000000000000000001", TOKEN).await.unwrap();
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
     let openai = FakeOpenAi::start().await.unwrap();
     openai.push(Step::wait_for_type("input_audio_buffer.append"));
     openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
@@ -529,7 +615,7 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
         move |s| {
             s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
             s.providers.openai_realtime_url = Some(openai_url);
-            s.providers.twilio_account_sid = Some("AC00000000000000000000000000000001".into());
+            s.providers.twilio_account_sid = Some(ACCOUNT.into());
             s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
             s.providers.twilio_api_url = Some(twilio_url);
             s.providers.public_base_url = Some(PUBLIC.into());

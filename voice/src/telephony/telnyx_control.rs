@@ -348,6 +348,25 @@ impl Transfer {
     }
 }
 
+/// `enqueue`: puts the call in a named queue (created on first use) until an agent's call is
+/// bridged to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enqueue {
+    pub queue_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_time_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<ClientState>,
+}
+
+impl Enqueue {
+    pub fn new(queue_name: impl Into<String>) -> Self {
+        Self { queue_name: queue_name.into(), max_wait_time_secs: None, max_size: None, client_state: None }
+    }
+}
+
 /// `bridge`: connects this call with another call in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Bridge {
@@ -554,6 +573,15 @@ impl TelnyxClient {
         id: &CommandId,
     ) -> Result<CommandAck, TelnyxError> {
         self.command(call_control_id, "transfer", params, id).await
+    }
+
+    pub async fn enqueue(
+        &self,
+        call_control_id: &str,
+        params: &Enqueue,
+        id: &CommandId,
+    ) -> Result<CommandAck, TelnyxError> {
+        self.command(call_control_id, "enqueue", params, id).await
     }
 
     pub async fn bridge(

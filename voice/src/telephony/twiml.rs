@@ -48,6 +48,7 @@ enum Verb {
     Connect(Connect),
     Dial(Dial),
     Redirect { url: String, method: Option<HttpMethod> },
+    Enqueue { queue: String },
     Hangup,
 }
 
@@ -73,6 +74,13 @@ impl VoiceResponse {
 
     pub fn dial(mut self, dial: Dial) -> Self {
         self.verbs.push(Verb::Dial(dial));
+        self
+    }
+
+    /// `<Enqueue>`: puts the caller in the named queue, where a human agent's `<Dial><Queue>`
+    /// picks them up.
+    pub fn enqueue(mut self, queue: impl Into<String>) -> Self {
+        self.verbs.push(Verb::Enqueue { queue: queue.into() });
         self
     }
 
@@ -115,6 +123,11 @@ impl VoiceResponse {
                     w.write_event(Event::Start(start))?;
                     w.write_event(Event::Text(BytesText::new(&xml_chars(url))))?;
                     w.write_event(Event::End(BytesEnd::new("Redirect")))?;
+                }
+                Verb::Enqueue { queue } => {
+                    w.write_event(Event::Start(BytesStart::new("Enqueue")))?;
+                    w.write_event(Event::Text(BytesText::new(&xml_chars(queue))))?;
+                    w.write_event(Event::End(BytesEnd::new("Enqueue")))?;
                 }
                 Verb::Hangup => empty(w, "Hangup", &[])?,
             }

@@ -201,6 +201,19 @@ impl FakeTwilioApi {
         lock(&self.server.shared).state.calls.values().cloned().collect()
     }
 
+    /// A call arriving at one of the account's numbers: Twilio knows it (and it can be
+    /// redirected) before our voice webhook is asked.
+    pub fn incoming_call(&self, call_sid: &str, from: &str, to: &str) {
+        let call = FakeTwilioCall {
+            sid: call_sid.to_owned(),
+            to: to.to_owned(),
+            from: from.to_owned(),
+            status: "in-progress".to_owned(),
+            params: Vec::new(),
+        };
+        lock(&self.server.shared).state.calls.insert(call_sid.to_owned(), call);
+    }
+
     /// Moves a call along, as the network would (e.g. to `in-progress`).
     pub fn set_call_status(&self, call_sid: &str, status: &str) {
         if let Some(call) = lock(&self.server.shared).state.calls.get_mut(call_sid) {
@@ -415,6 +428,7 @@ fn required_fields(action: &str) -> Option<&'static [&'static str]> {
         "speak" | "gather_using_speak" => &["payload", "voice"],
         "gather_using_audio" => &["audio_url"],
         "transfer" => &["to"],
+        "enqueue" => &["queue_name"],
         "bridge" => &["call_control_id"],
         "record_start" => &["channels", "format"],
         "streaming_start" => &["stream_url"],

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use kraliki_voice::telephony::telnyx_control::{
     Answer, AnsweringMachineDetection, Bridge, ClientState, CommandId, Dial as TelnyxDial, DigitRules,
-    Gather, GatherUsingSpeak, Hangup, RecordStart, RecordingChannels, RecordingFormat, Speak, StreamParams,
-    TelnyxClient, Transfer,
+    Enqueue, Gather, GatherUsingSpeak, Hangup, RecordStart, RecordingChannels, RecordingFormat, Speak,
+    StreamParams, TelnyxClient, Transfer,
 };
 use kraliki_voice::telephony::testing::api::{FakeTelnyxApi, FakeTwilioApi, RecordedRequest};
 use kraliki_voice::telephony::twilio_rest::{
@@ -114,6 +114,7 @@ fn our_twiml_parses_equal_to_the_twilio_sdks() {
                 .dial(Dial::new(DialTarget::Sip("sip:agent@pbx.example.com".into())))
                 .redirect("https://ex.com/next", Some(HttpMethod::Get))
                 .unwrap()
+                .enqueue(format!("t:{NASTY}"))
                 .hangup(),
             json!([
                 {"kind": "say", "text": NASTY, "voice": "Polly.Joanna", "language": "en-US", "loop": 2},
@@ -123,6 +124,7 @@ fn our_twiml_parses_equal_to_the_twilio_sdks() {
                  "action": "https://ex.com/dial?a=1&b=2", "method": "POST"},
                 {"kind": "dial", "noun": "sip", "target": "sip:agent@pbx.example.com"},
                 {"kind": "redirect", "url": "https://ex.com/next", "method": "GET"},
+                {"kind": "enqueue", "name": format!("t:{NASTY}")},
                 {"kind": "hangup"},
             ]),
         ),
@@ -276,7 +278,7 @@ async fn our_telnyx_requests_match_the_telnyx_sdks() {
                "other": their_other.call_control_id, "stream_url": stream_url}),
     )
     .await;
-    assert_eq!(theirs["results"], json!(["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]));
+    assert_eq!(theirs["results"], json!(vec!["ok"; 10]));
     assert!(theirs["dialed"]["call_control_id"].as_str().unwrap().starts_with("v3:"));
     assert_eq!(theirs["dialed"]["is_alive"], false);
 
@@ -358,6 +360,8 @@ async fn our_telnyx_requests_match_the_telnyx_sdks() {
         .await
         .unwrap();
     client.streaming_start(ccid, &StreamParams::bidirectional_pcmu(stream_url), &id("c8")).await.unwrap();
+    let enqueue = Enqueue { max_wait_time_secs: Some(600), ..Enqueue::new("tenant-1:billing") };
+    client.enqueue(ccid, &enqueue, &id("c8q")).await.unwrap();
     client.hangup(ccid, &Hangup::default(), &id("c9")).await.unwrap();
     let dial = TelnyxDial {
         answering_machine_detection: Some(AnsweringMachineDetection::Premium),
@@ -369,8 +373,8 @@ async fn our_telnyx_requests_match_the_telnyx_sdks() {
     client.dial(&dial, &id("d1")).await.unwrap();
 
     let requests = fake.requests();
-    assert_eq!(requests.len(), 20);
-    let (their_requests, our_requests) = requests.split_at(10);
+    assert_eq!(requests.len(), 22);
+    let (their_requests, our_requests) = requests.split_at(11);
     for (theirs, ours) in their_requests.iter().zip(our_requests) {
         let normalize = |r: &RecordedRequest| {
             let path = r

@@ -27,6 +27,7 @@ results.append(actions.start_recording(call, channels="dual", format="mp3", play
 results.append(actions.start_streaming(
     call, stream_url=stream_url, stream_track="inbound_track", stream_bidirectional_mode="rtp",
     stream_bidirectional_codec="PCMU", command_id="c8"))
+results.append(actions.enqueue(call, queue_name="tenant-1:billing", max_wait_time_secs=600, command_id="c8q"))
 results.append(actions.hangup(call, command_id="c9"))
 dialed = client.calls.dial(
     connection_id="1494404757140276705", to="+420777123456", from_="+12025550100",

@@ -51,6 +51,8 @@ def twiml(verbs):
             response.pause(length=v["length"])
         elif kind == "redirect":
             response.redirect(v["url"], **pick(v, "method"))
+        elif kind == "enqueue":
+            response.enqueue(v["name"])
         elif kind == "hangup":
             response.hangup()
         else:

@@ -82,6 +82,77 @@ async fn gemini_echo(mut socket: WebSocket) {
     }
 }
 
+/// The value of the first `"key":"…"` string in a JSON text (base64 and ids only: no escapes).
+fn json_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text.find(key)? + key.len();
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    Some(&rest[..rest.find('"')?])
+}
+
+/// The baseline: the least a bridge can do with the same sockets and frames. One task per call
+/// copies the phone's payload into an OpenAI `append` and the echo's `delta` into a Twilio
+/// `media`, with string search instead of JSON parsing, and no marks, events or bookkeeping.
+async fn relay(mut phone: WebSocket, echo_url: String) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(kraliki_voice::ai::MEDIA_READ_BUFFER);
+    let Ok((mut echo, _)) =
+        tokio_tungstenite::connect_async_with_config(echo_url.as_str(), Some(config), true).await
+    else {
+        return;
+    };
+    let mut stream_sid = String::new();
+    loop {
+        tokio::select! {
+            message = phone.recv() => {
+                let Some(Ok(Message::Text(text))) = message else { break };
+                if text.contains("\"event\":\"media\"") {
+                    let Some(payload) = json_str(&text, "\"payload\"") else { continue };
+                    let append = format!(r#"{{"type":"input_audio_buffer.append","audio":"{payload}"}}"#);
+                    if echo.send(Ws::text(append)).await.is_err() {
+                        break;
+                    }
+                } else if text.contains("\"event\":\"start\"") {
+                    stream_sid = json_str(&text, "\"streamSid\"").unwrap_or_default().to_owned();
+                } else if text.contains("\"event\":\"stop\"") {
+                    break;
+                }
+            }
+            message = echo.next() => {
+                let Some(Ok(Ws::Text(text))) = message else { break };
+                let Some(delta) = json_str(&text, "\"delta\"") else { continue };
+                let media = format!(r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{delta}"}}}}"#);
+                if phone.send(Message::Text(media.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = echo.close(None).await;
+}
+
+/// Serves the bare relay (in this process, so its CPU is measured like the bridge's).
+async fn start_relay(echo_url: String) -> anyhow::Result<std::net::SocketAddr> {
+    let app = axum::Router::new().route(
+        "/relay",
+        get(move |ws: WebSocketUpgrade| {
+            let echo_url = echo_url.clone();
+            async move {
+                ws.read_buffer_size(kraliki_voice::ai::MEDIA_READ_BUFFER)
+                    .on_upgrade(move |socket| relay(socket, echo_url))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
 fn cpu_of(pid: u32) -> f64 {
     // utime + stime, in clock ticks (100 per second on Linux).
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -269,68 +340,44 @@ pub fn echo_settings(settings: &mut crate::Settings, echo: std::net::SocketAddr)
 }
 
 pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid: u32) -> anyhow::Result<()> {
-    use kraliki_domain::campaign::{
-        Campaign, CampaignCommand, CampaignOrigin, CampaignSettings, VoiceProvider,
-    };
+    use kraliki_domain::campaign::VoiceProvider;
     let state = app.state();
     let tenant = Uuid::now_v7();
     let ctx = CommandContext::new(tenant.to_string(), "system:bench");
+    let echo_url = state
+        .settings
+        .providers
+        .openai_realtime_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the echo provider's URL is not set"))?;
+    let relay = start_relay(echo_url).await?;
+    let mut per_core_by_label = Vec::new();
     for (label, provider, goal) in [
-        ("passthrough", VoiceProvider::Openai, "goal >= 1,000 calls per core"),
-        ("resampling", VoiceProvider::Gemini, "goal >= 300 calls per core"),
+        ("passthrough", Some(VoiceProvider::Openai), "goal >= 1,000 calls per core"),
+        ("resampling", Some(VoiceProvider::Gemini), "goal >= 300 calls per core"),
+        ("bare relay (baseline)", None, "the same sockets and frames, nothing else"),
     ] {
-        let campaign = Uuid::now_v7();
-        let settings = CampaignSettings {
-            name: format!("bench {label}"),
-            primary_provider: provider,
-            ..CampaignSettings::default()
+        let (url, legs) = match provider {
+            Some(provider) => (
+                format!("ws://{}/api/telephony/twilio/media", app.addr()),
+                bench_calls(state, &ctx, tenant, label, provider, calls).await?,
+            ),
+            None => (
+                format!("ws://{relay}/relay"),
+                (0..calls)
+                    .map(|i| Leg { call_sid: format!("CArelay{i:026}"), parameters: BTreeMap::new() })
+                    .collect(),
+            ),
         };
-        let created = state
-            .dispatcher
-            .execute::<Campaign>(
-                &campaign.to_string(),
-                CampaignCommand::CreateCampaign { settings, origin: CampaignOrigin::Blank, at: Utc::now() },
-                &ctx,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        state
-            .wait_for(kraliki_projections::campaign::NAME, created.position)
-            .await
-            .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
-        let target = crate::routes::telephony::Target { tenant, campaign: Some(campaign), contact: None };
-        let mut legs = Vec::with_capacity(calls);
-        for i in 0..calls {
-            let call_sid = format!("CA{label}{i:026}");
-            let call_id = crate::routes::telephony::call_uuid("twilio", &call_sid);
-            let initiate = CallCommand::InitiateCall {
-                direction: CallDirection::Inbound,
-                provider: "twilio".into(),
-                provider_call_id: Some(call_sid.clone()),
-                from: "+14155550123".into(),
-                to: "+14155550100".into(),
-                campaign_id: Some(campaign),
-                contact_id: None,
-                at: Utc::now(),
-            };
-            state
-                .dispatcher
-                .execute::<Call>(&call_id.to_string(), initiate, &ctx)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let parameters = crate::routes::telephony::stream_parameters(state, call_id, &target)
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            legs.push(Leg { call_sid, parameters });
-        }
         if let Ok(mut s) = state.bridge_stats.lock() {
             *s = Some(Default::default());
         }
-        let spec =
-            PhoneSpec { url: format!("ws://{}/api/telephony/twilio/media", app.addr()), seconds, legs };
-        let out_path =
-            std::env::temp_dir().join(format!("kraliki-bench-phones-{}-{label}.json", std::process::id()));
+        let spec = PhoneSpec { url, seconds, legs };
+        let out_path = std::env::temp_dir().join(format!(
+            "kraliki-bench-phones-{}-{}.json",
+            std::process::id(),
+            &label[..4]
+        ));
         let mut phones = std::process::Command::new(std::env::current_exe()?)
             .arg("bench-phones")
             .stdin(std::process::Stdio::piped())
@@ -370,10 +417,21 @@ pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid:
         // Let the bridges record their ends before reading their figures.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut bridge = state.bridge_stats.lock().ok().and_then(|mut s| s.take()).unwrap_or_default();
+        let per_core = calls as f64 / server_cores.max(0.01);
+        per_core_by_label.push((label, per_core));
         println!(
-            "media {label}: {calls} calls x {seconds} s over WebSockets, {} failed; {} frames in, {} out ({} sent late); server used {server_cores:.2} cores (load generator {:.2}, echo provider {echo_cores:.2}) -> {:.0} calls per server core ({goal})",
-            figures.failed, figures.sent, figures.received, figures.late, phones_cpu / wall, calls as f64 / server_cores.max(0.01)
+            "media {label}: {calls} calls x {seconds} s over WebSockets, {} failed; {} frames in, {} out ({} sent late); server used {server_cores:.2} cores (load generator {:.2}, echo provider {echo_cores:.2}) -> {per_core:.0} calls per server core ({goal})",
+            figures.failed, figures.sent, figures.received, figures.late, phones_cpu / wall
         );
+        if provider.is_none() {
+            if let Some((_, bridge)) = per_core_by_label.first() {
+                println!(
+                    "  the bridge's passthrough calls per core are {:.2} of the bare relay's (same sockets and frames, nothing else)",
+                    bridge / per_core
+                );
+            }
+            continue;
+        }
         println!(
             "  bridge latency per frame: in p50 {:.3} ms p99 {:.3} ms; out p50 {:.3} ms p99 {:.3} ms (goal p99 <= 2 ms); phone round trip via echo p50 {:.2} ms p99 {:.2} ms",
             percentile(&mut bridge.inbound_us, 50.0), percentile(&mut bridge.inbound_us, 99.0),
@@ -382,4 +440,62 @@ pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid:
         );
     }
     Ok(())
+}
+
+/// A campaign of `provider` and `calls` initiated calls for it: the legs the phones dial.
+async fn bench_calls(
+    state: &crate::state::AppState,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    label: &str,
+    provider: kraliki_domain::campaign::VoiceProvider,
+    calls: usize,
+) -> anyhow::Result<Vec<Leg>> {
+    use kraliki_domain::campaign::{Campaign, CampaignCommand, CampaignOrigin, CampaignSettings};
+    let campaign = Uuid::now_v7();
+    let settings = CampaignSettings {
+        name: format!("bench {label}"),
+        primary_provider: provider,
+        ..CampaignSettings::default()
+    };
+    let created = state
+        .dispatcher
+        .execute::<Campaign>(
+            &campaign.to_string(),
+            CampaignCommand::CreateCampaign { settings, origin: CampaignOrigin::Blank, at: Utc::now() },
+            ctx,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    state
+        .wait_for(kraliki_projections::campaign::NAME, created.position)
+        .await
+        .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
+    let target = crate::routes::telephony::Target { tenant, campaign: Some(campaign), contact: None };
+    let mut legs = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let call_sid = format!("CA{}{i:026}", &label[..2]);
+        let call_id = crate::routes::telephony::call_uuid("twilio", &call_sid);
+        let initiate = CallCommand::InitiateCall {
+            direction: CallDirection::Inbound,
+            provider: "twilio".into(),
+            provider_call_id: Some(call_sid.clone()),
+            from: "+14155550123".into(),
+            to: "+14155550100".into(),
+            campaign_id: Some(campaign),
+            contact_id: None,
+            at: Utc::now(),
+        };
+        state
+            .dispatcher
+            .execute::<Call>(&call_id.to_string(), initiate, ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let parameters = crate::routes::telephony::stream_parameters(state, call_id, &target)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        legs.push(Leg { call_sid, parameters });
+    }
+    Ok(legs)
 }

@@ -307,7 +307,7 @@ async fn a_provider_that_drops_mid_call_fails_the_call_with_its_reason() {
 
 mod telnyx {
     use super::*;
-    use kraliki_voice::telephony::testing::api::FakeTelnyxApi;
+    use kraliki_voice::telephony::testing::api::{FakeTelnyxApi, FakeTelnyxCall};
     use kraliki_voice::telephony::testing::media::{FrameOrder, TelnyxDialect};
     use kraliki_voice::telnyx::TelnyxSigner;
 
@@ -330,18 +330,17 @@ mod telnyx {
             .unwrap()
     }
 
-    /// Telnyx delivers frames out of order: the agent still hears them in order.
-    #[tokio::test]
-    async fn an_inbound_telnyx_call_is_answered_with_streaming_and_its_audio_arrives_in_order() {
-        let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
-        let openai = FakeOpenAi::start().await.unwrap();
-        let signer = TelnyxSigner::from_secret_bytes(&[7u8; 32]);
-        let (public_key, telnyx_url, openai_url) =
-            (signer.public_key_base64(), telnyx.base_url(), openai.config().base_url);
-        let app = spawn_app_with(
+    /// A server that takes Telnyx calls (Call Control at `telnyx`, webhooks signed by `signer`)
+    /// with the voice provider `voice` sets up.
+    async fn telnyx_app(
+        telnyx: &FakeTelnyxApi,
+        signer: &TelnyxSigner,
+        voice: impl FnOnce(&mut kraliki_api::Settings) + Send + 'static,
+    ) -> TestApp {
+        let (public_key, telnyx_url) = (signer.public_key_base64(), telnyx.base_url());
+        spawn_app_with(
             move |s| {
-                s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-                s.providers.openai_realtime_url = Some(openai_url);
+                voice(s);
                 s.providers.telnyx_api_key = Some(SecretString::from(KEY));
                 s.providers.telnyx_public_key = Some(public_key);
                 s.providers.telnyx_api_url = Some(telnyx_url);
@@ -349,14 +348,33 @@ mod telnyx {
             },
             Vec::new(),
         )
+        .await
+    }
+
+    /// Telnyx's `call.initiated` for a call to `to`.
+    fn initiated(call: &FakeTelnyxCall, event_id: &str, to: &str) -> String {
+        json!({"data": {"record_type": "event", "event_type": "call.initiated", "id": event_id,
+            "occurred_at": "2026-11-24T10:00:00Z", "payload": {"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
+            "call_session_id": call.call_session_id, "client_state": null, "connection_id": "c1", "from": "+420603123456",
+            "to": to, "direction": "incoming", "state": "parked"}}, "meta": {"attempt": 1, "delivered_to": "https://voice.example.com"}})
+        .to_string()
+    }
+
+    /// Telnyx delivers frames out of order: the agent still hears them in order.
+    #[tokio::test]
+    async fn an_inbound_telnyx_call_is_answered_with_streaming_and_its_audio_arrives_in_order() {
+        let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
+        let openai = FakeOpenAi::start().await.unwrap();
+        let signer = TelnyxSigner::from_secret_bytes(&[7u8; 32]);
+        let openai_url = openai.config().base_url;
+        let app = telnyx_app(&telnyx, &signer, move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+        })
         .await;
         inbound_campaign(&app, "+14155550102").await;
         let call = telnyx.incoming_call();
-        let body = json!({"data": {"record_type": "event", "event_type": "call.initiated", "id": "5a1e4f2c-0000-4000-8000-000000000001",
-            "occurred_at": "2026-11-24T10:00:00Z", "payload": {"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
-            "call_session_id": call.call_session_id, "client_state": null, "connection_id": "c1", "from": "+420603123456",
-            "to": "+14155550102", "direction": "incoming", "state": "parked"}}, "meta": {"attempt": 1, "delivered_to": "https://voice.example.com"}})
-        .to_string();
+        let body = initiated(&call, "5a1e4f2c-0000-4000-8000-000000000001", "+14155550102");
         let now = chrono::Utc::now().timestamp();
 
         // Stale, tampered and unsigned deliveries are refused.
@@ -444,19 +462,11 @@ mod telnyx {
         agent.push(Step::Json(FakeDeepgramAgent::conversation_text("user", "I need a person, please.")));
         agent.push(agent.client_function_call("fc_1", "transfer_to_queue", &json!({"queue": "sales"})));
         let signer = TelnyxSigner::from_secret_bytes(&[7u8; 32]);
-        let (public_key, telnyx_url, agent_url) =
-            (signer.public_key_base64(), telnyx.base_url(), agent.config().url);
-        let app = spawn_app_with(
-            move |s| {
-                s.providers.deepgram_api_key = Some(SecretString::from(FakeDeepgramAgent::API_KEY));
-                s.providers.deepgram_agent_url = Some(agent_url);
-                s.providers.telnyx_api_key = Some(SecretString::from(KEY));
-                s.providers.telnyx_public_key = Some(public_key);
-                s.providers.telnyx_api_url = Some(telnyx_url);
-                s.providers.public_base_url = Some(PUBLIC.into());
-            },
-            Vec::new(),
-        )
+        let agent_url = agent.config().url;
+        let app = telnyx_app(&telnyx, &signer, move |s| {
+            s.providers.deepgram_api_key = Some(SecretString::from(FakeDeepgramAgent::API_KEY));
+            s.providers.deepgram_agent_url = Some(agent_url);
+        })
         .await;
         let r = app
             .post_json(
@@ -469,10 +479,7 @@ mod telnyx {
         let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let call = telnyx.incoming_call();
-        let body = json!({"data": {"record_type": "event", "event_type": "call.initiated", "id": "5a1e4f2c-0000-4000-8000-000000000011",
-            "occurred_at": "2026-11-24T10:00:00Z", "payload": {"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
-            "call_session_id": call.call_session_id, "client_state": null, "connection_id": "c1", "from": "+420603123456",
-            "to": "+14155550104", "direction": "incoming", "state": "parked"}}}).to_string();
+        let body = initiated(&call, "5a1e4f2c-0000-4000-8000-000000000011", "+14155550104");
         let r = post(&app, &body, &signed(&signer, &body, chrono::Utc::now().timestamp())).await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         let answer = telnyx.commands().into_iter().find(|c| c.action == "answer").expect("answered");

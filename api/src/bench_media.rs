@@ -153,6 +153,9 @@ async fn start_relay(echo_url: String) -> anyhow::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
+/// How long after the load generator starts every call is taken to be up.
+const WARM_UP: Duration = Duration::from_secs(2);
+
 fn cpu_of(pid: u32) -> f64 {
     // utime + stime, in clock ticks (100 per second on Linux).
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -383,28 +386,57 @@ pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid:
             .stdin(std::process::Stdio::piped())
             .stdout(std::fs::File::create(&out_path)?)
             .spawn()?;
-        let (ours, echo_before, phones_pid) = (cpu_of(std::process::id()), cpu_of(echo_pid), phones.id());
+        let phones_pid = phones.id();
+        let streams_started = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = 'MediaStreamStarted'")
+                .fetch_one(&state.pool)
+                .await
+                .unwrap_or(0)
+        };
+        let streams_before = streams_started().await;
+        let cpu = || [cpu_of(std::process::id()), cpu_of(echo_pid), cpu_of(phones_pid)];
+        let whole_before = cpu();
         let started = Instant::now();
         {
             use std::io::Write;
             let mut stdin = phones.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
             stdin.write_all(&serde_json::to_vec(&spec)?)?;
         }
-        let phones_cpu = {
-            // Sample the generator's CPU just before it exits.
-            let mut last = 0.0;
-            while phones.try_wait()?.is_none() {
-                let c = cpu_of(phones_pid);
-                if c.is_finite() {
-                    last = c;
+        // Concurrent calls cost what they cost while they run: CPU is measured over a window
+        // after every call has been set up and before any ends (WARM_UP in, 1 s before the
+        // end). (Setting a call up and ending it cost about 0.5 ms of server CPU a call.)
+        let window = (started + WARM_UP, started + Duration::from_secs(seconds.saturating_sub(1)));
+        let steady = if window.1 > window.0 + Duration::from_secs(1) {
+            tokio::time::sleep_until(window.0.into()).await;
+            if provider.is_some() {
+                // Every bridged call records its stream's start: wait for all of them.
+                while streams_started().await - streams_before < calls as i64 && Instant::now() < window.1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            last
+            let (before, at) = (cpu(), Instant::now());
+            tokio::time::sleep_until(window.1.into()).await;
+            let (after, wall) = (cpu(), at.elapsed().as_secs_f64());
+            Some([0, 1, 2].map(|i| (after[i] - before[i]) / wall))
+        } else {
+            None
         };
+        // Sample the generator's CPU just before it exits.
+        let mut phones_last = f64::NAN;
+        while phones.try_wait()?.is_none() {
+            let c = cpu_of(phones_pid);
+            if c.is_finite() {
+                phones_last = c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let wall = started.elapsed().as_secs_f64();
-        let server_cores = (cpu_of(std::process::id()) - ours) / wall;
-        let echo_cores = (cpu_of(echo_pid) - echo_before) / wall;
+        let whole = [
+            (cpu_of(std::process::id()) - whole_before[0]) / wall,
+            (cpu_of(echo_pid) - whole_before[1]) / wall,
+            (phones_last - whole_before[2]) / wall,
+        ];
+        let [server_cores, echo_cores, phones_cores] = steady.unwrap_or(whole);
         phones.wait()?;
         let output = std::fs::read_to_string(&out_path)?;
         let _ = std::fs::remove_file(&out_path);
@@ -420,8 +452,8 @@ pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid:
         let per_core = calls as f64 / server_cores.max(0.01);
         per_core_by_label.push((label, per_core));
         println!(
-            "media {label}: {calls} calls x {seconds} s over WebSockets, {} failed; {} frames in, {} out ({} sent late); server used {server_cores:.2} cores (load generator {:.2}, echo provider {echo_cores:.2}) -> {per_core:.0} calls per server core ({goal})",
-            figures.failed, figures.sent, figures.received, figures.late, phones_cpu / wall
+            "media {label}: {calls} calls x {seconds} s over WebSockets, {} failed; {} frames in, {} out ({} sent late); while all ran the server used {server_cores:.2} cores (load generator {phones_cores:.2}, echo provider {echo_cores:.2}) -> {per_core:.0} calls per server core ({goal})",
+            figures.failed, figures.sent, figures.received, figures.late
         );
         if provider.is_none() {
             if let Some((_, bridge)) = per_core_by_label.first() {

@@ -388,10 +388,12 @@ pub async fn run(app: &crate::Application, calls: usize, seconds: u64, echo_pid:
             .spawn()?;
         let phones_pid = phones.id();
         let streams_started = || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = 'MediaStreamStarted'")
-                .fetch_one(&state.pool)
-                .await
-                .unwrap_or(0)
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM events WHERE event_type = 'MediaStreamStarted'",
+            )
+            .fetch_one(&state.pool)
+            .await
+            .unwrap_or(0)
         };
         let streams_before = streams_started().await;
         let cpu = || [cpu_of(std::process::id()), cpu_of(echo_pid), cpu_of(phones_pid)];

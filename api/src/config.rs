@@ -162,6 +162,8 @@ pub struct ProviderSettings {
     #[serde(serialize_with = "expose_opt")]
     pub telnyx_api_key: Option<SecretString>,
     pub telnyx_public_key: Option<String>,
+    /// The Telnyx Call Control application outbound calls are placed with.
+    pub telnyx_connection_id: Option<String>,
     /// The external URL of this service, which webhook signatures are computed over.
     pub public_base_url: Option<String>,
     pub openai_realtime_url: Option<String>,
@@ -186,6 +188,7 @@ pub const PROVIDER_VARIABLES: &[&str] = &[
     "twilio_auth_token",
     "telnyx_api_key",
     "telnyx_public_key",
+    "telnyx_connection_id",
     "public_base_url",
     "openai_realtime_url",
     "gemini_live_url",

@@ -235,9 +235,21 @@ async fn apply_webhook(state: &AppState, call_id: Uuid, hook: &TelephonyWebhook)
     };
     match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
         // A late callback on an ended call changes nothing.
-        Ok(_) | Err(DispatchError::Rejected(_)) => Ok(()),
-        Err(e) => Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
+        Ok(_) | Err(DispatchError::Rejected(_)) => {}
+        Err(e) => return Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
     }
+    // An outbound Telnyx call that was answered gets its stream to the AI agent now.
+    let outbound = call.direction == Some(CallDirection::Outbound) && call.streams.is_empty();
+    if matches!(hook.event, TelephonyEvent::Answered { .. })
+        && hook.provider == hooks::Provider::Telnyx
+        && outbound
+    {
+        let tenant =
+            ctx.tenant_id.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("bad tenant id")))?;
+        let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
+        stream_telnyx(state, call_id, &target, &hook.call_id).await?;
+    }
+    Ok(())
 }
 
 fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
@@ -400,8 +412,6 @@ async fn telnyx_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Answers an inbound Telnyx call with a bidirectional PCMU stream to our media socket; the
-/// event id is the command id, so a redelivered webhook answers once.
 /// Twilio's REST API with the configured account (and endpoint).
 fn twilio_client(state: &AppState) -> Result<TwilioRestClient, String> {
     let p = &state.settings.providers;
@@ -462,6 +472,33 @@ fn queue_transfer(
     })
 }
 
+/// Our Telnyx media socket for this call, its token in the query.
+fn telnyx_stream_url(state: &AppState, call_id: Uuid, target: &Target) -> Result<String, ApiError> {
+    let query: Vec<String> =
+        stream_parameters(state, call_id, target).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(format!("{}?{}", ws_url(&public_url(state, "/api/telephony/telnyx/media")?), query.join("&")))
+}
+
+/// Starts the bidirectional stream of an outbound Telnyx call once it is answered (its call id
+/// is known only then); the command id makes a redelivered `call.answered` start it once.
+async fn stream_telnyx(
+    state: &AppState,
+    call_id: Uuid,
+    target: &Target,
+    call_control_id: &str,
+) -> Result<(), ApiError> {
+    let client = telnyx_client(state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
+    let stream = StreamParams::bidirectional_pcmu(telnyx_stream_url(state, call_id, target)?);
+    let id = CommandId::parse(format!("stream-{call_id}"))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    client.streaming_start(call_control_id, &stream, &id).await.map_err(|e| {
+        ApiError::new(Code::ServiceUnavailable).detail(format!("Telnyx streaming_start failed: {e}"))
+    })?;
+    Ok(())
+}
+
+/// Answers an inbound Telnyx call with a bidirectional PCMU stream to our media socket; the
+/// event id is the command id, so a redelivered webhook answers once.
 async fn answer_telnyx(
     state: &AppState,
     call_id: Uuid,
@@ -469,10 +506,7 @@ async fn answer_telnyx(
     hook: &TelephonyWebhook,
 ) -> Result<(), ApiError> {
     let client = telnyx_client(state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
-    let query: Vec<String> =
-        stream_parameters(state, call_id, target).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let stream_url =
-        format!("{}?{}", ws_url(&public_url(state, "/api/telephony/telnyx/media")?), query.join("&"));
+    let stream_url = telnyx_stream_url(state, call_id, target)?;
     let answer = Answer { stream: Some(StreamParams::bidirectional_pcmu(stream_url)), client_state: None };
     let id = CommandId::parse(format!("answer-{}", hook.idempotency_key))
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
@@ -670,15 +704,28 @@ async fn media(state: AppState, socket: WebSocket, dialect: Dialect, query: BTre
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), phone.0.close()).await;
 }
 
-/// Places an outbound call to a contact for a campaign, through Twilio.
+/// Places an outbound call to a contact for a campaign, through Twilio or Telnyx.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundBody {
     pub campaign_id: Uuid,
     pub contact_id: Uuid,
-    /// Detect answering machines (Twilio `MachineDetection=Enable`, reported asynchronously).
+    /// Detect answering machines (Twilio `MachineDetection=Enable`, Telnyx
+    /// `answering_machine_detection=detect`; reported asynchronously).
     #[serde(default)]
     pub detect_machine: bool,
+    /// The carrier: else the campaign's `configuration.telephony_provider`, else Twilio when it
+    /// is configured, else Telnyx.
+    #[serde(default)]
+    pub provider: Option<Carrier>,
+}
+
+/// A telephony provider that places calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Carrier {
+    Twilio,
+    Telnyx,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -696,7 +743,7 @@ pub struct OutboundCall {
         (status = 404, body = crate::error::Problem, description = "No such campaign or contact (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Campaign not active, or the contact may not be called now (do-not-call, outside the calling window) (problem+json)"),
         (status = 422, body = crate::error::Problem, description = "The campaign has no caller id (problem+json)"),
-        (status = 503, body = crate::error::Problem, description = "Twilio not configured, or it refused (problem+json)")),
+        (status = 503, body = crate::error::Problem, description = "The carrier (Twilio or Telnyx) is not configured, or it refused (problem+json)")),
     security(("bearer" = [])))]
 pub async fn outbound(
     State(state): State<AppState>,
@@ -732,8 +779,22 @@ pub async fn outbound(
             "the campaign has no caller id to call from",
         )
     })?;
-    let client = twilio_client(&state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
     let target = Target { tenant: user.company_id, campaign: Some(campaign.id), contact: Some(contact.id) };
+    let p = &state.settings.providers;
+    let carrier = match b.provider {
+        Some(carrier) => carrier,
+        None => match settings.configuration.get("telephony_provider").and_then(serde_json::Value::as_str) {
+            Some("telnyx") => Carrier::Telnyx,
+            Some("twilio") => Carrier::Twilio,
+            _ if p.twilio_account_sid.is_none() && p.telnyx_api_key.is_some() => Carrier::Telnyx,
+            _ => Carrier::Twilio,
+        },
+    };
+    if carrier == Carrier::Telnyx {
+        let answer = dial_telnyx(&state, &target, &contact.phone_number, &from, b.detect_machine).await?;
+        return Ok((StatusCode::CREATED, axum::Json(answer)).into_response());
+    }
+    let client = twilio_client(&state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
     let query = format!("tenant={}&campaign_id={}&contact_id={}", target.tenant, campaign.id, contact.id);
     let mut create = CreateCall::new(
         contact.phone_number.clone(),
@@ -767,4 +828,47 @@ pub async fn outbound(
         from,
     };
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Places an outbound call through Telnyx Call Control; its stream starts when it is answered.
+async fn dial_telnyx(
+    state: &AppState,
+    target: &Target,
+    to: &str,
+    from: &str,
+    detect_machine: bool,
+) -> Result<OutboundCall, ApiError> {
+    use kraliki_voice::telephony::telnyx_control::{AnsweringMachineDetection, Dial};
+    let unavailable = |e: String| ApiError::new(Code::ServiceUnavailable).detail(e);
+    let client = telnyx_client(state).map_err(unavailable)?;
+    let connection = state
+        .settings
+        .providers
+        .telnyx_connection_id
+        .clone()
+        .ok_or_else(|| unavailable("TELNYX_CONNECTION_ID is not configured".into()))?;
+    let mut dial = Dial::new(connection, to, from);
+    if detect_machine {
+        dial.answering_machine_detection = Some(AnsweringMachineDetection::Detect);
+    }
+    let id = CommandId::parse(format!("dial-{}", Uuid::now_v7())).map_err(|e| unavailable(e.to_string()))?;
+    let dialed =
+        client.dial(&dial, &id).await.map_err(|e| unavailable(format!("Telnyx refused the call: {e}")))?;
+    let call_id = call_uuid("telnyx", &dialed.call_control_id);
+    let call = ProviderCall {
+        provider: "telnyx",
+        id: &dialed.call_control_id,
+        direction: CallDirection::Outbound,
+        from,
+        to,
+    };
+    ensure_call(state, call_id, target, call).await?;
+    Ok(OutboundCall {
+        call_id,
+        provider: "telnyx".into(),
+        provider_call_id: dialed.call_control_id,
+        status: "initiated".into(),
+        to: to.to_owned(),
+        from: from.to_owned(),
+    })
 }

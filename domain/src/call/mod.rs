@@ -265,6 +265,7 @@ pub enum CallStatus {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub status: CallStatus,
+    pub direction: Option<CallDirection>,
     pub campaign_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub answered_at: Option<DateTime<Utc>>,
@@ -418,8 +419,9 @@ impl Aggregate for Call {
 
     fn apply(&mut self, event: CallEvent) {
         match event {
-            CallEvent::CallInitiated { campaign_id, contact_id, .. } => {
+            CallEvent::CallInitiated { direction, campaign_id, contact_id, .. } => {
                 self.status = CallStatus::Initiated;
+                self.direction = Some(direction);
                 self.campaign_id = campaign_id;
                 self.contact_id = contact_id;
             }

@@ -88,6 +88,22 @@ async fn inbound_campaign(app: &TestApp, number: &str) -> String {
     id
 }
 
+/// A fixed-offset zone where it is now about `hour` o'clock (calling windows hold there or not,
+/// whenever the test runs).
+fn zone_where_it_is(hour: i32) -> String {
+    use chrono::Timelike;
+    let offset = match hour - chrono::Utc::now().hour() as i32 {
+        o if o < -12 => o + 24,
+        o if o > 14 => o - 24,
+        o => o,
+    };
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
 async fn call_events(app: &TestApp, call_id: &str) -> Vec<(String, Value)> {
     sqlx::query_as("SELECT event_type, payload FROM events WHERE aggregate_type = 'Call' AND aggregate_id = $1 ORDER BY sequence")
         .bind(call_id)
@@ -449,6 +465,103 @@ mod telnyx {
         app.cleanup().await;
     }
 
+    /// An outbound call placed through Telnyx: dialed with AMD, and when Telnyx reports it
+    /// answered its stream to the AI agent starts (once, however often the webhook comes).
+    #[tokio::test]
+    async fn an_outbound_call_is_placed_through_telnyx_and_streams_once_answered() {
+        let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
+        let openai = FakeOpenAi::start().await.unwrap();
+        openai.push(Step::wait_for_type("input_audio_buffer.append"));
+        openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+            "r1",
+            "i1",
+            "c1",
+            "end_call",
+            &json!({"disposition": "callback_requested"}),
+        )));
+        let signer = TelnyxSigner::from_secret_bytes(&[7u8; 32]);
+        let openai_url = openai.config().base_url;
+        let app = telnyx_app(&telnyx, &signer, move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+            s.providers.telnyx_connection_id = Some("1494404757140276705".into());
+        })
+        .await;
+        let r = app
+            .post_json(
+                "/api/v1/contacts",
+                json!({"phone_number": "+420603123456", "timezone": zone_where_it_is(12)}),
+            )
+            .await;
+        let contact = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let r = app
+            .post_json("/api/v1/campaigns", json!({"name": "Telnyx outbound", "caller_id": "+14155550100"}))
+            .await;
+        let body: Value = r.json().await.unwrap();
+        let campaign = body["id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+        app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+        let r =
+            app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+
+        let r = app
+            .post_json(
+                "/api/v1/calls/outbound",
+                json!({"campaign_id": campaign, "contact_id": contact, "detect_machine": true, "provider": "telnyx"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let placed: Value = r.json().await.unwrap();
+        assert_eq!(placed["provider"], "telnyx");
+        let ccid = placed["provider_call_id"].as_str().unwrap().to_owned();
+        let dial = telnyx.requests().into_iter().find(|r| r.path == "/v2/calls").expect("dialed").json();
+        assert_eq!(
+            (&dial["connection_id"], &dial["to"], &dial["from"], &dial["answering_machine_detection"]),
+            (
+                &json!("1494404757140276705"),
+                &json!("+420603123456"),
+                &json!("+14155550100"),
+                &json!("detect")
+            )
+        );
+        assert!(
+            telnyx.commands().iter().all(|c| c.action != "streaming_start"),
+            "no stream before the answer"
+        );
+
+        let answered = json!({"data": {"record_type": "event", "event_type": "call.answered", "id": "5a1e4f2c-0000-4000-8000-000000000021",
+            "occurred_at": "2026-11-24T10:00:05Z", "payload": {"call_control_id": ccid, "call_leg_id": "l", "call_session_id": "s",
+            "client_state": null, "connection_id": "1494404757140276705", "from": "+14155550100", "to": "+420603123456",
+            "direction": "outgoing", "state": "answered"}}})
+        .to_string();
+        for _ in 0..2 {
+            let r = post(&app, &answered, &signed(&signer, &answered, chrono::Utc::now().timestamp())).await;
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+        let streams: Vec<_> =
+            telnyx.commands().into_iter().filter(|c| c.action == "streaming_start").collect();
+        // Redelivered: the same command id, which Telnyx ignores the second time.
+        assert_eq!(streams.len(), 2, "{streams:?}");
+        assert_eq!(streams[0].command_id, streams[1].command_id);
+        assert!(!streams[0].duplicate && streams[1].duplicate);
+        assert_eq!(streams[0].body["stream_bidirectional_codec"], "PCMU");
+        let stream_url = streams[0].body["stream_url"].as_str().unwrap().to_owned();
+        let ws = stream_url.replace("wss://voice.example.com", &format!("ws://{}", app.app().addr()));
+        let mut phone =
+            FakeMediaClient::connect(&ws, TelnyxDialect::new(ccid.clone(), "stream-3"), Playout::Instant)
+                .await
+                .unwrap();
+        phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
+        let call_id = placed["call_id"].as_str().unwrap().to_owned();
+        let events = events_until(&app, &call_id, "CallCompleted").await;
+        let (_, done) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
+        assert_eq!(done["CallCompleted"]["disposition"], "callback_requested");
+        let (_, initiated) = events.iter().find(|(t, _)| t == "CallInitiated").unwrap();
+        assert_eq!(initiated["CallInitiated"]["direction"], "outbound");
+        assert_eq!(initiated["CallInitiated"]["contact_id"], json!(contact));
+        app.cleanup().await;
+    }
+
     /// A Deepgram campaign's call talks to the Deepgram Voice Agent (μ-law both ways, no
     /// resampling); the agent hands the caller to a human queue, which Telnyx `enqueue`s.
     #[tokio::test]
@@ -633,23 +746,16 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     let c = &app.client;
     // A zone where it is now around noon, so the calling window holds whenever this runs, and
     // one where it is around midnight.
-    use chrono::Timelike;
-    let zone = |offset: i32| match offset {
-        0 => "Etc/GMT".to_owned(),
-        o if o > 0 => format!("Etc/GMT-{}", o.min(14)),
-        o => format!("Etc/GMT+{}", (-o).min(12)),
-    };
-    let noon = 12 - chrono::Utc::now().hour() as i32;
-    let midnight = if noon > 0 { noon - 12 } else { noon + 12 };
+    let (noon, midnight) = (zone_where_it_is(12), zone_where_it_is(0));
     let r = app
         .post_json(
             "/api/v1/contacts",
-            json!({"phone_number": "+420603123456", "first_name": "Ada", "timezone": zone(noon)}),
+            json!({"phone_number": "+420603123456", "first_name": "Ada", "timezone": noon}),
         )
         .await;
     let contact = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let r = app
-        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123458", "timezone": zone(midnight)}))
+        .post_json("/api/v1/contacts", json!({"phone_number": "+420603123458", "timezone": midnight}))
         .await;
     let sleeping = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let r = app

@@ -83,6 +83,7 @@ fn occurred_at(event: &CallEvent) -> DateTime<Utc> {
         | E::AiFunctionCalled { at, .. }
         | E::TransferRequested { at, .. }
         | E::RecordingAvailable { at, .. }
+        | E::CallbackScheduled { at, .. }
         | E::CallCompleted { at, .. }
         | E::CallFailed { at, .. } => *at,
     }
@@ -100,7 +101,10 @@ fn detail(event: &CallEvent) -> anyhow::Result<Value> {
         _ => serde_json::Map::new(),
     };
     fields.remove("at");
-    if matches!(event, CallEvent::CallCompleted { .. } | CallEvent::CallFailed { .. }) {
+    if matches!(
+        event,
+        CallEvent::CallCompleted { .. } | CallEvent::CallFailed { .. } | CallEvent::CallbackScheduled { .. }
+    ) {
         fields.remove("campaign_id");
         fields.remove("contact_id");
     }
@@ -228,7 +232,8 @@ async fn call(
         | CallEvent::MediaStreamStopped { at, .. }
         | CallEvent::DtmfReceived { at, .. }
         | CallEvent::TranscriptSegmentAdded { at, .. }
-        | CallEvent::AiFunctionCalled { at, .. } => {
+        | CallEvent::AiFunctionCalled { at, .. }
+        | CallEvent::CallbackScheduled { at, .. } => {
             sqlx::query(&format!("UPDATE {table} SET version = $2, updated_at = $3 WHERE id = $1"))
                 .bind(id)
                 .bind(seq)

@@ -35,7 +35,7 @@ impl Projection for ContactProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        2 // 2: callbacks
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -322,7 +322,8 @@ async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyh
                 sqlx::query(&format!(
                     "INSERT INTO {per_campaign} (campaign_id, contact_id, attempts, in_flight, last_attempt_at, done) \
                      VALUES ($1, $2, 1, true, $3, false) ON CONFLICT (campaign_id, contact_id) DO UPDATE \
-                     SET attempts = {per_campaign}.attempts + 1, in_flight = true, last_attempt_at = $3"
+                     SET attempts = {per_campaign}.attempts + 1, in_flight = true, last_attempt_at = $3, \
+                     callback_at = NULL, callback_note = NULL"
                 ))
                 .bind(campaign)
                 .bind(contact)
@@ -338,6 +339,20 @@ async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyh
         }
         CallEvent::CallFailed { contact_id: Some(contact), campaign_id, at, .. } => {
             ended(conn, contacts, per_campaign, contact, campaign_id, CallOutcome::Failed, None, at).await?;
+        }
+        CallEvent::CallbackScheduled { callback_at, note, campaign_id, contact_id, at } => {
+            sqlx::query(&format!(
+                "INSERT INTO {per_campaign} (campaign_id, contact_id, attempts, in_flight, last_attempt_at, done, callback_at, callback_note) \
+                 VALUES ($1, $2, 0, false, $5, false, $3, $4) ON CONFLICT (campaign_id, contact_id) DO UPDATE \
+                 SET callback_at = $3, callback_note = $4, done = false"
+            ))
+            .bind(campaign_id)
+            .bind(contact_id)
+            .bind(callback_at)
+            .bind(note)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
         }
         _ => {}
     }
@@ -369,7 +384,8 @@ async fn ended(
     .await?;
     if let Some(campaign) = campaign {
         sqlx::query(&format!(
-            "UPDATE {per_campaign} SET in_flight = false, last_outcome = $3, last_disposition = $4, done = done OR $5, \
+            "UPDATE {per_campaign} SET in_flight = false, last_outcome = $3, last_disposition = $4, \
+             done = CASE WHEN callback_at > $6 THEN false ELSE done OR $5 END, \
              abandoned_at = CASE WHEN $3 = 'abandoned' THEN $6 ELSE abandoned_at END \
              WHERE campaign_id = $1 AND contact_id = $2"
         ))
@@ -597,8 +613,9 @@ fn push_filter(
     }
 }
 
-fn push_order(q: &mut QueryBuilder<'_, Postgres>, order: &[SortKey]) {
-    q.push(" ORDER BY ");
+/// `ORDER BY` the list's keys, after `lead` (e.g. due callbacks first).
+fn push_order(q: &mut QueryBuilder<'_, Postgres>, lead: &str, order: &[SortKey]) {
+    q.push(" ORDER BY ").push(lead);
     for key in order {
         let dir = match key.direction {
             Direction::Asc => " ASC NULLS FIRST, ",
@@ -641,7 +658,7 @@ fn push_order(q: &mut QueryBuilder<'_, Postgres>, order: &[SortKey]) {
 fn base_query<'a>(tenant: Uuid, campaign: Uuid) -> QueryBuilder<'a, Postgres> {
     let mut q = QueryBuilder::new(format!(
         "SELECT {CONTACT_COLUMNS}, coalesce(cc.attempts, 0) AS campaign_attempts, cc.last_outcome AS campaign_last_outcome, \
-         cc.last_attempt_at AS campaign_last_attempt_at \
+         cc.last_attempt_at AS campaign_last_attempt_at, cc.callback_at, cc.callback_note \
          FROM {CONTACTS} c LEFT JOIN {CAMPAIGN_CONTACTS} cc ON cc.contact_id = c.id AND cc.campaign_id = "
     ));
     q.push_bind(campaign).push(" WHERE c.tenant_id = ").push_bind(tenant);
@@ -656,6 +673,9 @@ pub struct MemberRow {
     pub campaign_attempts: i32,
     pub campaign_last_outcome: Option<String>,
     pub campaign_last_attempt_at: Option<DateTime<Utc>>,
+    /// A callback the person asked for (the dialer calls them then, first).
+    pub callback_at: Option<DateTime<Utc>>,
+    pub callback_note: Option<String>,
 }
 
 pub struct CallListQuery<'a> {
@@ -676,7 +696,7 @@ pub async fn members(
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
     let mut q = base_query(l.tenant, l.campaign);
     push_filter(&mut q, l.filter, l.settings, l.now);
-    push_order(&mut q, l.order);
+    push_order(&mut q, "", l.order);
     q.push(" OFFSET ").push_bind(offset).push(" LIMIT ").push_bind(limit);
     q.build_query_as().fetch_all(pool).await
 }
@@ -692,12 +712,15 @@ fn push_dialable(q: &mut QueryBuilder<'_, Postgres>, settings: &CampaignSettings
     q.push(format!(
         " AND NOT EXISTS (SELECT 1 FROM {DNC} d WHERE d.tenant_id = c.tenant_id AND d.phone_number = c.phone_number)"
     ));
-    q.push(" AND coalesce(cc.attempts, 0) < least(c.max_attempts, ")
+    // A callback the person asked for waits for its time, then goes past the attempt limit
+    // and the retry delays (not past the calling window).
+    q.push(" AND (cc.callback_at IS NULL OR cc.callback_at <= ").push_bind(now).push(")");
+    q.push(" AND (cc.callback_at IS NOT NULL OR coalesce(cc.attempts, 0) < least(c.max_attempts, ")
         .push_bind(settings.max_attempts as i32)
-        .push(")");
+        .push("))");
     q.push(" AND NOT coalesce(cc.done, false) AND NOT coalesce(cc.in_flight, false)");
     q.push(
-        " AND (cc.last_attempt_at IS NULL OR cc.last_attempt_at + make_interval(mins => CASE cc.last_outcome",
+        " AND (cc.callback_at IS NOT NULL OR cc.last_attempt_at IS NULL OR cc.last_attempt_at + make_interval(mins => CASE cc.last_outcome",
     )
     .push(" WHEN 'no_answer' THEN ")
     .push_bind(d.no_answer as i32)
@@ -727,7 +750,7 @@ pub async fn next_to_dial(
     let mut q = base_query(l.tenant, l.campaign);
     push_filter(&mut q, l.filter, l.settings, l.now);
     push_dialable(&mut q, l.settings, l.now);
-    push_order(&mut q, l.order);
+    push_order(&mut q, "cc.callback_at ASC NULLS LAST, ", l.order);
     q.push(" LIMIT ").push_bind(limit);
     q.build_query_as().fetch_all(pool).await
 }
@@ -738,11 +761,11 @@ pub async fn count_members(pool: &PgPool, l: &CallListQuery<'_>) -> Result<(i64,
     let mut q = QueryBuilder::new(format!(
         "SELECT count(*), count(*) FILTER (WHERE NOT c.do_not_call AND c.consent <> 'denied' \
            AND NOT EXISTS (SELECT 1 FROM {DNC} d WHERE d.tenant_id = c.tenant_id AND d.phone_number = c.phone_number) \
-           AND coalesce(cc.attempts, 0) < least(c.max_attempts, "
+           AND (cc.callback_at IS NOT NULL OR coalesce(cc.attempts, 0) < least(c.max_attempts, "
     ));
     q.push_bind(l.settings.max_attempts as i32);
     q.push(format!(
-        ") AND NOT coalesce(cc.done, false)) FROM {CONTACTS} c LEFT JOIN {CAMPAIGN_CONTACTS} cc ON cc.contact_id = c.id AND cc.campaign_id = "
+        ")) AND NOT coalesce(cc.done, false)) FROM {CONTACTS} c LEFT JOIN {CAMPAIGN_CONTACTS} cc ON cc.contact_id = c.id AND cc.campaign_id = "
     ));
     q.push_bind(l.campaign).push(" WHERE c.tenant_id = ").push_bind(l.tenant);
     push_filter(&mut q, l.filter, l.settings, l.now);

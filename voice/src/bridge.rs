@@ -545,10 +545,29 @@ impl Bridge {
             },
             "schedule_callback" => {
                 match text("at").and_then(|a| chrono::DateTime::parse_from_rfc3339(&a).ok()) {
-                    Some(when) if when > Utc::now() => {
-                        (json!({"ok": true, "at": when.to_rfc3339(), "note": text("note")}), None)
+                    Some(when) => {
+                        let command = CallCommand::ScheduleCallback {
+                            callback_at: when.with_timezone(&Utc),
+                            note: text("note"),
+                            at: Utc::now(),
+                        };
+                        let id = live.call_id.to_string();
+                        match self.dispatcher.execute::<Call>(&id, command, &live.ctx).await {
+                            Ok(_) => {
+                                (json!({"ok": true, "at": when.to_rfc3339(), "note": text("note")}), None)
+                            }
+                            Err(DispatchError::Rejected(e)) => {
+                                (json!({"ok": false, "error": e.to_string()}), None)
+                            }
+                            Err(e) => {
+                                tracing::warn!(call = %live.call_id, error = %e, "could not schedule a callback");
+                                (
+                                    json!({"ok": false, "error": "the callback could not be saved; try again"}),
+                                    None,
+                                )
+                            }
+                        }
                     }
-                    Some(_) => (json!({"ok": false, "error": "the time must be in the future"}), None),
                     None => (json!({"ok": false, "error": "at must be an RFC 3339 time"}), None),
                 }
             }

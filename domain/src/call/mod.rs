@@ -110,6 +110,13 @@ pub enum CallCommand {
         duration_seconds: Option<u64>,
         at: DateTime<Utc>,
     },
+    /// The person asked to be called back at `callback_at`: the campaign dials the contact
+    /// again then (inside its calling window).
+    ScheduleCallback {
+        callback_at: DateTime<Utc>,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    },
     CompleteCall {
         outcome: CallOutcome,
         disposition: Option<String>,
@@ -135,6 +142,7 @@ impl CommandPolicy for CallCommand {
             Self::RecordFunctionCall { .. } => "RecordFunctionCall",
             Self::RequestTransfer { .. } => "RequestTransfer",
             Self::AttachRecording { .. } => "AttachRecording",
+            Self::ScheduleCallback { .. } => "ScheduleCallback",
             Self::CompleteCall { .. } => "CompleteCall",
             Self::FailCall { .. } => "FailCall",
         }
@@ -199,6 +207,13 @@ pub enum CallEvent {
         duration_seconds: Option<u64>,
         at: DateTime<Utc>,
     },
+    CallbackScheduled {
+        callback_at: DateTime<Utc>,
+        note: Option<String>,
+        campaign_id: Uuid,
+        contact_id: Uuid,
+        at: DateTime<Utc>,
+    },
     CallCompleted {
         outcome: CallOutcome,
         disposition: Option<String>,
@@ -229,6 +244,7 @@ impl DomainEvent for CallEvent {
             Self::AiFunctionCalled { .. } => "AiFunctionCalled",
             Self::TransferRequested { .. } => "TransferRequested",
             Self::RecordingAvailable { .. } => "RecordingAvailable",
+            Self::CallbackScheduled { .. } => "CallbackScheduled",
             Self::CallCompleted { .. } => "CallCompleted",
             Self::CallFailed { .. } => "CallFailed",
         }
@@ -248,6 +264,10 @@ pub enum CallError {
     AlreadyExists,
     #[error("the call has ended")]
     Ended,
+    #[error("only a campaign's call to a known contact can be called back")]
+    NoContactToCallBack,
+    #[error("a callback must be in the future")]
+    CallbackInThePast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -378,6 +398,16 @@ impl Aggregate for Call {
                 self.live()?;
                 E::TransferRequested { target, reason, at }
             }
+            C::ScheduleCallback { callback_at, note, at } => {
+                self.live()?;
+                let (Some(campaign_id), Some(contact_id)) = (self.campaign_id, self.contact_id) else {
+                    return Err(CallError::NoContactToCallBack);
+                };
+                if callback_at <= at {
+                    return Err(CallError::CallbackInThePast);
+                }
+                E::CallbackScheduled { callback_at, note, campaign_id, contact_id, at }
+            }
             C::AttachRecording { url, duration_seconds, at } => {
                 if self.status == CallStatus::None {
                     return Err(CallError::NotFound);
@@ -439,6 +469,7 @@ impl Aggregate for Call {
             | CallEvent::TranscriptSegmentAdded { .. }
             | CallEvent::AiFunctionCalled { .. }
             | CallEvent::TransferRequested { .. }
+            | CallEvent::CallbackScheduled { .. }
             | CallEvent::RecordingAvailable { .. } => {}
         }
     }

@@ -72,3 +72,50 @@ fn nothing_is_said_on_an_ended_or_unknown_call() {
         .when(CallCommand::AnswerCall { answered_by: None, at: at(1) })
         .then_expect_error(CallError::NotFound);
 }
+
+#[test]
+fn a_callback_is_scheduled_for_a_campaigns_contact_in_the_future_only() {
+    let (campaign, contact) = (Uuid::from_u128(7), Uuid::from_u128(8));
+    let for_contact = CallEvent::CallInitiated {
+        direction: CallDirection::Outbound,
+        provider: "twilio".into(),
+        provider_call_id: Some("CA2".into()),
+        from: "+14155550100".into(),
+        to: "+14155550123".into(),
+        campaign_id: Some(campaign),
+        contact_id: Some(contact),
+        at: at(0),
+    };
+    let tomorrow = at(5) + chrono::Duration::days(1);
+    let schedule =
+        |callback_at| CallCommand::ScheduleCallback { callback_at, note: Some("after 10".into()), at: at(5) };
+    Given::with(()).given(vec![for_contact.clone()]).when(schedule(tomorrow)).then_expect_events(vec![
+        CallEvent::CallbackScheduled {
+            callback_at: tomorrow,
+            note: Some("after 10".into()),
+            campaign_id: campaign,
+            contact_id: contact,
+            at: at(5),
+        },
+    ]);
+    Given::with(())
+        .given(vec![for_contact.clone()])
+        .when(schedule(at(5)))
+        .then_expect_error(CallError::CallbackInThePast);
+    Given::with(())
+        .given(vec![initiated()])
+        .when(schedule(tomorrow))
+        .then_expect_error(CallError::NoContactToCallBack);
+    Given::with(())
+        .given(vec![
+            for_contact,
+            CallEvent::CallFailed {
+                reason: "x".into(),
+                campaign_id: Some(campaign),
+                contact_id: Some(contact),
+                at: at(3),
+            },
+        ])
+        .when(schedule(tomorrow))
+        .then_expect_error(CallError::Ended);
+}

@@ -472,6 +472,16 @@ mod telnyx {
         let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
         let openai = FakeOpenAi::start().await.unwrap();
         openai.push(Step::wait_for_type("input_audio_buffer.append"));
+        // The person asks to be called back in a moment.
+        let callback_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+        openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+            "r1",
+            "i0",
+            "c0",
+            "schedule_callback",
+            &json!({"at": callback_at, "note": "after lunch"}),
+        )));
+        openai.push(Step::wait_for_type("conversation.item.create"));
         openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
             "r1",
             "i1",
@@ -499,7 +509,8 @@ mod telnyx {
             .await;
         let body: Value = r.json().await.unwrap();
         let campaign = body["id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
-        app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+        let r = app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+        let list = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
         let r =
             app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
@@ -559,6 +570,23 @@ mod telnyx {
         let (_, initiated) = events.iter().find(|(t, _)| t == "CallInitiated").unwrap();
         assert_eq!(initiated["CallInitiated"]["direction"], "outbound");
         assert_eq!(initiated["CallInitiated"]["contact_id"], json!(contact));
+        let (_, callback) =
+            events.iter().find(|(t, _)| t == "CallbackScheduled").expect("callback scheduled");
+        assert_eq!(callback["CallbackScheduled"]["note"], "after lunch");
+
+        // Connected, but the callback reopens the contact: not before its time, then first.
+        let next = || async {
+            let url = app.url(&format!("/api/v1/call-lists/{list}/next"));
+            let page: Value = app.client.get(url).send().await.unwrap().json().await.unwrap();
+            page["items"].as_array().unwrap().iter().find(|m| m["id"] == contact.as_str()).cloned()
+        };
+        app.caught_up().await;
+        if chrono::Utc::now() < chrono::DateTime::parse_from_rfc3339(&callback_at).unwrap() {
+            assert!(next().await.is_none(), "the callback is not due yet");
+        }
+        let due = kraliki_tests::eventually(Duration::from_secs(10), "the callback due", next).await;
+        assert_eq!(due["callback_note"], "after lunch");
+        assert_eq!(due["campaign_last_outcome"], "connected");
         app.cleanup().await;
     }
 

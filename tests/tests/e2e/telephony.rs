@@ -31,6 +31,25 @@ async fn spawn(openai: &FakeOpenAi) -> TestApp {
     .await
 }
 
+/// An inbound Twilio call from +420603123456 to `to`: our voice webhook answers with its stream,
+/// and the phone connects to it. Returns the call id and the phone.
+async fn inbound_twilio_call(
+    app: &TestApp,
+    call_sid: &str,
+    to: &str,
+) -> (String, FakeMediaClient<TwilioDialect>) {
+    let params = [("CallSid", call_sid), ("From", "+420603123456"), ("To", to), ("Direction", "inbound")];
+    let twiml = webhook(app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let parameters = stream_parameters(&twiml);
+    let call_id = parameters.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+    let mut dialect = TwilioDialect::new(call_sid, format!("MZ{}", &call_sid[2..]));
+    for (k, v) in &parameters {
+        dialect = dialect.parameter(k.clone(), v.clone());
+    }
+    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
+    (call_id, FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap())
+}
+
 /// X-Twilio-Signature computed by the `twilio` package's RequestValidator.
 fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     let python = std::env::var("KRALIKI_TEST_PYTHON").expect("KRALIKI_TEST_PYTHON (scripts/test sets it)");
@@ -318,6 +337,33 @@ async fn a_provider_that_drops_mid_call_fails_the_call_with_its_reason() {
     .await;
     assert!(intruder.next_frame(Duration::from_millis(10)).await.is_none());
     assert_eq!(app.count_events().await, count);
+    app.cleanup().await;
+}
+
+/// A transfer the provider cannot carry out (here: no Twilio account for its REST API) fails
+/// the call with the reason, after the request was recorded.
+#[tokio::test]
+async fn a_transfer_the_provider_cannot_make_fails_the_call_with_the_reason() {
+    let openai = FakeOpenAi::start().await.unwrap();
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+        "r1",
+        "i1",
+        "c1",
+        "transfer_to_queue",
+        &json!({"queue": "billing"}),
+    )));
+    let app = spawn(&openai).await;
+    inbound_campaign(&app, "+14155550105").await;
+    let (call_id, mut phone) = inbound_twilio_call(&app, "CA0005", "+14155550105").await;
+    phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
+    let events = events_until(&app, &call_id, "CallFailed").await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(types.contains(&"TransferRequested"), "{types:?}");
+    assert!(!types.contains(&"CallCompleted"), "{types:?}");
+    let (_, failed) = events.iter().find(|(t, _)| t == "CallFailed").unwrap();
+    let reason = failed["CallFailed"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("the transfer to queue billing failed: TWILIO_ACCOUNT_SID"), "{reason}");
     app.cleanup().await;
 }
 
@@ -694,17 +740,7 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let params =
-        [("CallSid", "CA0100"), ("From", "+420603123456"), ("To", "+14155550103"), ("Direction", "inbound")];
-    let twiml = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
-    let parameters = stream_parameters(&twiml);
-    let call_id = parameters.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
-    let mut dialect = TwilioDialect::new("CA0100", "MZ0100");
-    for (k, v) in &parameters {
-        dialect = dialect.parameter(k.clone(), v.clone());
-    }
-    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
-    let mut phone = FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap();
+    let (call_id, mut phone) = inbound_twilio_call(&app, "CA0100", "+14155550103").await;
     assert!(phone.wait_for(Duration::from_secs(10), |f| matches!(f, ServerFrame::Mark(_))).await.is_some());
     phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
     assert!(

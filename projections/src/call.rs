@@ -39,7 +39,7 @@ impl Projection for CallProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        2 // 2: summary
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -84,6 +84,7 @@ fn occurred_at(event: &CallEvent) -> DateTime<Utc> {
         | E::TransferRequested { at, .. }
         | E::RecordingAvailable { at, .. }
         | E::CallbackScheduled { at, .. }
+        | E::CallSummarized { at, .. }
         | E::CallCompleted { at, .. }
         | E::CallFailed { at, .. } => *at,
     }
@@ -184,6 +185,17 @@ async fn call(
             .bind(seq)
             .bind(at)
             .bind(target)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::CallSummarized { summary, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET summary = $4, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(summary)
             .execute(&mut *conn)
             .await?;
         }
@@ -290,6 +302,7 @@ pub struct CallRow {
     pub duration_seconds: Option<i64>,
     pub recording_url: Option<String>,
     pub transfer_target: Option<String>,
+    pub summary: Option<String>,
     pub started_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -299,7 +312,7 @@ pub struct CallRow {
 
 const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
     campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
-    duration_seconds, recording_url, transfer_target, started_at, answered_at, ended_at, version, updated_at";
+    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at";
 
 pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {CALL_COLUMNS} FROM {CALLS} WHERE id = $1 AND tenant_id = $2"))

@@ -207,7 +207,9 @@ pub fn call_tools() -> Vec<ToolSpec> {
             description: "Transfer the caller to a human agent queue.".into(),
             parameters: json!({"type": "object", "properties": {
                 "queue": {"type": "string", "description": "Queue name or id"},
-                "reason": {"type": "string"}}, "required": ["queue"]}),
+                "reason": {"type": "string"},
+                "summary": {"type": "string", "description": "What the human agent should know about the caller and the call so far"}},
+                "required": ["queue"]}),
         },
         ToolSpec {
             name: "end_call".into(),
@@ -522,6 +524,9 @@ impl Bridge {
         let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
         match name {
             "end_call" => {
+                if let Some(summary) = text("summary") {
+                    self.record(live, CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
+                }
                 let disposition = text("disposition").unwrap_or_else(|| "completed".into());
                 (
                     json!({"ok": true}),
@@ -530,6 +535,10 @@ impl Bridge {
             }
             "transfer_to_queue" => match text("queue") {
                 Some(queue) => {
+                    // A warm transfer: the note for the human goes with the call.
+                    if let Some(summary) = text("summary") {
+                        self.record(live, CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
+                    }
                     self.record(
                         live,
                         CallCommand::RequestTransfer {

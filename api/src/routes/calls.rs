@@ -61,6 +61,9 @@ pub struct CallResponse {
     pub recording_url: Option<String>,
     /// Where a transfer was asked to go (the last one).
     pub transfer_target: Option<String>,
+    /// What the call was about: the AI agent's summary at its end, or the note it handed to
+    /// the human agent with a transfer (the last one).
+    pub summary: Option<String>,
     pub started_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -90,6 +93,7 @@ impl From<CallRow> for CallResponse {
             total_seconds: r.ended_at.map(|end| (end - r.started_at).num_seconds().max(0)),
             recording_url: r.recording_url,
             transfer_target: r.transfer_target,
+            summary: r.summary,
             started_at: r.started_at,
             answered_at: r.answered_at,
             ended_at: r.ended_at,

@@ -110,6 +110,12 @@ pub enum CallCommand {
         duration_seconds: Option<u64>,
         at: DateTime<Utc>,
     },
+    /// What the call was about, in a few sentences (the AI agent's summary at the end of the
+    /// call, or for the human agent it hands the caller to).
+    SummarizeCall {
+        summary: String,
+        at: DateTime<Utc>,
+    },
     /// The person asked to be called back at `callback_at`: the campaign dials the contact
     /// again then (inside its calling window).
     ScheduleCallback {
@@ -142,6 +148,7 @@ impl CommandPolicy for CallCommand {
             Self::RecordFunctionCall { .. } => "RecordFunctionCall",
             Self::RequestTransfer { .. } => "RequestTransfer",
             Self::AttachRecording { .. } => "AttachRecording",
+            Self::SummarizeCall { .. } => "SummarizeCall",
             Self::ScheduleCallback { .. } => "ScheduleCallback",
             Self::CompleteCall { .. } => "CompleteCall",
             Self::FailCall { .. } => "FailCall",
@@ -207,6 +214,10 @@ pub enum CallEvent {
         duration_seconds: Option<u64>,
         at: DateTime<Utc>,
     },
+    CallSummarized {
+        summary: String,
+        at: DateTime<Utc>,
+    },
     CallbackScheduled {
         callback_at: DateTime<Utc>,
         note: Option<String>,
@@ -244,6 +255,7 @@ impl DomainEvent for CallEvent {
             Self::AiFunctionCalled { .. } => "AiFunctionCalled",
             Self::TransferRequested { .. } => "TransferRequested",
             Self::RecordingAvailable { .. } => "RecordingAvailable",
+            Self::CallSummarized { .. } => "CallSummarized",
             Self::CallbackScheduled { .. } => "CallbackScheduled",
             Self::CallCompleted { .. } => "CallCompleted",
             Self::CallFailed { .. } => "CallFailed",
@@ -398,6 +410,14 @@ impl Aggregate for Call {
                 self.live()?;
                 E::TransferRequested { target, reason, at }
             }
+            C::SummarizeCall { summary, at } => {
+                self.live()?;
+                let summary = summary.trim().to_owned();
+                if summary.is_empty() {
+                    return Ok(());
+                }
+                E::CallSummarized { summary, at }
+            }
             C::ScheduleCallback { callback_at, note, at } => {
                 self.live()?;
                 let (Some(campaign_id), Some(contact_id)) = (self.campaign_id, self.contact_id) else {
@@ -470,6 +490,7 @@ impl Aggregate for Call {
             | CallEvent::AiFunctionCalled { .. }
             | CallEvent::TransferRequested { .. }
             | CallEvent::CallbackScheduled { .. }
+            | CallEvent::CallSummarized { .. }
             | CallEvent::RecordingAvailable { .. } => {}
         }
     }

@@ -119,3 +119,17 @@ fn a_callback_is_scheduled_for_a_campaigns_contact_in_the_future_only() {
         .when(schedule(tomorrow))
         .then_expect_error(CallError::Ended);
 }
+
+#[test]
+fn a_summary_is_recorded_while_the_call_lives_and_an_empty_one_is_nothing() {
+    let summarize = |summary: &str| CallCommand::SummarizeCall { summary: summary.into(), at: at(9) };
+    Given::with(())
+        .given(vec![initiated()])
+        .when(summarize("  Wants a quote for 3 seats. "))
+        .then_expect_events(vec![CallEvent::CallSummarized {
+            summary: "Wants a quote for 3 seats.".into(),
+            at: at(9),
+        }]);
+    Given::with(()).given(vec![initiated()]).when(summarize("   ")).then_expect_events(vec![]);
+    Given::with(()).given(vec![]).when(summarize("x")).then_expect_error(CallError::NotFound);
+}

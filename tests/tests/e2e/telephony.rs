@@ -161,7 +161,7 @@ async fn an_inbound_twilio_call_talks_with_the_ai_agent_from_greeting_to_disposi
         "item_end",
         "call_2",
         "end_call",
-        &json!({"disposition": "Sale"}),
+        &json!({"disposition": "Sale", "summary": "Bought the annual plan."}),
     )));
     let app = spawn(&openai).await;
     inbound_campaign(&app, "+14155550100").await;
@@ -286,6 +286,12 @@ async fn an_inbound_twilio_call_talks_with_the_ai_agent_from_greeting_to_disposi
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
     assert_eq!(call_events(&app, &call_id).await.len(), before);
+    // The agent's summary is on the call, for supervisors and auditors.
+    app.caught_up().await;
+    let r = app.client.get(app.url(&format!("/api/v1/calls/{call_id}"))).send().await.unwrap();
+    let detail: Value = r.json().await.unwrap();
+    assert_eq!(detail["summary"], "Bought the annual plan.", "{detail}");
+    assert_eq!(detail["disposition"], "sale");
     // Every client event we sent validated against the openai package elsewhere; here, none was
     // unexpected for a call.
     assert!(openai.received().iter().all(|f| !matches!(f, ClientFrame::Binary(_))));
@@ -713,7 +719,7 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     gemini.push(Step::Json(FakeGemini::tool_call(
         "fc_1",
         "transfer_to_queue",
-        &json!({"queue": "billing", "reason": "asked"}),
+        &json!({"queue": "billing", "reason": "asked", "summary": "Disputes the November invoice."}),
     )));
     let twilio = kraliki_voice::telephony::testing::api::FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
     twilio.incoming_call("CA0100", "+420603123456", "+14155550103");
@@ -760,6 +766,8 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     let (_, transfer) =
         events.iter().find(|(t, _)| t == "TransferRequested").unwrap_or_else(|| panic!("{types:?}"));
     assert_eq!(transfer["TransferRequested"]["target"], "queue:billing");
+    let (_, note) = events.iter().find(|(t, _)| t == "CallSummarized").unwrap_or_else(|| panic!("{types:?}"));
+    assert_eq!(note["CallSummarized"]["summary"], "Disputes the November invoice.", "a warm transfer");
     let (_, completed) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
     assert_eq!(completed["CallCompleted"]["disposition"], "transferred");
     assert!(

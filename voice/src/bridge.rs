@@ -267,11 +267,15 @@ pub struct Bridge {
 /// was put, and what the phone reported played (ms of the item's audio).
 struct ItemAudio {
     id: String,
+    /// When its first audio went to the phone (ms on the call's clock).
+    started_ms: u64,
     queued_ms: u32,
     marked_ms: Option<u32>,
     played_ms: u32,
     /// Audio was queued since the last barge-in.
     playing: bool,
+    /// The caller cut it short: only `played_ms` of it was heard.
+    interrupted: bool,
 }
 
 struct Live {
@@ -281,6 +285,9 @@ struct Live {
     contact: Option<Value>,
     /// The agent item whose audio the phone plays now.
     item: Option<ItemAudio>,
+    /// The caller's current turn on the call's clock (ms): from the provider's speech start to
+    /// its speech stop, for the timing of the caller's transcript.
+    caller_turn: Option<(u64, Option<u64>)>,
 }
 
 impl Bridge {
@@ -335,6 +342,7 @@ impl Bridge {
             started: Instant::now(),
             contact,
             item: None,
+            caller_turn: None,
         };
         // Both dialects stream G.711 μ-law at 8 kHz.
         let codec = "PCMU";
@@ -406,7 +414,15 @@ impl Bridge {
                             let id = item_id.unwrap_or_else(|| "agent".to_owned());
                             let current = match &mut live.item {
                                 Some(current) if current.id == id => current,
-                                slot => slot.insert(ItemAudio { id, queued_ms: 0, marked_ms: None, played_ms: 0, playing: false }),
+                                slot => slot.insert(ItemAudio {
+                                    id,
+                                    started_ms: live.started.elapsed().as_millis() as u64,
+                                    queued_ms: 0,
+                                    marked_ms: None,
+                                    played_ms: 0,
+                                    playing: false,
+                                    interrupted: false,
+                                }),
                             };
                             current.queued_ms += (ulaw_8k.len() / 8) as u32;
                             current.playing = true;
@@ -434,11 +450,19 @@ impl Bridge {
                                 stats.outbound_us.push(event_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
                             }
                         }
+                        AgentEvent::SpeechStopped => {
+                            let now = live.started.elapsed().as_millis() as u64;
+                            if let Some((_, end @ None)) = &mut live.caller_turn {
+                                *end = Some(now);
+                            }
+                        }
                         AgentEvent::SpeechStarted | AgentEvent::Interrupted => {
+                            live.caller_turn = Some((live.started.elapsed().as_millis() as u64, None));
                             // Barge-in: drop what the phone still has queued and tell the
                             // provider what the caller actually heard.
                             if let Some(current) = live.item.as_mut().filter(|c| c.playing) {
                                 current.playing = false;
+                                current.interrupted = true;
                                 if phone.feed(wire.clear()).await.is_ok() {
                                     let _ = phone.flush().await;
                                 }
@@ -448,12 +472,23 @@ impl Bridge {
                             }
                         }
                         AgentEvent::Transcript { speaker, text, is_final: true } if !text.trim().is_empty() => {
-                            let end_ms = live.started.elapsed().as_millis() as u64;
-                            let speaker = match speaker {
-                                Speaker::Caller => CallSpeaker::Caller,
-                                Speaker::Agent => CallSpeaker::Agent,
+                            // Timing on the call's clock: the caller's turn as the provider's
+                            // voice detection saw it; the agent's item as the phone played it.
+                            // Without either, the moment the transcript arrived.
+                            let now = live.started.elapsed().as_millis() as u64;
+                            let (speaker, start_ms, end_ms) = match speaker {
+                                Speaker::Caller => {
+                                    let (start, end) = live.caller_turn.take().unwrap_or((now, None));
+                                    (CallSpeaker::Caller, start, end.unwrap_or(now).max(start))
+                                }
+                                Speaker::Agent => match &live.item {
+                                    Some(item) => {
+                                        let heard = if item.interrupted { item.played_ms } else { item.queued_ms };
+                                        (CallSpeaker::Agent, item.started_ms, item.started_ms + u64::from(heard))
+                                    }
+                                    None => (CallSpeaker::Agent, now, now),
+                                },
                             };
-                            let start_ms = end_ms.saturating_sub((text.len() as u64) * 60);
                             self.record(&live, CallCommand::AddTranscriptSegment { speaker, text, start_ms, end_ms, at: Utc::now() }).await;
                         }
                         AgentEvent::ToolCall { call_id, name, arguments } => {

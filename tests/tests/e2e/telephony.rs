@@ -250,6 +250,19 @@ async fn an_inbound_twilio_call_talks_with_the_ai_agent_from_greeting_to_disposi
         .collect();
     assert!(transcript.contains(&("agent".into(), "Hello, this is Acme.".into())), "{transcript:?}");
     assert!(transcript.contains(&("caller".into(), "I'd like to buy it.".into())), "{transcript:?}");
+    // Timed on the call's clock: the greeting as far as it was heard before the barge-in, the
+    // caller from the moment the provider heard them start.
+    let timing = |text: &str| {
+        let (_, p) = events
+            .iter()
+            .find(|(t, p)| t == "TranscriptSegmentAdded" && p["TranscriptSegmentAdded"]["text"] == text)
+            .unwrap();
+        let ms = |k: &str| p["TranscriptSegmentAdded"][k].as_u64().unwrap();
+        (ms("start_ms"), ms("end_ms"))
+    };
+    let (greeting, caller) = (timing("Hello, this is Acme."), timing("I'd like to buy it."));
+    assert!(greeting.0 <= greeting.1 && greeting.1 - greeting.0 <= 200, "{greeting:?}");
+    assert!(greeting.0 <= caller.0 && caller.0 <= caller.1, "{greeting:?} {caller:?}");
     let functions: Vec<&Value> =
         events.iter().filter(|(t, _)| t == "AiFunctionCalled").map(|(_, p)| &p["AiFunctionCalled"]).collect();
     assert_eq!(functions.len(), 2);

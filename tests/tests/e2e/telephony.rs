@@ -93,11 +93,16 @@ fn stream_parameters(twiml: &str) -> Vec<(String, String)> {
 }
 
 async fn inbound_campaign(app: &TestApp, number: &str) -> String {
+    voice_campaign(app, number, "openai", "Hello, this is Acme.").await
+}
+
+/// An active inbound campaign answering `number` with the `provider`'s agent.
+async fn voice_campaign(app: &TestApp, number: &str, provider: &str, greeting: &str) -> String {
     let r = app
         .post_json(
             "/api/v1/campaigns",
-            json!({"name": "Support line", "campaign_type": "inbound_support", "caller_id": number,
-                   "instructions": "Help the caller.", "configuration": {"greeting": "Hello, this is Acme."}}),
+            json!({"name": format!("Support line ({provider})"), "campaign_type": "inbound_support", "caller_id": number,
+                   "primary_provider": provider, "instructions": "Help the caller.", "configuration": {"greeting": greeting}}),
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -674,16 +679,7 @@ mod telnyx {
             s.providers.deepgram_agent_url = Some(agent_url);
         })
         .await;
-        let r = app
-            .post_json(
-                "/api/v1/campaigns",
-                json!({"name": "Deepgram line", "campaign_type": "inbound_support", "caller_id": "+14155550104",
-                       "primary_provider": "deepgram", "configuration": {"greeting": "Hello from Deepgram."}}),
-            )
-            .await;
-        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-        let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        voice_campaign(&app, "+14155550104", "deepgram", "Hello from Deepgram.").await;
         let call = telnyx.incoming_call();
         let body = initiated(&call, "5a1e4f2c-0000-4000-8000-000000000011", "+14155550104");
         let r = post(&app, &body, &signed(&signer, &body, chrono::Utc::now().timestamp())).await;
@@ -749,16 +745,7 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
         Vec::new(),
     )
     .await;
-    let r = app
-        .post_json(
-            "/api/v1/campaigns",
-            json!({"name": "Gemini line", "campaign_type": "inbound_support", "caller_id": "+14155550103",
-                   "primary_provider": "gemini", "configuration": {"greeting": "Hello from Gemini."}}),
-        )
-        .await;
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    voice_campaign(&app, "+14155550103", "gemini", "Hello from Gemini.").await;
     let (call_id, mut phone) = inbound_twilio_call(&app, "CA0100", "+14155550103").await;
     assert!(phone.wait_for(Duration::from_secs(10), |f| matches!(f, ServerFrame::Mark(_))).await.is_some());
     phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();

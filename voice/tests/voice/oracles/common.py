@@ -29,6 +29,23 @@ def unknown_fields(value, path="$"):
     return found
 
 
+def check_strictly(adapter, msg, where, failures):
+    """Validates `msg` strictly with a pydantic TypeAdapter: no field unknown to the SDK, and it
+    must dump back to exactly the same JSON. Returns the model, or None if it did not validate."""
+    try:
+        model = adapter.validate_python(msg, strict=True)
+    except Exception as e:  # noqa: BLE001 - report every validation problem
+        failures.append(f"{where}: invalid: {e}")
+        return None
+    extra = unknown_fields(model)
+    if extra:
+        failures.append(f"{where}: fields unknown to the SDK: {extra}")
+    dumped = model.model_dump(mode="json", exclude_unset=True)
+    if dumped != msg:
+        failures.append(f"{where}: does not round-trip: {dumped} != {msg}")
+    return model
+
+
 def finish(checked, failures):
     for failure in failures:
         print(failure)

@@ -323,6 +323,8 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     settings.database_url = SecretString::from(url.to_owned());
     settings.database.max_connections = (args.writers as u32 * 2 + 8).max(24);
     settings.nats_url = None;
+    // The benchmark's calls are its own; nothing else dials.
+    settings.dialer.enabled = false;
     println!(
         "kraliki bench: {} writers, {} s per append run, {} events for rebuild, lag at {} events/s",
         args.writers, args.seconds, args.rebuild_events, args.lag_rate

@@ -252,6 +252,23 @@ impl Default for ImportSettings {
     }
 }
 
+/// The dialer that places campaigns' calls by itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DialerSettings {
+    /// Dial active progressive and predictive campaigns (off: calls are placed only through
+    /// `POST /api/v1/calls/outbound`).
+    pub enabled: bool,
+    /// How often each active campaign is looked at.
+    pub tick_ms: u64,
+}
+
+impl Default for DialerSettings {
+    fn default() -> Self {
+        Self { enabled: true, tick_ms: 1_000 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -272,6 +289,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub providers: ProviderSettings,
     pub imports: ImportSettings,
+    pub dialer: DialerSettings,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -300,6 +318,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             providers: ProviderSettings::default(),
             imports: ImportSettings::default(),
+            dialer: DialerSettings::default(),
         }
     }
 }

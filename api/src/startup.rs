@@ -131,6 +131,9 @@ impl Application {
             metrics: crate::telemetry::metrics(),
             live,
         };
+        if state.settings.dialer.enabled {
+            tasks.push(tokio::spawn(crate::dialer::run(state.clone(), shutdown.clone())));
+        }
         let listener = TcpListener::bind(state.settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.settings.bind))?;

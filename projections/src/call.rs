@@ -314,6 +314,15 @@ const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id
     campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
     duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at";
 
+/// Calls of a campaign started since `since` (its hourly pace).
+pub async fn started_since(pool: &PgPool, campaign: Uuid, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {CALLS} WHERE campaign_id = $1 AND started_at >= $2"))
+        .bind(campaign)
+        .bind(since)
+        .fetch_one(pool)
+        .await
+}
+
 pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {CALL_COLUMNS} FROM {CALLS} WHERE id = $1 AND tenant_id = $2"))
         .bind(id)

@@ -350,6 +350,15 @@ pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<Campaig
         .await
 }
 
+/// Every active campaign of every tenant (the dialer's round), oldest start first.
+pub async fn active(pool: &PgPool) -> Result<Vec<CampaignRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CAMPAIGN_COLUMNS} FROM {CAMPAIGNS} WHERE status = 'active' ORDER BY started_at, id"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct CampaignFilter {
     pub status: Option<String>,

@@ -101,6 +101,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.data_dir = std::env::temp_dir().join(&db.name);
     // The lowest bcrypt cost: tests check behaviour, not hashing strength.
     s.auth.bcrypt_cost = 4;
+    // Calls are placed by hand in tests; the dialer's own test turns it on.
+    s.dialer.enabled = false;
     s
 }
 

@@ -152,7 +152,7 @@ async fn ensure_call(
     call_id: Uuid,
     target: &Target,
     call: ProviderCall<'_>,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
     let ctx = CommandContext::new(target.tenant.to_string(), format!("system:{}", call.provider));
     let command = CallCommand::InitiateCall {
         direction: call.direction,
@@ -165,7 +165,8 @@ async fn ensure_call(
         at: Utc::now(),
     };
     match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
-        Ok(_) | Err(DispatchError::Rejected(CallError::AlreadyExists)) => Ok(()),
+        Ok(outcome) => Ok(outcome.position.unwrap_or(0)),
+        Err(DispatchError::Rejected(CallError::AlreadyExists)) => Ok(0),
         Err(e) => Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
     }
 }
@@ -750,7 +751,6 @@ pub async fn outbound(
     user: crate::auth::AuthUser,
     body: crate::extract::ApiJson<OutboundBody>,
 ) -> Result<Response, ApiError> {
-    use kraliki_voice::telephony::twilio_rest::{CallProgressEvent, CreateCall, MachineDetection};
     user.require(super::common::MANAGERS)?;
     let b = body.value;
     let campaign = kraliki_projections::campaign::get(&state.pool, user.company_id, b.campaign_id)
@@ -759,11 +759,29 @@ pub async fn outbound(
     let contact = kraliki_projections::contact::get(&state.pool, user.company_id, b.contact_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let (answer, _) = place_call(&state, &campaign, &contact, b.detect_machine, b.provider).await?;
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Places a campaign's call to one of its tenant's contacts, after the checks every dial
+/// passes (active campaign, do-not-call, the calling window in every zone of the contact, a
+/// caller id), through `carrier` (else the campaign's `configuration.telephony_provider`,
+/// else Twilio when configured, else Telnyx). Returns the call and the position of its
+/// `CallInitiated`.
+pub(crate) async fn place_call(
+    state: &AppState,
+    campaign: &kraliki_projections::campaign::CampaignRow,
+    contact: &kraliki_projections::contact::ContactRow,
+    detect_machine: bool,
+    carrier: Option<Carrier>,
+) -> Result<(OutboundCall, i64), ApiError> {
+    use kraliki_voice::telephony::twilio_rest::{CallProgressEvent, CreateCall, MachineDetection};
+    let tenant = campaign.tenant_id;
     if campaign.status != "active" {
         return Err(ApiError::new(Code::InvalidState).detail(format!("the campaign is {}", campaign.status)));
     }
     if contact.do_not_call
-        || kraliki_projections::contact::is_dnc(&state.pool, user.company_id, &contact.phone_number).await?
+        || kraliki_projections::contact::is_dnc(&state.pool, tenant, &contact.phone_number).await?
     {
         return Err(ApiError::new(Code::InvalidState).detail("the contact is on a do-not-call list"));
     }
@@ -779,9 +797,9 @@ pub async fn outbound(
             "the campaign has no caller id to call from",
         )
     })?;
-    let target = Target { tenant: user.company_id, campaign: Some(campaign.id), contact: Some(contact.id) };
+    let target = Target { tenant, campaign: Some(campaign.id), contact: Some(contact.id) };
     let p = &state.settings.providers;
-    let carrier = match b.provider {
+    let carrier = match carrier {
         Some(carrier) => carrier,
         None => match settings.configuration.get("telephony_provider").and_then(serde_json::Value::as_str) {
             Some("telnyx") => Carrier::Telnyx,
@@ -791,21 +809,20 @@ pub async fn outbound(
         },
     };
     if carrier == Carrier::Telnyx {
-        let answer = dial_telnyx(&state, &target, &contact.phone_number, &from, b.detect_machine).await?;
-        return Ok((StatusCode::CREATED, axum::Json(answer)).into_response());
+        return dial_telnyx(state, &target, &contact.phone_number, &from, detect_machine).await;
     }
-    let client = twilio_client(&state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
+    let client = twilio_client(state).map_err(|e| ApiError::new(Code::ServiceUnavailable).detail(e))?;
     let query = format!("tenant={}&campaign_id={}&contact_id={}", target.tenant, campaign.id, contact.id);
     let mut create = CreateCall::new(
         contact.phone_number.clone(),
         from.clone(),
-        CallInstructions::Url(public_url(&state, &format!("/api/telephony/twilio/voice?{query}"))?),
+        CallInstructions::Url(public_url(state, &format!("/api/telephony/twilio/voice?{query}"))?),
     );
-    create.status_callback = Some(public_url(&state, "/api/telephony/twilio/status")?);
+    create.status_callback = Some(public_url(state, "/api/telephony/twilio/status")?);
     create.status_callback_events = CallProgressEvent::ALL.to_vec();
-    if b.detect_machine {
+    if detect_machine {
         create.machine_detection = Some(MachineDetection::Enable);
-        create.async_amd_status_callback = Some(public_url(&state, "/api/telephony/twilio/status")?);
+        create.async_amd_status_callback = Some(public_url(state, "/api/telephony/twilio/status")?);
     }
     let placed = client.create_call(&create).await.map_err(|e| {
         ApiError::new(Code::ServiceUnavailable).detail(format!("Twilio refused the call: {e}"))
@@ -818,16 +835,16 @@ pub async fn outbound(
         from: &from,
         to: &contact.phone_number,
     };
-    ensure_call(&state, call_id, &target, call).await?;
+    let position = ensure_call(state, call_id, &target, call).await?;
     let answer = OutboundCall {
         call_id,
         provider: "twilio".into(),
         provider_call_id: placed.sid,
         status: placed.status,
-        to: contact.phone_number,
+        to: contact.phone_number.clone(),
         from,
     };
-    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+    Ok((answer, position))
 }
 
 /// Places an outbound call through Telnyx Call Control; its stream starts when it is answered.
@@ -837,7 +854,7 @@ async fn dial_telnyx(
     to: &str,
     from: &str,
     detect_machine: bool,
-) -> Result<OutboundCall, ApiError> {
+) -> Result<(OutboundCall, i64), ApiError> {
     use kraliki_voice::telephony::telnyx_control::{AnsweringMachineDetection, Dial};
     let unavailable = |e: String| ApiError::new(Code::ServiceUnavailable).detail(e);
     let client = telnyx_client(state).map_err(unavailable)?;
@@ -862,13 +879,14 @@ async fn dial_telnyx(
         from,
         to,
     };
-    ensure_call(state, call_id, target, call).await?;
-    Ok(OutboundCall {
+    let position = ensure_call(state, call_id, target, call).await?;
+    let answer = OutboundCall {
         call_id,
         provider: "telnyx".into(),
         provider_call_id: dialed.call_control_id,
         status: "initiated".into(),
         to: to.to_owned(),
         from: from.to_owned(),
-    })
+    };
+    Ok((answer, position))
 }

@@ -50,6 +50,32 @@ async fn inbound_twilio_call(
     (call_id, FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap())
 }
 
+/// A server that places calls through `twilio` with `openai`'s agent; `dialer` turns the
+/// background dialer on with that round interval (ms).
+async fn outbound_app(
+    twilio: &kraliki_voice::telephony::testing::api::FakeTwilioApi,
+    openai: &FakeOpenAi,
+    dialer: Option<u64>,
+) -> TestApp {
+    let (twilio_url, openai_url) = (twilio.base_url(), openai.config().base_url);
+    spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+            s.providers.twilio_account_sid = Some(ACCOUNT.into());
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.twilio_api_url = Some(twilio_url);
+            s.providers.public_base_url = Some(PUBLIC.into());
+            if let Some(tick_ms) = dialer {
+                s.dialer.enabled = true;
+                s.dialer.tick_ms = tick_ms;
+            }
+        },
+        Vec::new(),
+    )
+    .await
+}
+
 /// X-Twilio-Signature computed by the `twilio` package's RequestValidator.
 fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     let python = std::env::var("KRALIKI_TEST_PYTHON").expect("KRALIKI_TEST_PYTHON (scripts/test sets it)");
@@ -802,19 +828,7 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
         "end_call",
         &json!({"disposition": "not_interested"}),
     )));
-    let (twilio_url, openai_url) = (twilio.base_url(), openai.config().base_url);
-    let app = spawn_app_with(
-        move |s| {
-            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-            s.providers.openai_realtime_url = Some(openai_url);
-            s.providers.twilio_account_sid = Some(ACCOUNT.into());
-            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
-            s.providers.twilio_api_url = Some(twilio_url);
-            s.providers.public_base_url = Some(PUBLIC.into());
-        },
-        Vec::new(),
-    )
-    .await;
+    let app = outbound_app(&twilio, &openai, None).await;
     let c = &app.client;
     // A zone where it is now around noon, so the calling window holds whenever this runs, and
     // one where it is around midnight.
@@ -908,5 +922,102 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     let stats: Value = r.json().await.unwrap();
     assert_eq!((stats["total_calls"].as_i64(), stats["connected_calls"].as_i64()), (Some(1), Some(1)));
     assert_eq!(twilio.calls().len(), 1, "exactly the one call was placed");
+    app.cleanup().await;
+}
+
+/// The dialer keeps a progressive campaign at its concurrency: two calls in flight, the third
+/// contact dialed once one of them ends; a contact that did not answer waits for its retry
+/// delay. Rounds are driven here one by one (the background loop is off in tests).
+#[tokio::test]
+async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
+    use kraliki_voice::telephony::testing::api::FakeTwilioApi;
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    let openai = FakeOpenAi::start().await.unwrap();
+    let app = outbound_app(&twilio, &openai, None).await;
+    let noon = zone_where_it_is(12);
+    for number in ["+420603100001", "+420603100002", "+420603100003"] {
+        let r = app.post_json("/api/v1/contacts", json!({"phone_number": number, "timezone": noon})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = app
+        .post_json(
+            "/api/v1/campaigns",
+            json!({"name": "Renewals", "caller_id": "+14155550100", "max_concurrent_calls": 2,
+                   "dialing_mode": "progressive"}),
+        )
+        .await;
+    let campaign = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    let state = app.app().state().clone();
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0, "a draft campaign is not dialed");
+    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 2, "up to max_concurrent_calls");
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0, "both lines busy");
+    let calls = twilio.calls();
+    let mut dialed: Vec<&str> = calls.iter().map(|c| c.to.as_str()).collect();
+    dialed.sort();
+    assert_eq!(dialed, ["+420603100001", "+420603100002"], "in the list's order");
+    assert!(calls.iter().all(|c| c.from == "+14155550100"));
+
+    // The first is not answered: the line frees, the third contact is dialed, and the first
+    // waits for its retry delay.
+    let first = calls.iter().find(|c| c.to == "+420603100001").unwrap().sid.clone();
+    let status = [
+        ("CallSid", first.as_str()),
+        ("AccountSid", ACCOUNT),
+        ("CallStatus", "no-answer"),
+        ("SequenceNumber", "2"),
+        ("From", "+14155550100"),
+        ("To", "+420603100001"),
+    ];
+    let r = webhook(&app, "/api/telephony/twilio/status", &status, None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 1);
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
+    let mut dialed: Vec<String> = twilio.calls().into_iter().map(|c| c.to).collect();
+    dialed.sort();
+    assert_eq!(dialed, ["+420603100001", "+420603100002", "+420603100003"]);
+
+    // Paused: nothing more is dialed, whatever frees up.
+    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/pause"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second = twilio.calls().into_iter().find(|c| c.to == "+420603100002").unwrap().sid;
+    let status = [
+        ("CallSid", second.as_str()),
+        ("AccountSid", ACCOUNT),
+        ("CallStatus", "busy"),
+        ("SequenceNumber", "2"),
+        ("From", "+14155550100"),
+        ("To", "+420603100002"),
+    ];
+    let r = webhook(&app, "/api/telephony/twilio/status", &status, None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
+    assert_eq!(twilio.calls().len(), 3);
+    app.cleanup().await;
+}
+
+/// With the dialer on, an active progressive campaign is dialed by itself.
+#[tokio::test]
+async fn the_dialer_runs_by_itself_on_a_server() {
+    use kraliki_voice::telephony::testing::api::FakeTwilioApi;
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    let openai = FakeOpenAi::start().await.unwrap();
+    let app = outbound_app(&twilio, &openai, Some(50)).await;
+    let contact = json!({"phone_number": "+420603100009", "timezone": zone_where_it_is(12)});
+    assert_eq!(app.post_json("/api/v1/contacts", contact).await.status(), StatusCode::CREATED);
+    let r = app.post_json("/api/v1/campaigns", json!({"name": "Auto", "caller_id": "+14155550100"})).await;
+    let campaign = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let call = kraliki_tests::eventually(Duration::from_secs(10), "the dialer placed the call", || async {
+        twilio.calls().into_iter().next()
+    })
+    .await;
+    assert_eq!(call.to, "+420603100009");
     app.cleanup().await;
 }

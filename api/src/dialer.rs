@@ -50,6 +50,12 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 /// Looks at every active campaign once; returns how many calls were placed.
 pub async fn round(state: &AppState) -> anyhow::Result<usize> {
+    let p = &state.settings.providers;
+    let twilio = p.twilio_account_sid.is_some() && p.twilio_auth_token.is_some();
+    let telnyx = p.telnyx_api_key.is_some() && p.telnyx_connection_id.is_some();
+    if !twilio && !telnyx {
+        return Ok(0); // no carrier to dial through
+    }
     let mut placed = 0;
     for row in campaign::active(&state.pool).await? {
         let settings = match row.settings() {

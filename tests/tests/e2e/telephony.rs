@@ -964,17 +964,23 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
 
     // The first is not answered: the line frees, the third contact is dialed, and the first
     // waits for its retry delay.
-    let first = calls.iter().find(|c| c.to == "+420603100001").unwrap().sid.clone();
-    let status = [
-        ("CallSid", first.as_str()),
-        ("AccountSid", ACCOUNT),
-        ("CallStatus", "no-answer"),
-        ("SequenceNumber", "2"),
-        ("From", "+14155550100"),
-        ("To", "+420603100001"),
-    ];
-    let r = webhook(&app, "/api/telephony/twilio/status", &status, None).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Twilio's final status callback for the call to `to`.
+    let ended = |to: &'static str, status: &'static str| {
+        let (app, sid) = (&app, twilio.calls().into_iter().find(|c| c.to == to).unwrap().sid);
+        async move {
+            let params = [
+                ("CallSid", sid.as_str()),
+                ("AccountSid", ACCOUNT),
+                ("CallStatus", status),
+                ("SequenceNumber", "2"),
+                ("From", "+14155550100"),
+                ("To", to),
+            ];
+            let r = webhook(app, "/api/telephony/twilio/status", &params, None).await;
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    ended("+420603100001", "no-answer").await;
     assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 1);
     assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
     let mut dialed: Vec<String> = twilio.calls().into_iter().map(|c| c.to).collect();
@@ -984,17 +990,7 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
     // Paused: nothing more is dialed, whatever frees up.
     let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/pause"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let second = twilio.calls().into_iter().find(|c| c.to == "+420603100002").unwrap().sid;
-    let status = [
-        ("CallSid", second.as_str()),
-        ("AccountSid", ACCOUNT),
-        ("CallStatus", "busy"),
-        ("SequenceNumber", "2"),
-        ("From", "+14155550100"),
-        ("To", "+420603100002"),
-    ];
-    let r = webhook(&app, "/api/telephony/twilio/status", &status, None).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    ended("+420603100002", "busy").await;
     assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
     assert_eq!(twilio.calls().len(), 3);
     app.cleanup().await;

@@ -55,11 +55,19 @@ pub struct DatabaseSettings {
     pub idle_in_transaction_timeout_ms: u64,
     /// Run pending migrations when the server starts.
     pub migrate_on_start: bool,
+    /// How long a request waits for a connection: while the database is down, requests answer
+    /// 503 `database_unavailable` after this, instead of hanging.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { max_connections: 40, idle_in_transaction_timeout_ms: 60_000, migrate_on_start: true }
+        Self {
+            max_connections: 40,
+            idle_in_transaction_timeout_ms: 60_000,
+            migrate_on_start: true,
+            acquire_timeout_ms: 2000,
+        }
     }
 }
 
@@ -96,11 +104,19 @@ impl Default for ProjectionSettings {
 pub struct NatsSettings {
     pub subject_prefix: String,
     pub stream: String,
+    /// JetStream's `Nats-Msg-Id` de-duplication window. Our publisher never sends an event
+    /// twice by itself (it skips what the stream holds); the window only covers two publishers
+    /// racing.
+    pub duplicate_window_secs: u64,
 }
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        Self { subject_prefix: "kraliki.events".into(), stream: "KRALIKI_EVENTS".into() }
+        Self {
+            subject_prefix: "kraliki.events".into(),
+            stream: "KRALIKI_EVENTS".into(),
+            duplicate_window_secs: 120,
+        }
     }
 }
 
@@ -201,6 +217,46 @@ pub const PROVIDER_VARIABLES: &[&str] = &[
 ];
 
 impl ProviderSettings {
+    /// Problems with the provider settings that would make every webhook of that provider fail
+    /// later: checked at start, so a bad value stops the server with a clear message instead.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(base) = &self.public_base_url {
+            match url::Url::parse(base) {
+                Ok(u) if u.scheme() == "https" && u.has_host() && u.query().is_none() => {}
+                Ok(u) if u.scheme() != "https" => out.push(format!(
+                    "PUBLIC_BASE_URL must be an https:// URL (Twilio and Telnyx stream media only over wss://), not {}://",
+                    u.scheme()
+                )),
+                _ => out.push("PUBLIC_BASE_URL must be an https:// URL with a host and no query".into()),
+            }
+        }
+        if let Some(key) = &self.telnyx_public_key {
+            if let Err(e) = kraliki_voice::telnyx::TelnyxVerifier::from_base64_key(key) {
+                out.push(format!(
+                    "TELNYX_PUBLIC_KEY must be the 32-byte Ed25519 public key in base64, as the Telnyx portal shows it ({e:?})"
+                ));
+            }
+        }
+        let endpoints = [
+            ("OPENAI_REALTIME_URL", &self.openai_realtime_url, &["ws", "wss"][..]),
+            ("GEMINI_LIVE_URL", &self.gemini_live_url, &["ws", "wss"][..]),
+            ("DEEPGRAM_URL", &self.deepgram_url, &["ws", "wss", "http", "https"][..]),
+            ("DEEPGRAM_AGENT_URL", &self.deepgram_agent_url, &["ws", "wss"][..]),
+            ("TELNYX_API_URL", &self.telnyx_api_url, &["http", "https"][..]),
+            ("TWILIO_API_URL", &self.twilio_api_url, &["http", "https"][..]),
+        ];
+        for (name, value, schemes) in endpoints {
+            if let Some(raw) = value {
+                match url::Url::parse(raw) {
+                    Ok(u) if schemes.contains(&u.scheme()) && u.has_host() => {}
+                    _ => out.push(format!("{name} must be a {} URL", schemes.join(" or "))),
+                }
+            }
+        }
+        out
+    }
+
     /// The voice-AI providers that have a key.
     pub fn configured_voice(&self) -> Vec<kraliki_domain::campaign::VoiceProvider> {
         use kraliki_domain::campaign::VoiceProvider;
@@ -239,6 +295,9 @@ pub struct ImportSettings {
     pub max_line_bytes: usize,
     /// Where uploads are spooled while imported. Default: `<data_dir>/imports`.
     pub spool_dir: Option<PathBuf>,
+    /// Largest `POST /api/v1/contacts/bulk` body: it is JSON read whole, so it is held in memory;
+    /// larger sets go through `POST /api/v1/contacts/import`, which streams.
+    pub max_bulk_bytes: usize,
 }
 
 impl Default for ImportSettings {
@@ -248,6 +307,7 @@ impl Default for ImportSettings {
             batch_size: 5_000,
             max_line_bytes: 64 * 1024,
             spool_dir: None,
+            max_bulk_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -25,7 +25,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
     PgPoolOptions::new()
         .max_connections(settings.database.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms.max(100)))
         // No ping before every checkout (a round trip per statement); a broken connection fails
         // its statement and is dropped, and idle ones are recycled.
         .test_before_acquire(false)

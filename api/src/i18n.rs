@@ -52,70 +52,7 @@ impl Lang {
 }
 
 pub fn title(code: Code, lang: Lang) -> &'static str {
-    use Code::*;
-    match lang {
-        Lang::En => code.title(),
-        Lang::Es => match code {
-            MalformedJson => "El cuerpo de la solicitud no es JSON válido",
-            InvalidBody => "El cuerpo de la solicitud no tiene la forma esperada",
-            ValidationFailed => "Algunos campos no son válidos",
-            UnsupportedMediaType => "El cuerpo de la solicitud debe ser application/json",
-            PayloadTooLarge => "El cuerpo de la solicitud es demasiado grande",
-            InvalidQuery => "La cadena de consulta no es válida",
-            NotFound => "No encontrado",
-            MethodNotAllowed => "Método no permitido",
-            Conflict => "El recurso fue modificado al mismo tiempo",
-            AlreadyExists => "El recurso ya existe",
-            InvalidState => "El recurso no está en un estado que lo permita",
-            CampaignNotReady => "La campaña todavía no puede empezar",
-            ProviderNotConfigured => "El proveedor de voz de la campaña no tiene clave de API configurada",
-            LockedWhileActive => "Estos ajustes solo cambian mientras la campaña no está marcando",
-            IdempotencyKeyReused => "La clave de idempotencia se usó con otra solicitud",
-            InvalidIdempotencyKey => "El encabezado Idempotency-Key no es válido",
-            PreconditionFailed => "El recurso cambió desde que lo leyó",
-            UnknownPosition => "La posición solicitada del registro no existe",
-            ProjectionLagging => "El modelo de lectura aún no está al día",
-            RequestTimeout => "La solicitud tardó demasiado",
-            Unauthorized => "Se requiere autenticación",
-            InvalidCredentials => "Correo electrónico o contraseña incorrectos",
-            EmailTaken => "Ya existe un usuario con esta dirección de correo",
-            RegistrationClosed => "El registro público está cerrado",
-            Forbidden => "No permitido",
-            TooManyRequests => "Demasiadas solicitudes",
-            ServiceUnavailable => "Servicio no disponible",
-            Internal => "Error interno del servidor",
-        },
-        Lang::Cs => match code {
-            MalformedJson => "Tělo požadavku není platný JSON",
-            InvalidBody => "Tělo požadavku nemá očekávaný tvar",
-            ValidationFailed => "Některá pole jsou neplatná",
-            UnsupportedMediaType => "Tělo požadavku musí být application/json",
-            PayloadTooLarge => "Tělo požadavku je příliš velké",
-            InvalidQuery => "Parametry dotazu jsou neplatné",
-            NotFound => "Nenalezeno",
-            MethodNotAllowed => "Metoda není povolena",
-            Conflict => "Zdroj byl současně změněn",
-            AlreadyExists => "Zdroj už existuje",
-            InvalidState => "Zdroj není ve stavu, který by to umožňoval",
-            CampaignNotReady => "Kampaň zatím nemůže začít",
-            ProviderNotConfigured => "Hlasový poskytovatel kampaně nemá nastavený API klíč",
-            LockedWhileActive => "Tato nastavení lze měnit jen když kampaň nevytáčí",
-            IdempotencyKeyReused => "Klíč idempotence byl použit s jiným požadavkem",
-            InvalidIdempotencyKey => "Hlavička Idempotency-Key je neplatná",
-            PreconditionFailed => "Zdroj se od vašeho čtení změnil",
-            UnknownPosition => "Požadovaná pozice v logu neexistuje",
-            ProjectionLagging => "Čtecí model ještě není aktuální",
-            RequestTimeout => "Požadavek trval příliš dlouho",
-            Unauthorized => "Je vyžadováno přihlášení",
-            InvalidCredentials => "Neplatný e-mail nebo heslo",
-            EmailTaken => "Uživatel s touto e-mailovou adresou už existuje",
-            RegistrationClosed => "Veřejná registrace je uzavřena",
-            Forbidden => "Nepovoleno",
-            TooManyRequests => "Příliš mnoho požadavků",
-            ServiceUnavailable => "Služba není dostupná",
-            Internal => "Interní chyba serveru",
-        },
-    }
+    code.title_in(lang)
 }
 
 /// A field problem's message by its code; `None` keeps the original (English) message.
@@ -164,7 +101,7 @@ mod tests {
 
     #[test]
     fn every_code_has_a_title_in_every_language() {
-        for code in crate::error::Code::ALL {
+        for &code in crate::error::Code::ALL {
             for lang in [Lang::En, Lang::Es, Lang::Cs] {
                 assert!(!title(code, lang).is_empty());
             }

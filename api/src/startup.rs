@@ -41,14 +41,19 @@ pub async fn event_sink(
 ) -> anyhow::Result<(Sink, Option<broadcast::Sender<Arc<kraliki_projections::StoredEvent>>>)> {
     match &settings.nats_url {
         Some(url) => {
-            let client =
-                async_nats::connect(url).await.with_context(|| format!("cannot connect to NATS at {url}"))?;
+            // Start even while NATS is down: the client connects (and reconnects) in the
+            // background, and the publisher catches up from its checkpoint once it can.
+            let client = async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .with_context(|| format!("NATS_URL {url} is not usable"))?;
             let nats = NatsSettings {
                 subject_prefix: settings.nats.subject_prefix.clone(),
                 stream: settings.nats.stream.clone(),
-                ..NatsSettings::default()
+                duplicate_window: Duration::from_secs(settings.nats.duplicate_window_secs.max(1)),
             };
-            Ok((Sink::nats(client, nats).await.context("setting up the JetStream stream")?, None))
+            Ok((Sink::nats(client, nats), None))
         }
         None => {
             let (tx, _) = broadcast::channel(4096);
@@ -89,6 +94,10 @@ impl Application {
 
     /// Like `build`, with extra projections run beside the built-in ones (tests use this).
     pub async fn build_with(settings: Settings, extra: Vec<Arc<dyn Projection>>) -> anyhow::Result<Self> {
+        let problems = settings.providers.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
         let pool = crate::db::connect(&settings).await?;
         if settings.database.migrate_on_start {
             crate::db::migrate(&pool).await?;
@@ -105,7 +114,9 @@ impl Application {
         }
         let create_keys = settings.environment == crate::config::Environment::Development;
         let keys = Arc::new(crate::auth::KeyRing::load(&settings.keys_dir(), create_keys)?);
-        let dispatcher = Dispatcher::new(pool.clone(), wake.clone());
+        let principals = crate::auth::Principals::new(pool.clone());
+        tasks.push(tokio::spawn(principals.clone().listen(shutdown.clone())));
+        let dispatcher = Dispatcher::new(pool.clone(), wake.clone()).observe(Arc::new(principals.clone()));
         let limits = kraliki_commands::import::ImportLimits {
             batch_size: settings.imports.batch_size.max(1),
             max_line_bytes: settings.imports.max_line_bytes,
@@ -122,6 +133,7 @@ impl Application {
             media_secret,
             bridge_stats: Arc::default(),
             keys,
+            principals,
             settings: Arc::new(settings),
             dispatcher,
             importer,
@@ -236,6 +248,7 @@ pub const NO_SUCH_ROUTE: &str = "no such route";
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::routes::router().split_for_parts().1;
     doc.merge(crate::routes::uploads().split_for_parts().1);
+    doc.merge(crate::routes::large_json().split_for_parts().1);
     doc
 }
 
@@ -271,6 +284,9 @@ pub fn router(state: AppState) -> Router {
     let (api, mut openapi) = crate::routes::router().split_for_parts();
     let (uploads, uploads_doc) = crate::routes::uploads().split_for_parts();
     openapi.merge(uploads_doc);
+    let (large, large_doc) = crate::routes::large_json().split_for_parts();
+    openapi.merge(large_doc);
+    let bulk_limit = state.settings.imports.max_bulk_bytes;
     let upload_limit = usize::try_from(state.settings.imports.max_upload_bytes).unwrap_or(usize::MAX);
     let api = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
@@ -281,7 +297,12 @@ pub fn router(state: AppState) -> Router {
     let uploads = uploads
         .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
         .layer(RequestBodyLimitLayer::new(upload_limit));
+    let large = large
+        .layer(axum::extract::DefaultBodyLimit::max(bulk_limit))
+        .layer(RequestBodyLimitLayer::new(bulk_limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
     api.merge(uploads)
+        .merge(large)
         .fallback(|| async { crate::error::ApiError::not_found().detail(NO_SUCH_ROUTE) })
         // Outside the limit and timeout layers, so their bare answers become problems too.
         .layer(axum::middleware::from_fn(crate::error::problem_layer))

@@ -21,6 +21,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     pub metrics: PrometheusHandle,
     pub keys: Arc<crate::auth::KeyRing>,
+    /// Callers' current roles and standing (tokens carry identity, not authority).
+    pub principals: crate::auth::Principals,
     /// The in-process live feed (when NATS is not configured).
     pub live: Option<broadcast::Sender<Arc<StoredEvent>>>,
     /// Runs contact imports in the background.

@@ -1,10 +1,12 @@
 //! Command dispatch: load → decide → append, with bounded conflict retries and idempotency.
 //!
-//! cqrs-es's `Aggregate` decides; postgres-es's repository loads streams from its `events` table.
-//! We drive them ourselves rather than through `CqrsFramework` because each event needs its own
-//! metadata (`event_id`), the caller needs the positions that were appended, and read models are
+//! cqrs-es's `Aggregate` decides; the stream lives in postgres-es's `events` table shape. We
+//! drive them ourselves rather than through `CqrsFramework` because each event needs its own
+//! metadata (`event_id`), the caller needs the positions that were appended, read models are
 //! built only by our catch-up runner (cqrs-es's in-process queries drop updates on conflicts and
-//! crashes).
+//! crashes), and a keyed command must load, append and record its outcome on one connection in
+//! one transaction — postgres-es's repository takes its connections from the pool itself (it
+//! serves plain, uncached loads: `Dispatcher::load`).
 //!
 //! Appending is one `INSERT … SELECT FROM unnest(…) RETURNING global_position` into the same
 //! table, not postgres-es's `persist`: that one costs BEGIN, an INSERT per event and COMMIT, and
@@ -22,14 +24,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use kraliki_domain::CommandPolicy;
 use kraliki_projections::Wake;
 use lru::LruCache;
-use postgres_es::PostgresEventRepository;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::metadata::CommandContext;
@@ -69,13 +69,21 @@ pub enum DispatchError<E: std::error::Error> {
 type CacheKey = (&'static str, String);
 type Cached = (Box<dyn Any + Send + Sync>, i64);
 
+/// Told about every successful append by this process, right after it committed (before the
+/// command's caller gets its answer): caches that fold streams (the callers' authority) drop
+/// what changed.
+pub trait AppendObserver: Send + Sync + 'static {
+    fn appended(&self, aggregate_type: &str, aggregate_id: &str);
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     pool: PgPool,
-    repo: Arc<PostgresEventRepository>,
+    repo: Arc<postgres_es::PostgresEventRepository>,
     wake: Wake,
     max_retries: usize,
     cache: Arc<Mutex<LruCache<CacheKey, Cached>>>,
+    observers: Arc<Vec<Arc<dyn AppendObserver>>>,
 }
 
 /// Aggregates kept in memory per process.
@@ -83,9 +91,22 @@ const CACHE_CAPACITY: usize = 10_000;
 
 impl Dispatcher {
     pub fn new(pool: PgPool, wake: Wake) -> Self {
-        let repo = Arc::new(PostgresEventRepository::new(pool.clone()));
         let capacity = NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN);
-        Self { pool, repo, wake, max_retries: 5, cache: Arc::new(Mutex::new(LruCache::new(capacity))) }
+        let repo = Arc::new(postgres_es::PostgresEventRepository::new(pool.clone()));
+        Self {
+            pool,
+            repo,
+            wake,
+            max_retries: 5,
+            cache: Arc::new(Mutex::new(LruCache::new(capacity))),
+            observers: Arc::default(),
+        }
+    }
+
+    /// Adds an observer of this process's appends (set up before the dispatcher is shared).
+    pub fn observe(mut self, observer: Arc<dyn AppendObserver>) -> Self {
+        Arc::make_mut(&mut self.observers).push(observer);
+        self
     }
 
     pub fn with_max_retries(mut self, max_retries: usize) -> Self {
@@ -97,11 +118,18 @@ impl Dispatcher {
         &self.pool
     }
 
-    /// Loads the aggregate's current state and version from the log (no cache).
+    /// Loads the aggregate's current state and version from the log (no cache), through
+    /// postgres-es's repository. Commands load through their own connection instead (see
+    /// `catch_up`).
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> anyhow::Result<(A, i64)> {
+        use cqrs_es::persist::PersistedEventRepository;
         let stored = self.repo.get_events::<A>(aggregate_id).await.map_err(store_error)?;
         let mut aggregate = A::default();
-        let version = apply_stored(&mut aggregate, 0, stored)?;
+        let mut version = 0;
+        for event in stored {
+            version = event.sequence as i64;
+            aggregate.apply(serde_json::from_value(event.payload)?);
+        }
         Ok((aggregate, version))
     }
 
@@ -118,19 +146,22 @@ impl Dispatcher {
     /// the SQL text, so every call would be a new statement to parse and plan.
     async fn catch_up<A: Aggregate>(
         &self,
+        store: &mut Store<'_, '_>,
         aggregate_id: &str,
         aggregate: &mut A,
         version: i64,
     ) -> anyhow::Result<i64> {
-        let newer: Vec<(i64, serde_json::Value)> = sqlx::query_as(
+        let query = sqlx::query_as::<_, (i64, serde_json::Value)>(
             "SELECT sequence, payload FROM events \
              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
-        .bind(version)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(version);
+        let newer = match store {
+            Store::Pool(pool) => query.fetch_all(*pool).await?,
+            Store::Tx(tx) => query.fetch_all(&mut ***tx).await?,
+        };
         let mut version = version;
         for (sequence, payload) in newer {
             aggregate.apply(serde_json::from_value(payload)?);
@@ -153,6 +184,14 @@ impl Dispatcher {
         }
     }
 
+    /// Tells the runners and the observers that this process appended to a stream.
+    fn announce(&self, aggregate_type: &str, aggregate_id: &str) {
+        self.wake.appended();
+        for observer in self.observers.iter() {
+            observer.appended(aggregate_type, aggregate_id);
+        }
+    }
+
     /// Decides `command` against aggregate `aggregate_id` and appends its events.
     pub async fn execute<A>(
         &self,
@@ -171,7 +210,15 @@ impl Dispatcher {
         let result = async {
             match &ctx.idempotency_key {
                 Some(key) => self.execute_once::<A>(aggregate_id, command, ctx, key).await,
-                None => self.decide_and_append::<A>(aggregate_id, command, ctx).await,
+                None => {
+                    let outcome = self
+                        .decide_and_append::<A>(&mut Store::Pool(&self.pool), aggregate_id, command, ctx)
+                        .await;
+                    if outcome.as_ref().is_ok_and(|o| o.events > 0) {
+                        self.announce(A::TYPE, aggregate_id);
+                    }
+                    outcome
+                }
             }
         }
         .instrument(span)
@@ -188,9 +235,34 @@ impl Dispatcher {
         result
     }
 
-    /// Under the key's advisory lock (held on its own connection for the whole command, so
-    /// concurrent duplicates queue behind the first): return the stored outcome, or run the
-    /// command and store its outcome.
+    /// The first outcome of a request with this context's idempotency key, if one was
+    /// recorded: a route can answer a retry with it before re-checking anything the first
+    /// request changed (a duplicate it created itself is no reason to refuse its retry).
+    /// `None` without a key.
+    pub async fn replayed<E: std::error::Error>(
+        &self,
+        ctx: &CommandContext,
+    ) -> Result<Option<Outcome>, DispatchError<E>> {
+        let Some(key) = &ctx.idempotency_key else { return Ok(None) };
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        match stored_outcome(&mut conn, ctx, key).await? {
+            Some((fingerprint, _)) if fingerprint.is_some() && fingerprint != ctx.request_fingerprint => {
+                Err(DispatchError::IdempotencyKeyReused)
+            }
+            Some((_, mut outcome)) => {
+                outcome.replayed = true;
+                Ok(Some(outcome))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A keyed command, in one transaction on one connection: take the key's transaction-scoped
+    /// advisory lock (concurrent duplicates queue behind the first), return the stored outcome if
+    /// there is one, else decide, append and store the outcome, and commit — the events and the
+    /// outcome together or neither. Everything runs on that one connection, so a command never
+    /// waits for a second one while holding the first: a pool full of duplicates waiting for
+    /// their key still lets the holder finish.
     async fn execute_once<A>(
         &self,
         aggregate_id: &str,
@@ -202,92 +274,49 @@ impl Dispatcher {
         A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
-        let mut lock = self.pool.acquire().await.map_err(anyhow::Error::from)?;
-        let lock_key = format!("idempotency:{}:{key}", ctx.idempotency_scope);
-        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-            .bind(&lock_key)
-            .execute(&mut *lock)
+        let store_err = |e: sqlx::Error| DispatchError::Store(anyhow::Error::from(e));
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("idempotency:{}:{key}", ctx.idempotency_scope))
+            .execute(&mut *tx)
             .await
-            .map_err(anyhow::Error::from)?;
-        let result = async {
-            if let Some((fingerprint, mut outcome)) = self.stored_outcome(ctx, key).await? {
-                if fingerprint.is_some() && fingerprint != ctx.request_fingerprint {
-                    return Err(DispatchError::IdempotencyKeyReused);
-                }
-                outcome.replayed = true;
-                return Ok(outcome);
+            .map_err(store_err)?;
+        if let Some((fingerprint, mut outcome)) = stored_outcome(&mut tx, ctx, key).await? {
+            if fingerprint.is_some() && fingerprint != ctx.request_fingerprint {
+                return Err(DispatchError::IdempotencyKeyReused);
             }
-            let outcome = self.decide_and_append::<A>(aggregate_id, command, ctx).await?;
-            sqlx::query(
-                "INSERT INTO command_outcomes (scope, idempotency_key, request_fingerprint, aggregate_type, \
-                 aggregate_id, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(&ctx.idempotency_scope)
-            .bind(key)
-            .bind(&ctx.request_fingerprint)
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(serde_json::to_value(&outcome).map_err(anyhow::Error::from)?)
-            .execute(&self.pool)
-            .await
-            .map_err(anyhow::Error::from)?;
-            Ok(outcome)
+            outcome.replayed = true;
+            return Ok(outcome);
         }
-        .await;
-        // Unlock explicitly; if this fails the connection is closed, which also releases it.
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(&lock_key)
-            .execute(&mut *lock)
-            .await;
-        if unlocked.is_err() {
-            lock.close_on_drop();
-        }
-        result
-    }
-
-    /// The first outcome for this key: from `command_outcomes`, or, if the process died between
-    /// the append and writing the outcome, reconstructed from the events that carry the key.
-    async fn stored_outcome(
-        &self,
-        ctx: &CommandContext,
-        key: &str,
-    ) -> anyhow::Result<Option<(Option<String>, Outcome)>> {
-        let row: Option<(Option<String>, serde_json::Value)> = sqlx::query_as(
-            "SELECT request_fingerprint, outcome FROM command_outcomes WHERE scope = $1 AND idempotency_key = $2",
+        let outcome =
+            self.decide_and_append::<A>(&mut Store::Tx(&mut tx), aggregate_id, command, ctx).await?;
+        sqlx::query(
+            "INSERT INTO command_outcomes (scope, idempotency_key, request_fingerprint, aggregate_type, \
+             aggregate_id, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&ctx.idempotency_scope)
         .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some((fingerprint, outcome)) = row {
-            return Ok(Some((fingerprint, serde_json::from_value(outcome)?)));
+        .bind(&ctx.request_fingerprint)
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(serde_json::to_value(&outcome).map_err(anyhow::Error::from)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_err)?;
+        if let Err(e) = tx.commit().await {
+            // What was cached assumed the commit: forget it.
+            self.remember::<A>(aggregate_id, None);
+            return Err(store_err(e));
         }
-        let row: Option<(String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(
-            "SELECT aggregate_type, aggregate_id, count(*), max(sequence), max(global_position), \
-                    min(metadata ->> 'request_fingerprint') \
-             FROM events WHERE metadata ? 'idempotency_key' \
-               AND metadata ->> 'idempotency_scope' = $1 AND metadata ->> 'idempotency_key' = $2 \
-             GROUP BY aggregate_type, aggregate_id LIMIT 1",
-        )
-        .bind(&ctx.idempotency_scope)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(aggregate_type, aggregate_id, events, version, position, fingerprint)| {
-            let outcome = Outcome {
-                aggregate_type,
-                aggregate_id,
-                events: events as usize,
-                version,
-                position: Some(position),
-                replayed: false,
-            };
-            (fingerprint, outcome)
-        }))
+        if outcome.events > 0 {
+            self.announce(A::TYPE, aggregate_id);
+        }
+        Ok(outcome)
     }
 
     async fn decide_and_append<A>(
         &self,
+        store: &mut Store<'_, '_>,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
@@ -306,11 +335,15 @@ impl Dispatcher {
         loop {
             let (start, mut fresh) = match self.cached::<A>(aggregate_id) {
                 Some((mut aggregate, version)) if !optimistic => {
-                    let version = self.catch_up(aggregate_id, &mut aggregate, version).await?;
+                    let version = self.catch_up(store, aggregate_id, &mut aggregate, version).await?;
                     ((aggregate, version), true)
                 }
                 Some(cached) => (cached, false),
-                None => (self.load::<A>(aggregate_id).await?, true),
+                None => {
+                    let mut aggregate = A::default();
+                    let version = self.catch_up(store, aggregate_id, &mut aggregate, 0).await?;
+                    ((aggregate, version), true)
+                }
             };
             let (mut base, mut version) = start;
             let (aggregate, events, decided_fresh) = loop {
@@ -322,7 +355,7 @@ impl Dispatcher {
                     break (aggregate, events, fresh);
                 }
                 if !fresh {
-                    let caught_up = self.catch_up(aggregate_id, &mut base, version).await?;
+                    let caught_up = self.catch_up(store, aggregate_id, &mut base, version).await?;
                     fresh = true;
                     if caught_up != version {
                         version = caught_up;
@@ -353,9 +386,8 @@ impl Dispatcher {
                 rows.metadata
                     .push(serde_json::to_value(ctx.event_metadata(now)).map_err(anyhow::Error::from)?);
             }
-            match append(&self.pool, A::TYPE, aggregate_id, rows).await {
+            match append(store, A::TYPE, aggregate_id, rows).await {
                 Ok(position) => {
-                    self.wake.appended();
                     let count = events.len();
                     metrics::counter!("kraliki_events_appended_total", "aggregate" => A::TYPE)
                         .increment(count as u64);
@@ -392,18 +424,52 @@ impl Dispatcher {
     }
 }
 
-/// Applies stored events after `version`; returns the new version.
-fn apply_stored<A: Aggregate>(
-    aggregate: &mut A,
-    mut version: i64,
-    stored: Vec<SerializedEvent>,
-) -> anyhow::Result<i64> {
-    for event in stored {
-        version = event.sequence as i64;
-        let payload: A::Event = serde_json::from_value(event.payload)?;
-        aggregate.apply(payload);
+/// Where a command reads its stream and appends: the pool (one autocommitted statement each),
+/// or the transaction of a keyed command.
+enum Store<'a, 'c> {
+    Pool(&'a PgPool),
+    Tx(&'a mut sqlx::Transaction<'c, sqlx::Postgres>),
+}
+
+/// The first outcome for this key: from `command_outcomes`, or — for commands of versions that
+/// wrote the outcome after the append — reconstructed from the events that carry the key.
+async fn stored_outcome(
+    conn: &mut PgConnection,
+    ctx: &CommandContext,
+    key: &str,
+) -> anyhow::Result<Option<(Option<String>, Outcome)>> {
+    let row: Option<(Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT request_fingerprint, outcome FROM command_outcomes WHERE scope = $1 AND idempotency_key = $2",
+    )
+    .bind(&ctx.idempotency_scope)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((fingerprint, outcome)) = row {
+        return Ok(Some((fingerprint, serde_json::from_value(outcome)?)));
     }
-    Ok(version)
+    let row: Option<(String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT aggregate_type, aggregate_id, count(*), max(sequence), max(global_position), \
+                min(metadata ->> 'request_fingerprint') \
+         FROM events WHERE metadata ? 'idempotency_key' \
+           AND metadata ->> 'idempotency_scope' = $1 AND metadata ->> 'idempotency_key' = $2 \
+         GROUP BY aggregate_type, aggregate_id LIMIT 1",
+    )
+    .bind(&ctx.idempotency_scope)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(aggregate_type, aggregate_id, events, version, position, fingerprint)| {
+        let outcome = Outcome {
+            aggregate_type,
+            aggregate_id,
+            events: events as usize,
+            version,
+            position: Some(position),
+            replayed: false,
+        };
+        (fingerprint, outcome)
+    }))
 }
 
 #[derive(Default)]
@@ -420,14 +486,15 @@ enum AppendError {
     Database(sqlx::Error),
 }
 
-/// Appends a command's events in one statement; returns the position of the last one.
+/// Appends a command's events in one statement; returns the position of the last one. In a
+/// transaction the statement runs in a savepoint, so a conflict leaves the transaction usable.
 async fn append(
-    pool: &PgPool,
+    store: &mut Store<'_, '_>,
     aggregate_type: &str,
     aggregate_id: &str,
     rows: AppendRows,
 ) -> Result<i64, AppendError> {
-    let positions: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+    let query = sqlx::query_scalar::<_, i64>(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          SELECT $1, $2, r.sequence, r.event_type, r.event_version, r.payload, r.metadata \
          FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
@@ -440,9 +507,19 @@ async fn append(
     .bind(&rows.event_type)
     .bind(&rows.event_version)
     .bind(&rows.payload)
-    .bind(&rows.metadata)
-    .fetch_all(pool)
-    .await;
+    .bind(&rows.metadata);
+    let positions: Result<Vec<i64>, sqlx::Error> = match store {
+        Store::Pool(pool) => query.fetch_all(*pool).await,
+        Store::Tx(tx) => {
+            let mut savepoint = sqlx::Connection::begin(&mut ***tx).await.map_err(AppendError::Database)?;
+            let inserted = query.fetch_all(&mut *savepoint).await;
+            match &inserted {
+                Ok(_) => savepoint.commit().await.map_err(AppendError::Database)?,
+                Err(_) => savepoint.rollback().await.map_err(AppendError::Database)?,
+            }
+            inserted
+        }
+    };
     match positions {
         Ok(p) => p.into_iter().max().ok_or(AppendError::Database(sqlx::Error::RowNotFound)),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Err(AppendError::Conflict),
@@ -450,6 +527,17 @@ async fn append(
     }
 }
 
-fn store_error(error: PersistenceError) -> anyhow::Error {
-    anyhow::anyhow!("event store: {error}")
+/// postgres-es's error as ours, keeping the database error itself (callers tell an unreachable
+/// database from other failures by it).
+fn store_error(error: cqrs_es::persist::PersistenceError) -> anyhow::Error {
+    use cqrs_es::persist::PersistenceError::*;
+    match error {
+        ConnectionError(inner) | DeserializationError(inner) | UnknownError(inner) => {
+            match inner.downcast::<sqlx::Error>() {
+                Ok(db) => anyhow::Error::from(*db).context("event store"),
+                Err(other) => anyhow::anyhow!("event store: {other}"),
+            }
+        }
+        OptimisticLockError => anyhow::anyhow!("event store: optimistic lock error"),
+    }
 }

@@ -6,5 +6,5 @@ pub mod dispatcher;
 pub mod import;
 pub mod metadata;
 
-pub use dispatcher::{DispatchError, Dispatcher, Outcome};
+pub use dispatcher::{AppendObserver, DispatchError, Dispatcher, Outcome};
 pub use metadata::CommandContext;

@@ -108,7 +108,8 @@ impl Projection for CompanyProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: campaigns are counted.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -137,8 +138,21 @@ impl Projection for CompanyProjection {
                 }
             }
         }
+        // Campaigns per company (created minus deleted), by the tenant that owns them.
+        let mut campaigns: HashMap<Uuid, i32> = HashMap::new();
+        for event in events.iter().filter(|e| e.aggregate_type == "Campaign") {
+            let delta = match event.event_type.as_str() {
+                "CampaignCreated" => 1,
+                "CampaignDeleted" => -1,
+                _ => continue,
+            };
+            if let Ok(tenant) = event.tenant() {
+                *campaigns.entry(tenant).or_default() += delta;
+            }
+        }
         if decoded.is_empty() {
-            return count_users(conn, table, joined).await;
+            add_counts(conn, table, "user_count", joined).await?;
+            return add_counts(conn, table, "campaign_count", campaigns).await;
         }
         // One lookup per company, however many of its events the batch holds.
         let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
@@ -154,7 +168,8 @@ impl Projection for CompanyProjection {
         }
         let rows: Vec<CompanyRow> = rows.into_values().flatten().collect();
         if rows.is_empty() {
-            return count_users(conn, table, joined).await;
+            add_counts(conn, table, "user_count", joined).await?;
+            return add_counts(conn, table, "campaign_count", campaigns).await;
         }
         // One statement with one array per column: its plan does not grow with the batch.
         let sql = format!(
@@ -184,17 +199,24 @@ impl Projection for CompanyProjection {
             .bind(rows.iter().map(|r| r.deactivated_at).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
-        count_users(conn, table, joined).await
+        add_counts(conn, table, "user_count", joined).await?;
+        add_counts(conn, table, "campaign_count", campaigns).await
     }
 }
 
-async fn count_users(conn: &mut PgConnection, table: &str, joined: HashMap<Uuid, i32>) -> anyhow::Result<()> {
-    if joined.is_empty() {
+/// Adds per-company deltas to a counter column (`column` comes from code, never input).
+async fn add_counts(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    deltas: HashMap<Uuid, i32>,
+) -> anyhow::Result<()> {
+    if deltas.is_empty() {
         return Ok(());
     }
-    let (ids, counts): (Vec<Uuid>, Vec<i32>) = joined.into_iter().unzip();
+    let (ids, counts): (Vec<Uuid>, Vec<i32>) = deltas.into_iter().unzip();
     sqlx::query(&format!(
-        "UPDATE {table} t SET user_count = t.user_count + j.n FROM unnest($1::uuid[], $2::int[]) AS j(id, n) WHERE t.id = j.id"
+        "UPDATE {table} t SET {column} = t.{column} + j.n FROM unnest($1::uuid[], $2::int[]) AS j(id, n) WHERE t.id = j.id"
     ))
     .bind(ids)
     .bind(counts)

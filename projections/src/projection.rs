@@ -42,6 +42,13 @@ pub trait Projection: Send + Sync + 'static {
     /// schema), and a view `<base>` that points at the active build's copy.
     fn tables(&self) -> &'static [&'static str];
 
+    /// Whether readers depend on this build being current. A read model's lag makes `/ready`
+    /// fail; the lag of one that serves nobody's reads (the NATS publisher, process managers)
+    /// only makes it `degraded`: taking every instance out of a load balancer would not help it.
+    fn serves_reads(&self) -> bool {
+        true
+    }
+
     /// Apply a batch of events, in log order, inside the transaction that also moves the
     /// checkpoint. An error rolls back the batch and the runner retries it.
     async fn apply(

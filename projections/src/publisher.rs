@@ -7,6 +7,7 @@
 //! The stream itself is the checkpoint that matters; `Nats-Msg-Id` de-duplication covers two
 //! publishers racing within the duplicate window.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,24 +46,29 @@ impl Default for NatsSettings {
 /// Where events fan out to.
 #[derive(Clone)]
 pub enum Sink {
-    Nats { js: Box<jetstream::Context>, settings: NatsSettings },
+    Nats { js: Box<jetstream::Context>, settings: NatsSettings, ready: Arc<AtomicBool> },
     Local(broadcast::Sender<Arc<StoredEvent>>),
 }
 
 impl Sink {
-    /// Connects to JetStream and makes sure the stream exists.
-    pub async fn nats(client: async_nats::Client, settings: NatsSettings) -> anyhow::Result<Self> {
-        let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![format!("{}.>", settings.subject_prefix)],
-            duplicate_window: settings.duplicate_window,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-        Ok(Self::Nats { js: Box::new(js), settings })
+    /// JetStream over `client`; the stream is made sure of before the first batch (and again
+    /// after a failure), so a server starts while NATS is down.
+    pub fn nats(client: async_nats::Client, settings: NatsSettings) -> Self {
+        Self::Nats { js: Box::new(jetstream::new(client)), settings, ready: Arc::default() }
     }
+}
+
+/// Creates the stream if it does not exist, with our subjects and duplicate window.
+pub async fn ensure_stream(js: &jetstream::Context, settings: &NatsSettings) -> anyhow::Result<()> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.stream.clone(),
+        subjects: vec![format!("{}.>", settings.subject_prefix)],
+        duplicate_window: settings.duplicate_window,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
 }
 
 /// A subject token must not contain `.`, `*`, `>` or white space.
@@ -130,6 +136,10 @@ impl Projection for EventPublisher {
         &[]
     }
 
+    fn serves_reads(&self) -> bool {
+        false
+    }
+
     async fn apply(
         &self,
         _: &mut PgConnection,
@@ -143,7 +153,11 @@ impl Projection for EventPublisher {
                     let _ = tx.send(Arc::new(event.clone()));
                 }
             }
-            Sink::Nats { js, settings } => {
+            Sink::Nats { js, settings, ready } => {
+                if !ready.load(Ordering::Acquire) {
+                    ensure_stream(js, settings).await?;
+                    ready.store(true, Ordering::Release);
+                }
                 let high_water = published_high_water(js, &settings.stream).await?;
                 let mut acks = Vec::with_capacity(events.len());
                 for event in events.iter().filter(|e| high_water.is_none_or(|h| e.position() > h)) {

@@ -106,12 +106,15 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s
 }
 
-/// Per-test NATS names: a subject prefix and a stream of their own.
+/// Per-test NATS names: a subject prefix and a stream of their own, with a 1 s duplicate window.
 pub fn test_nats(settings: &mut Settings) -> NatsSettings {
     let id = unique("t");
     let nats = NatsSettings {
         subject_prefix: format!("{id}.kraliki.events"),
         stream: format!("KRALIKI_{}", id.to_uppercase()),
+        // Far shorter than any test: JetStream's own de-duplication cannot hide a duplicate
+        // that our publisher sends; only the publisher's skip logic keeps it exactly once.
+        duplicate_window_secs: 1,
     };
     settings.nats_url = Some(nats_url());
     settings.nats = nats.clone();
@@ -131,6 +134,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub settings: Settings,
     pub extra: Vec<Arc<dyn Projection>>,
+    pub fixtures: Fixtures,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -140,7 +144,15 @@ pub async fn spawn_app() -> TestApp {
 /// The real server on port 0 against a fresh database, with optional settings changes and extra
 /// projections.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings), extra: Vec<Arc<dyn Projection>>) -> TestApp {
-    let db = TestDb::create().await;
+    spawn_app_in(TestDb::create().await, tweak, extra).await
+}
+
+/// The real server on a database the test made itself (e.g. on a [`PrivatePostgres`]).
+pub async fn spawn_app_in(
+    db: TestDb,
+    tweak: impl FnOnce(&mut Settings),
+    extra: Vec<Arc<dyn Projection>>,
+) -> TestApp {
     let mut settings = test_settings(&db);
     tweak(&mut settings);
     kraliki_api::telemetry::init_logging(&settings);
@@ -150,7 +162,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings), extra: Vec<Arc<dy
     let app = Application::build_with(settings.clone(), extra.clone()).await.expect("application starts");
     let base = format!("http://{}", app.addr());
     let operator_company = Uuid::now_v7();
-    let operator = mint(&app, &[Role::PlatformOperator], Uuid::now_v7(), operator_company);
+    let fixtures = Fixtures::default();
+    let operator_id = fixtures.principal(&app, &[Role::PlatformOperator], operator_company).await;
+    let operator = mint(&app, &[Role::PlatformOperator], operator_id, operator_company);
     let client = client_with(&operator);
     TestApp {
         app: Some(app),
@@ -162,6 +176,63 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings), extra: Vec<Arc<dy
         db,
         settings,
         extra,
+        fixtures,
+    }
+}
+
+/// The companies and users tests act as. They are real (a token carries identity only; the
+/// server reads the caller's current roles and standing from their streams), made straight
+/// through the dispatcher, and remembered so that event counts can leave them out.
+#[derive(Default)]
+pub struct Fixtures {
+    streams: std::sync::Mutex<Vec<String>>,
+}
+
+impl Fixtures {
+    /// A user with `roles` in `company` (created if it does not exist yet); returns their id.
+    pub async fn principal(&self, app: &Application, roles: &[Role], company: Uuid) -> Uuid {
+        use kraliki_domain::company::{Company, CompanyCommand, CompanyProfile};
+        use kraliki_domain::user::{User, UserCommand};
+        use kraliki_domain::values::{CompanyName, Email, PersonName};
+        let dispatcher = &app.state().dispatcher;
+        let ctx = kraliki_commands::CommandContext::new(company.to_string(), "system:test-fixture");
+        let (existing, _) = dispatcher.load::<Company>(&company.to_string()).await.expect("load company");
+        // The platform operator's own company is the platform: it has no stream (as with
+        // `kraliki users create`), so it shows in no company list.
+        let platform = roles.contains(&Role::PlatformOperator);
+        if !existing.created && !platform {
+            let create = CompanyCommand::CreateCompany {
+                name: CompanyName::parse("Test company").expect("name"),
+                profile: CompanyProfile {
+                    domain: format!("c{}.test.example", company.simple()),
+                    size: None,
+                    industry: None,
+                    description: None,
+                    website: None,
+                },
+                at: chrono::Utc::now(),
+            };
+            dispatcher.execute::<Company>(&company.to_string(), create, &ctx).await.expect("fixture company");
+        }
+        let user = Uuid::now_v7();
+        let register = UserCommand::RegisterUser {
+            company_id: company.to_string(),
+            email: Email::parse(&format!("u{}@test.example", user.simple())).expect("email"),
+            full_name: PersonName::parse("Test User").expect("name"),
+            roles: roles.iter().copied().collect(),
+            at: chrono::Utc::now(),
+        };
+        dispatcher.execute::<User>(&user.to_string(), register, &ctx).await.expect("fixture user");
+        let mut streams = self.streams.lock().expect("fixtures");
+        if !existing.created && !platform {
+            streams.push(company.to_string());
+        }
+        streams.push(user.to_string());
+        user
+    }
+
+    fn streams(&self) -> Vec<String> {
+        self.streams.lock().expect("fixtures").clone()
     }
 }
 
@@ -225,13 +296,34 @@ impl TestApp {
         self.client.post(self.url(path)).json(&body).send().await.expect("request")
     }
 
-    /// A client acting as a user with these roles in `company_id`.
-    pub fn as_user(&self, roles: &[Role], company_id: Uuid) -> reqwest::Client {
-        client_with(&mint(self.app(), roles, Uuid::now_v7(), company_id))
+    /// A client acting as a (new, real) user with these roles in `company_id`.
+    pub async fn as_user(&self, roles: &[Role], company_id: Uuid) -> reqwest::Client {
+        client_with(&self.token_for(roles, company_id).await.1)
     }
 
+    /// A new user with these roles in `company_id` and an access token for them.
+    pub async fn token_for(&self, roles: &[Role], company_id: Uuid) -> (Uuid, String) {
+        let user = self.fixtures.principal(self.app(), roles, company_id).await;
+        (user, mint(self.app(), roles, user, company_id))
+    }
+
+    /// Events of the fixtures' companies and users (tests of the log's own mechanics add them
+    /// to what they expect).
+    pub async fn fixture_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = ANY($1)")
+            .bind(self.fixtures.streams())
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Events in the log, apart from the fixtures' companies and users.
     pub async fn count_events(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool).await.expect("count")
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id <> ALL($1)")
+            .bind(self.fixtures.streams())
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
     }
 
     /// Waits until every serving build has applied everything in the log.
@@ -352,5 +444,86 @@ impl Projection for EventLog {
             }
         }
         Ok(())
+    }
+}
+
+/// A PostgreSQL server of the test's own (Debian's binaries, a temporary cluster), which the
+/// test may stop and start again: for database outages.
+pub struct PrivatePostgres {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    /// `initdb` and start on a free port.
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|p| p.join("pg_ctl").exists())
+            .expect("pg_ctl");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let dir = std::env::temp_dir().join(unique("kraliki_pg"));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let pg = Self { dir, port, bin };
+        pg.chown();
+        pg.run("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// initdb and postgres refuse to run as root: run them as the `postgres` user then.
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let root =
+            std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd.args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn chown(&self) {
+        let _ = std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir).status();
+    }
+
+    pub fn up(&self) {
+        let options =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        let log = self.dir.join("log").display().to_string();
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
+    }
+
+    pub fn down(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -390,7 +390,10 @@ impl Bridge {
                             Phone::Mark(name) => {
                                 if let Some((item, ms)) = name.rsplit_once('@') {
                                     if let (Ok(ms), Some(current)) = (ms.parse::<u32>(), live.item.as_mut()) {
-                                        if current.id == item {
+                                        // After a barge-in what was heard is frozen at what
+                                        // the truncate said: the marks the phone sends back
+                                        // because of `clear` name audio that was dropped.
+                                        if current.id == item && !current.interrupted {
                                             current.played_ms = ms;
                                         }
                                     }

@@ -84,6 +84,16 @@ impl AuthUser {
         Ok(roles)
     }
 
+    /// A deactivated company is suspended: its people and service accounts can do nothing
+    /// (the platform operator still can, to reactivate it).
+    pub fn require_active_company(&self, company_active: bool) -> Result<(), ApiError> {
+        if company_active || self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::new(Code::CompanyInactive).detail("the company is deactivated"))
+        }
+    }
+
     /// The actor recorded in event metadata.
     pub fn actor(&self) -> String {
         if self.service {
@@ -142,9 +152,24 @@ impl FromRequestParts<AppState> for AuthUser {
             return Err(TokenError::WrongKind.into());
         }
         let user_id = claims.sub.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
-        let company_id = claims.org_id.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
-        let roles = claims.roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
-        Ok(Self { user_id, company_id, email: claims.email, roles, service: false })
+        // The token says who; the user's current state says what they may do.
+        let principal = state
+            .principals
+            .get(&state.dispatcher, user_id)
+            .await?
+            .ok_or_else(|| unauthorized("the user no longer exists"))?;
+        if !principal.user_active {
+            return Err(unauthorized("the user is deactivated"));
+        }
+        let user = Self {
+            user_id,
+            company_id: principal.company_id,
+            email: principal.email,
+            roles: principal.roles,
+            service: false,
+        };
+        user.require_active_company(principal.company_active)?;
+        Ok(user)
     }
 }
 
@@ -158,12 +183,16 @@ async fn service_account(state: &AppState, key: &str) -> Result<AuthUser, ApiErr
     if !account.is_active || !account.keys.contains_key(&key_id.to_string()) {
         return Err(invalid());
     }
-    let company_id = account.company_id.parse().map_err(|_| invalid())?;
-    Ok(AuthUser {
+    let company_id: Uuid = account.company_id.parse().map_err(|_| invalid())?;
+    let (company, _) =
+        state.dispatcher.load::<kraliki_domain::company::Company>(&company_id.to_string()).await?;
+    let user = AuthUser {
         user_id: account_id,
         company_id,
         email: format!("service-account:{}", account.name),
         roles: account.roles,
         service: true,
-    })
+    };
+    user.require_active_company(!company.created || company.is_active)?;
+    Ok(user)
 }

@@ -5,8 +5,10 @@ pub mod api_keys;
 pub mod extract;
 pub mod keys;
 pub mod passwords;
+pub mod principals;
 pub mod tokens;
 pub mod users;
 
 pub use extract::AuthUser;
 pub use keys::KeyRing;
+pub use principals::Principals;

@@ -141,15 +141,20 @@ struct TokenResponse {
     user: Me,
 }
 
-async fn profile(state: &AppState, user_id: Uuid) -> Result<(Me, User), ApiError> {
+/// The user's profile, and whether their company is active (a deactivated company is
+/// suspended: no logins, no refreshes, no requests; see `AuthUser::require_active_company`).
+async fn profile(state: &AppState, user_id: Uuid) -> Result<(Me, User, bool), ApiError> {
     let (user, _) = state.dispatcher.load::<User>(&user_id.to_string()).await?;
     if !user.registered {
         return Err(ApiError::new(Code::Unauthorized).detail("the user no longer exists"));
     }
-    let organization = match user.company_id.parse::<Uuid>() {
-        Ok(company) => state.dispatcher.load::<Company>(&company.to_string()).await?.0.name,
-        Err(_) => String::new(),
+    let company = match user.company_id.parse::<Uuid>() {
+        Ok(company) => Some(state.dispatcher.load::<Company>(&company.to_string()).await?.0),
+        Err(_) => None,
     };
+    let company_active = company.as_ref().is_none_or(|c| !c.created || c.is_active)
+        || user.roles.contains(&kraliki_domain::values::Role::PlatformOperator);
+    let organization = company.map(|c| c.name).unwrap_or_default();
     let roles: Vec<String> = user.roles.iter().map(|r| r.as_str().to_owned()).collect();
     let me = Me {
         id: user_id,
@@ -165,7 +170,11 @@ async fn profile(state: &AppState, user_id: Uuid) -> Result<(Me, User), ApiError
         language: "en".into(),
         is_active: user.is_active,
     };
-    Ok((me, user))
+    Ok((me, user, company_active))
+}
+
+fn company_inactive() -> ApiError {
+    ApiError::new(Code::CompanyInactive).detail("the company is deactivated")
 }
 
 fn cookie(name: &str, value: &str, max_age: i64, secure: bool) -> Option<HeaderValue> {
@@ -274,7 +283,7 @@ async fn register(State(state): State<AppState>, body: ApiJson<RegisterBody>) ->
     for view in [kraliki_projections::company::NAME, kraliki_projections::user::NAME] {
         state.wait_for(view, outcome.position).await?;
     }
-    let (me, _) = profile(&state, user_id).await?;
+    let (me, _, _) = profile(&state, user_id).await?;
     session(&state, me, None, StatusCode::CREATED).await
 }
 
@@ -311,23 +320,27 @@ async fn login(
     let ok = passwords::verify(&b.password, hash, auth.bcrypt_cost).await?;
     let user = match (ok, user_id) {
         (true, Some(id)) => {
-            let (me, user) = profile(&state, id).await?;
-            user.is_active.then_some(me)
+            let (me, user, company_active) = profile(&state, id).await?;
+            user.is_active.then_some((me, company_active))
         }
         _ => None,
     };
-    let Some(me) = user else {
+    let Some((me, company_active)) = user else {
         passwords::record_failure(&state.pool, &account, &address).await?;
         return Err(ApiError::new(Code::InvalidCredentials));
     };
     passwords::clear_account(&state.pool, &account, auth.failure_window_secs).await?;
+    // Said only to someone who knew the password.
+    if !company_active {
+        return Err(company_inactive());
+    }
     session(&state, me, None, StatusCode::OK).await
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "auth_me",
     responses((status = 200, body = Me, description = "OK"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")), security(("bearer" = [])))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>, ApiError> {
-    let (me, _) = profile(&state, user.user_id).await?;
+    let (me, _, _) = profile(&state, user.user_id).await?;
     Ok(Json(me))
 }
 
@@ -379,9 +392,12 @@ async fn refresh(
             .await?;
         return Err(ApiError::new(Code::Unauthorized).detail("the refresh token was already used or revoked"));
     };
-    let (me, user) = profile(&state, user_id).await?;
+    let (me, user, company_active) = profile(&state, user_id).await?;
     if !user.is_active {
         return Err(ApiError::new(Code::Unauthorized).detail("the user is deactivated"));
+    }
+    if !company_active {
+        return Err(company_inactive());
     }
     session(&state, me, Some(family), StatusCode::OK).await
 }

@@ -7,10 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{DispatchError, Outcome};
-use kraliki_domain::call_list::{
-    CallList, CallListCommand, CallListError, CallListSpec, ContactFilter, SortKey,
-};
+use kraliki_commands::Outcome;
+use kraliki_domain::call_list::{CallList, CallListCommand, CallListSpec, ContactFilter, SortKey};
 use kraliki_projections::campaign::{self as campaigns, CallListRow};
 use kraliki_projections::company::Cursor;
 use kraliki_projections::contact::{self as contacts, CallListQuery, MemberRow};
@@ -19,9 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::common::{invalid, tenant_context, write_headers, written_id, MANAGERS, READERS};
+use super::common::{tenant_context, write_headers, written_id, MANAGERS, READERS};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
+use crate::error::{ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -131,17 +129,6 @@ pub struct NextToDial {
     pub items: Vec<MemberRow>,
 }
 
-fn command_error(e: DispatchError<CallListError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(CallListError::Invalid(problems)) => invalid(problems),
-        other => dispatch_error(other, |rule| match rule {
-            CallListError::NotFound => Code::NotFound,
-            CallListError::AlreadyExists => Code::AlreadyExists,
-            CallListError::Invalid(_) => Code::ValidationFailed,
-        }),
-    }
-}
-
 struct Parsed {
     row: CallListRow,
     filter: ContactFilter,
@@ -218,19 +205,20 @@ async fn create(
 ) -> Result<Response, ApiError> {
     user.require(MANAGERS)?;
     let b = body.value;
-    if campaigns::get(&state.pool, user.company_id, b.campaign_id).await?.is_none() {
-        return Err(ApiError::new(Code::ValidationFailed).field(
-            "campaign_id",
-            "not_found",
-            "no such campaign",
-        ));
-    }
     let id = Uuid::now_v7();
-    let spec = CallListSpec { name: b.name, filter: b.filter, order: b.order };
-    let command = CallListCommand::CreateCallList { campaign_id: b.campaign_id, spec, at: Utc::now() };
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
-    let outcome =
-        state.dispatcher.execute::<CallList>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let prepare = async {
+        if campaigns::get(&state.pool, user.company_id, b.campaign_id).await?.is_none() {
+            return Err(ApiError::new(Code::ValidationFailed).field(
+                "campaign_id",
+                "not_found",
+                "no such campaign",
+            ));
+        }
+        let spec = CallListSpec { name: b.name, filter: b.filter, order: b.order };
+        Ok(CallListCommand::CreateCallList { campaign_id: b.campaign_id, spec, at: Utc::now() })
+    };
+    let outcome = super::common::create::<CallList>(&state, &ctx, id, prepare).await?;
     answer(&state, &user, id, &outcome, StatusCode::CREATED).await
 }
 
@@ -295,8 +283,7 @@ async fn update(
     };
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
     let command = CallListCommand::UpdateCallList { spec, at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<CallList>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<CallList>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -315,8 +302,7 @@ async fn delete(
     let outcome = state
         .dispatcher
         .execute::<CallList>(&id.to_string(), CallListCommand::DeleteCallList { at: Utc::now() }, &ctx)
-        .await
-        .map_err(command_error)?;
+        .await?;
     state.wait_for(campaigns::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

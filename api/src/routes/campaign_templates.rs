@@ -5,10 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{DispatchError, Outcome};
+use kraliki_commands::Outcome;
 use kraliki_domain::campaign::settings::merge_patch;
 use kraliki_domain::campaign::{Campaign, CampaignCommand, CampaignOrigin, CampaignSettings};
-use kraliki_domain::campaign_template::{CampaignTemplate, TemplateCommand, TemplateError};
+use kraliki_domain::campaign_template::{CampaignTemplate, TemplateCommand};
 use kraliki_projections::campaign::{self as view, TemplateRow};
 use kraliki_projections::company::Cursor;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::common::{invalid, tenant_context, write_headers, written_id, MANAGERS, READERS};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
+use crate::error::{ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -73,17 +73,6 @@ struct ListQuery {
     q: Option<String>,
     #[allow(dead_code)] // read by `MinPosition`
     min_position: Option<i64>,
-}
-
-fn command_error(e: DispatchError<TemplateError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(TemplateError::InvalidSettings(problems)) => invalid(problems),
-        other => dispatch_error(other, |rule| match rule {
-            TemplateError::NotFound => Code::NotFound,
-            TemplateError::AlreadyExists => Code::AlreadyExists,
-            TemplateError::InvalidSettings(_) => Code::ValidationFailed,
-        }),
-    }
 }
 
 async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<TemplateRow, ApiError> {
@@ -156,11 +145,7 @@ async fn create(
     let id = Uuid::now_v7();
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
     let command = TemplateCommand::CreateTemplate { settings, source_campaign: source, at: Utc::now() };
-    let outcome = state
-        .dispatcher
-        .execute::<CampaignTemplate>(&id.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<CampaignTemplate>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::CREATED).await
 }
 
@@ -215,11 +200,7 @@ async fn update(
     owned(&state, &user, id).await?;
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
     let command = TemplateCommand::UpdateTemplate { patch: body.value, at: Utc::now() };
-    let outcome = state
-        .dispatcher
-        .execute::<CampaignTemplate>(&id.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<CampaignTemplate>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -242,8 +223,7 @@ async fn delete(
             TemplateCommand::DeleteTemplate { at: Utc::now() },
             &ctx,
         )
-        .await
-        .map_err(command_error)?;
+        .await?;
     state.wait_for(view::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -275,11 +255,7 @@ async fn instantiate(
         origin: CampaignOrigin::Template { template_id: id },
         at: Utc::now(),
     };
-    let outcome = state
-        .dispatcher
-        .execute::<Campaign>(&campaign_id.to_string(), command, &ctx)
-        .await
-        .map_err(super::campaigns::command_error)?;
+    let outcome = state.dispatcher.execute::<Campaign>(&campaign_id.to_string(), command, &ctx).await?;
     let campaign_id = written_id(&outcome, campaign_id);
     state.wait_for(view::NAME, outcome.position).await?;
     let row = view::get(&state.pool, user.company_id, campaign_id).await?.ok_or_else(ApiError::not_found)?;

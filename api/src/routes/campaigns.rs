@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{DispatchError, Outcome};
+use kraliki_commands::Outcome;
 use kraliki_domain::call_list::{CallList, CallListCommand, CallListSpec, ContactFilter, SortKey};
 use kraliki_domain::campaign::settings::merge_patch;
 use kraliki_domain::campaign::{
-    Campaign, CampaignCommand, CampaignError, CampaignOrigin, CampaignSettings, CampaignStatus, Readiness,
+    Campaign, CampaignCommand, CampaignOrigin, CampaignSettings, CampaignStatus, Readiness,
 };
 use kraliki_projections::campaign::{self as view, CampaignFilter, CampaignRow};
 use kraliki_projections::company::Cursor;
@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::common::{invalid, tenant_context, write_headers, written_id, MANAGERS, READERS};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
+use crate::error::{ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -135,32 +135,6 @@ struct CloneBody {
     include_call_lists: Option<bool>,
 }
 
-pub(crate) fn command_error(e: DispatchError<CampaignError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(CampaignError::InvalidSettings(problems)) => invalid(problems),
-        DispatchError::Rejected(CampaignError::LockedWhileActive(fields)) => {
-            let mut error =
-                ApiError::new(Code::LockedWhileActive).detail("pause the campaign to change these");
-            for f in fields {
-                error = error.field(
-                    f,
-                    "locked_while_active",
-                    "changes only while the campaign is paused or a draft",
-                );
-            }
-            error
-        }
-        other => dispatch_error(other, |rule| match rule {
-            CampaignError::NotFound => Code::NotFound,
-            CampaignError::AlreadyExists => Code::AlreadyExists,
-            CampaignError::NoContacts | CampaignError::EndTimePassed => Code::CampaignNotReady,
-            CampaignError::ProviderNotConfigured(_) => Code::ProviderNotConfigured,
-            CampaignError::InvalidTransition { .. } | CampaignError::StillRunning => Code::InvalidState,
-            CampaignError::InvalidSettings(_) | CampaignError::LockedWhileActive(_) => Code::ValidationFailed,
-        }),
-    }
-}
-
 /// The campaign as the read model shows it once it applied `outcome`.
 async fn answer(
     state: &AppState,
@@ -241,8 +215,7 @@ async fn create(
     let id = Uuid::now_v7();
     let command = CampaignCommand::CreateCampaign { settings, origin, at: Utc::now() };
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
-    let outcome =
-        state.dispatcher.execute::<Campaign>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Campaign>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::CREATED).await
 }
 
@@ -307,8 +280,7 @@ async fn change(
     owned(&state, &user, id).await?;
     let command = CampaignCommand::UpdateCampaign { patch: body.value, at: Utc::now() };
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
-    let outcome =
-        state.dispatcher.execute::<Campaign>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Campaign>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -362,8 +334,7 @@ async fn delete(
     let outcome = state
         .dispatcher
         .execute::<Campaign>(&id.to_string(), CampaignCommand::DeleteCampaign { at: Utc::now() }, &ctx)
-        .await
-        .map_err(command_error)?;
+        .await?;
     state.wait_for(view::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -409,11 +380,8 @@ async fn lifecycle(
         None => (None, String::new()),
     };
     let ctx = tenant_context(&headers, &user, None, fingerprint);
-    let outcome = state
-        .dispatcher
-        .execute::<Campaign>(&id.to_string(), make(reason, readiness), &ctx)
-        .await
-        .map_err(command_error)?;
+    let outcome =
+        state.dispatcher.execute::<Campaign>(&id.to_string(), make(reason, readiness), &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -541,11 +509,7 @@ async fn clone_campaign(
         origin: CampaignOrigin::Clone { campaign_id: id },
         at: Utc::now(),
     };
-    let mut outcome = state
-        .dispatcher
-        .execute::<Campaign>(&new_id.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    let mut outcome = state.dispatcher.execute::<Campaign>(&new_id.to_string(), command, &ctx).await?;
     if b.include_call_lists.unwrap_or(true) && !outcome.replayed {
         let plain = tenant_context(&headers, &user, None, String::new());
         for list in view::call_lists_of(&state.pool, id).await? {
@@ -555,11 +519,8 @@ async fn clone_campaign(
                 order: serde_json::from_value(list.sort).map_err(anyhow::Error::from)?,
             };
             let command = CallListCommand::CreateCallList { campaign_id: new_id, spec, at: Utc::now() };
-            let created = state
-                .dispatcher
-                .execute::<CallList>(&Uuid::now_v7().to_string(), command, &plain)
-                .await
-                .map_err(|e| dispatch_error(e, |_| Code::InvalidState))?;
+            let created =
+                state.dispatcher.execute::<CallList>(&Uuid::now_v7().to_string(), command, &plain).await?;
             outcome.position = created.position.or(outcome.position);
         }
     }

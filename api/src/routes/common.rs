@@ -7,7 +7,7 @@ use kraliki_commands::{CommandContext, Outcome};
 use kraliki_domain::values::InvalidValue;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Code};
+use crate::error::ApiError;
 
 /// The command context: `tenant` owns the target, the caller is the actor, the caller's own
 /// company scopes their idempotency keys, the request id correlates.
@@ -38,13 +38,39 @@ pub fn tenant_context(
     context(headers, user, user.company_id, key, fingerprint)
 }
 
+/// A keyed creation: a retry of a request that already succeeded gets the first outcome before
+/// the route's own checks run (they may refuse because of what that first request did — a
+/// duplicate it created itself), and again if `prepare` refuses (a concurrent first request may
+/// have committed meanwhile). `prepare` makes those checks and the command.
+pub async fn create<A>(
+    state: &crate::state::AppState,
+    ctx: &CommandContext,
+    id: uuid::Uuid,
+    prepare: impl std::future::Future<Output = Result<A::Command, ApiError>>,
+) -> Result<Outcome, ApiError>
+where
+    A: cqrs_es::Aggregate<Services = ()> + Clone + 'static,
+    A::Command: kraliki_domain::CommandPolicy + Clone + Send + Sync,
+    A::Error: crate::error::ErrorCode,
+{
+    if let Some(first) = state.dispatcher.replayed::<A::Error>(ctx).await? {
+        return Ok(first);
+    }
+    let command = match prepare.await {
+        Ok(command) => command,
+        Err(refused) => {
+            return match state.dispatcher.replayed::<A::Error>(ctx).await? {
+                Some(first) => Ok(first),
+                None => Err(refused),
+            }
+        }
+    };
+    Ok(state.dispatcher.execute::<A>(&id.to_string(), command, ctx).await?)
+}
+
 /// Every field problem as one 422 `validation_failed`.
 pub fn invalid(problems: Vec<InvalidValue>) -> ApiError {
-    let mut error = ApiError::new(Code::ValidationFailed);
-    for p in problems {
-        error = error.field(p.field, p.code, p.message);
-    }
-    error
+    crate::error::invalid(&problems)
 }
 
 /// Collects every field problem before answering, so a client fixes them all at once.

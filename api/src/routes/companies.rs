@@ -6,8 +6,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{DispatchError, Outcome};
-use kraliki_domain::company::{Company, CompanyCommand, CompanyError, CompanyProfile, ProfilePatch};
+use kraliki_commands::Outcome;
+use kraliki_domain::company::{Company, CompanyCommand, CompanyProfile, ProfilePatch};
 use kraliki_domain::values::{optional_text, CompanyName, CompanySize, DomainName, InvalidValue, Role};
 use kraliki_projections::company::{self as view, CompanyFilter, CompanyRow, CompanySort, Cursor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::common::{context, write_headers, Checks};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
+use crate::error::{ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -153,16 +153,6 @@ fn website(raw: Option<&str>) -> Result<Option<String>, InvalidValue> {
     }
 }
 
-fn command_error(e: DispatchError<CompanyError>) -> ApiError {
-    dispatch_error(e, |rule| match rule {
-        CompanyError::NotFound => Code::NotFound,
-        CompanyError::AlreadyExists => Code::AlreadyExists,
-        CompanyError::Deactivated | CompanyError::AlreadyDeactivated | CompanyError::NotDeactivated => {
-            Code::InvalidState
-        }
-    })
-}
-
 fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"v{version}\"")).unwrap_or(HeaderValue::from_static("\"v0\""))
 }
@@ -228,8 +218,7 @@ async fn create(
         CompanyProfile { domain: domain.as_str().to_owned(), size: b.size, industry, description, website };
     let command = CompanyCommand::CreateCompany { name, profile, at: Utc::now() };
     let ctx = context(&headers, &user, id, key, body.fingerprint);
-    let outcome =
-        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await?;
     written(&state, id, outcome, StatusCode::CREATED).await
 }
 
@@ -266,8 +255,7 @@ async fn update(
     checks.finish()?;
     let command = CompanyCommand::UpdateCompany { name, profile: patch, at: Utc::now() };
     let ctx = context(&headers, &user, id, key, body.fingerprint);
-    let outcome =
-        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await?;
     written(&state, id, outcome, StatusCode::OK).await
 }
 
@@ -291,8 +279,7 @@ async fn deactivate(
     let fp =
         crate::extract::fingerprint(&axum::http::Method::DELETE, &format!("/api/v1/companies/{id}"), b"");
     let ctx = context(&headers, &user, id, key, fp);
-    let outcome =
-        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Some(position) = outcome.position.and_then(|p| HeaderValue::from_str(&p.to_string()).ok()) {
         response.headers_mut().insert("kraliki-position", position);
@@ -321,8 +308,7 @@ async fn reactivate(
         b"",
     );
     let ctx = context(&headers, &user, id, key, fp);
-    let outcome =
-        state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Company>(&id.to_string(), command, &ctx).await?;
     written(&state, id, outcome, StatusCode::OK).await
 }
 

@@ -12,10 +12,10 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kraliki_commands::import::ImportJob;
-use kraliki_commands::{DispatchError, Outcome};
-use kraliki_domain::contact::{Contact, ContactCommand, ContactError, ContactInput};
+use kraliki_commands::Outcome;
+use kraliki_domain::contact::{Contact, ContactCommand, ContactInput};
 use kraliki_domain::contact_import::{ColumnMapping, ImportFormat};
-use kraliki_domain::do_not_call::{DoNotCallCommand, DoNotCallError, DoNotCallNumber};
+use kraliki_domain::do_not_call::{DoNotCallCommand, DoNotCallNumber};
 use kraliki_domain::values::{PhoneNumber, Role};
 use kraliki_projections::company::Cursor;
 use kraliki_projections::contact::{self as view, ContactQuery, ContactRow, DncRow, ImportRow, ProblemRow};
@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::common::{invalid, tenant_context, write_headers, written_id, MANAGERS, READERS};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
+use crate::error::{ApiError, Code};
 use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, MinPosition, PathId};
 use crate::state::AppState;
 
@@ -44,9 +44,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dnc_remove))
 }
 
-/// Routes that take large bodies (their own size limit, no request timeout).
+/// Uploads streamed to disk (their own size limit, no request timeout).
 pub fn uploads() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(import)).routes(routes!(bulk))
+    OpenApiRouter::new().routes(routes!(import))
+}
+
+/// The seed's JSON bulk route: read whole, so held to `imports.max_bulk_bytes`.
+pub fn bulk_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(bulk))
 }
 
 /// Who may add to the do-not-call list: anyone who talks to callers.
@@ -77,17 +82,6 @@ struct ListQuery {
     do_not_call: Option<bool>,
     #[allow(dead_code)] // read by `MinPosition`
     min_position: Option<i64>,
-}
-
-fn command_error(e: DispatchError<ContactError>) -> ApiError {
-    match e {
-        DispatchError::Rejected(ContactError::Invalid(problems)) => invalid(problems),
-        other => dispatch_error(other, |rule| match rule {
-            ContactError::NotFound => Code::NotFound,
-            ContactError::AlreadyExists => Code::AlreadyExists,
-            ContactError::Invalid(_) => Code::ValidationFailed,
-        }),
-    }
 }
 
 fn duplicate(phone: &str) -> ApiError {
@@ -156,17 +150,18 @@ async fn create(
         input.lists.push(list);
     }
     let mut data = input.parse(region.as_deref()).map_err(invalid)?;
-    if view::find_by_phone(&state.pool, user.company_id, &data.phone_number).await?.is_some() {
-        return Err(duplicate(&data.phone_number));
-    }
-    if view::is_dnc(&state.pool, user.company_id, &data.phone_number).await? {
-        data.do_not_call = true;
-    }
     let id = Uuid::now_v7();
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
-    let command = ContactCommand::CreateContact { data, at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let prepare = async {
+        if view::find_by_phone(&state.pool, user.company_id, &data.phone_number).await?.is_some() {
+            return Err(duplicate(&data.phone_number));
+        }
+        if view::is_dnc(&state.pool, user.company_id, &data.phone_number).await? {
+            data.do_not_call = true;
+        }
+        Ok(ContactCommand::CreateContact { data, at: Utc::now() })
+    };
+    let outcome = super::common::create::<Contact>(&state, &ctx, id, prepare).await?;
     answer(&state, &user, id, &outcome, StatusCode::CREATED).await
 }
 
@@ -235,8 +230,7 @@ async fn change(
     }
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
     let command = ContactCommand::UpdateContact { patch: body.value, known: known(&row), at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -287,8 +281,7 @@ async fn delete(
     let row = owned(&state, &user, id).await?;
     let ctx = tenant_context(&headers, &user, None, String::new());
     let command = ContactCommand::DeleteContact { known: known(&row), at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await?;
     state.wait_for(view::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -316,7 +309,7 @@ async fn mark_dnc(
     let reason = body.and_then(|b| b.value.reason);
     let ctx = tenant_context(&headers, &user, None, String::new());
     let command = ContactCommand::SetDoNotCall { reason: reason.clone(), known: known(&row), at: Utc::now() };
-    state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await?;
     let listing = DoNotCallCommand::AddNumber {
         phone_number: row.phone_number.clone(),
         reason,
@@ -330,8 +323,7 @@ async fn mark_dnc(
             listing,
             &ctx,
         )
-        .await
-        .map_err(dnc_error)?;
+        .await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -349,8 +341,7 @@ async fn clear_dnc(
     let row = owned(&state, &user, id).await?;
     let ctx = tenant_context(&headers, &user, None, String::new());
     let command = ContactCommand::ClearDoNotCall { known: known(&row), at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await.map_err(command_error)?;
+    let outcome = state.dispatcher.execute::<Contact>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
@@ -710,7 +701,7 @@ async fn start_import(
     let submitted = state.importer.submit(job, upload.file_name.clone(), upload.size).await;
     if let Err(e) = submitted {
         let _ = tokio::fs::remove_file(&upload.path).await;
-        return Err(dispatch_error(e, |_| Code::InvalidState));
+        return Err(e.into());
     }
     Ok(())
 }
@@ -905,12 +896,6 @@ async fn import_report(
 
 // Do-not-call list --------------------------------------------------------------------------
 
-fn dnc_error(e: DispatchError<DoNotCallError>) -> ApiError {
-    dispatch_error(e, |rule| match rule {
-        DoNotCallError::NotListed => Code::NotFound,
-    })
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DncPage {
     #[schema(value_type = Vec<Object>)]
@@ -985,8 +970,7 @@ async fn dnc_add(
             command,
             &ctx,
         )
-        .await
-        .map_err(dnc_error)?;
+        .await?;
     state.wait_for(view::NAME, outcome.position).await?;
     let mut r =
         (StatusCode::CREATED, Json(serde_json::json!({ "phone_number": phone.as_str(), "listed": true })))
@@ -1015,8 +999,7 @@ async fn dnc_remove(
             command,
             &ctx,
         )
-        .await
-        .map_err(dnc_error)?;
+        .await?;
     state.wait_for(view::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -64,3 +64,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub fn uploads() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(contacts::uploads())
 }
+
+/// Routes whose JSON bodies may exceed the general limit (held in memory: a limit of their own).
+pub fn large_json() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(contacts::bulk_router())
+}

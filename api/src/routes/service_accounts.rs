@@ -1,13 +1,13 @@
 //! `/api/v1/companies/{id}/service-accounts`: non-human callers (telephony workers,
 //! orchestrators) with API keys. Company admins manage them; a key is shown once.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use kraliki_commands::{CommandContext, DispatchError};
-use kraliki_domain::service_account::{ServiceAccount, ServiceAccountCommand, ServiceAccountError};
+use kraliki_commands::CommandContext;
+use kraliki_domain::service_account::{ServiceAccount, ServiceAccountCommand};
 use kraliki_domain::values::Role;
 use kraliki_projections::service_account::{self as view, ServiceAccountRow};
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{api_keys, AuthUser};
-use crate::error::{dispatch_error, ApiError, Code, Problem};
-use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery};
+use crate::error::{ApiError, Code, Problem};
+use crate::extract::{bad_cursor, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -72,15 +72,6 @@ struct KeyResponse {
     api_key: String,
 }
 
-fn command_error(e: DispatchError<ServiceAccountError>) -> ApiError {
-    dispatch_error(e, |rule| match rule {
-        ServiceAccountError::NotFound | ServiceAccountError::UnknownKey => Code::NotFound,
-        ServiceAccountError::AlreadyExists => Code::AlreadyExists,
-        ServiceAccountError::NoRole => Code::ValidationFailed,
-        ServiceAccountError::Deactivated => Code::InvalidState,
-    })
-}
-
 /// The account, if it belongs to `company` (else not found).
 async fn account_of(state: &AppState, company: Uuid, id: Uuid) -> Result<ServiceAccount, ApiError> {
     let (account, _) = state.dispatcher.load::<ServiceAccount>(&id.to_string()).await?;
@@ -115,7 +106,7 @@ async fn issue(
                 .bind(key.key_id)
                 .execute(&state.pool)
                 .await;
-            Err(command_error(e))
+            Err(e.into())
         }
     }
 }
@@ -128,7 +119,7 @@ async fn issue(
 async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(company): Path<Uuid>,
+    ApiPath(company): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<AccountPage>, ApiError> {
     caller.require_company(company)?;
@@ -169,7 +160,7 @@ struct AccountPage {
 async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(company): Path<Uuid>,
+    ApiPath(company): ApiPath<Uuid>,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
@@ -191,11 +182,7 @@ async fn create(
         roles,
         at: Utc::now(),
     };
-    state
-        .dispatcher
-        .execute::<ServiceAccount>(&id.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    state.dispatcher.execute::<ServiceAccount>(&id.to_string(), command, &ctx).await?;
     let (key, position) = issue(&state, id, &ctx).await?;
     state.wait_for(view::NAME, position).await?;
     let row = view::get(&state.pool, id).await?.ok_or_else(ApiError::not_found)?;
@@ -213,7 +200,7 @@ async fn create(
 async fn issue_key(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((company, account)): Path<(Uuid, Uuid)>,
+    ApiPath((company, account)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
@@ -233,18 +220,14 @@ async fn issue_key(
 async fn revoke_key(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((company, account, key_id)): Path<(Uuid, Uuid, Uuid)>,
+    ApiPath((company, account, key_id)): ApiPath<(Uuid, Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     account_of(&state, company, account).await?;
     let ctx = CommandContext::new(company.to_string(), caller.actor());
     let command = ServiceAccountCommand::RevokeApiKey { key_id: key_id.to_string(), at: Utc::now() };
-    state
-        .dispatcher
-        .execute::<ServiceAccount>(&account.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    state.dispatcher.execute::<ServiceAccount>(&account.to_string(), command, &ctx).await?;
     sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL")
         .bind(key_id)
         .execute(&state.pool)
@@ -261,18 +244,14 @@ async fn revoke_key(
 async fn deactivate(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((company, account)): Path<(Uuid, Uuid)>,
+    ApiPath((company, account)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
     account_of(&state, company, account).await?;
     let ctx = CommandContext::new(company.to_string(), caller.actor());
     let command = ServiceAccountCommand::DeactivateServiceAccount { at: Utc::now() };
-    state
-        .dispatcher
-        .execute::<ServiceAccount>(&account.to_string(), command, &ctx)
-        .await
-        .map_err(command_error)?;
+    state.dispatcher.execute::<ServiceAccount>(&account.to_string(), command, &ctx).await?;
     sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL")
         .bind(account)
         .execute(&state.pool)

@@ -167,7 +167,7 @@ async fn ensure_call(
     match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
         Ok(outcome) => Ok(outcome.position.unwrap_or(0)),
         Err(DispatchError::Rejected(CallError::AlreadyExists)) => Ok(0),
-        Err(e) => Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -237,7 +237,7 @@ async fn apply_webhook(state: &AppState, call_id: Uuid, hook: &TelephonyWebhook)
     match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
         // A late callback on an ended call changes nothing.
         Ok(_) | Err(DispatchError::Rejected(_)) => {}
-        Err(e) => return Err(crate::error::dispatch_error(e, |_| Code::InvalidState)),
+        Err(e) => return Err(e.into()),
     }
     // An outbound Telnyx call that was answered gets its stream to the AI agent now.
     let outbound = call.direction == Some(CallDirection::Outbound) && call.streams.is_empty();
@@ -320,6 +320,14 @@ async fn twilio_voice(
         return Ok(twiml(xml));
     };
     let call_id = call_uuid("twilio", call_sid);
+    // The answer is built before anything is recorded: a call is never written down that we
+    // then cannot answer.
+    let media = ws_url(&public_url(&state, "/api/telephony/twilio/media")?);
+    let mut stream = Stream::new(&media).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    for (name, value) in stream_parameters(&state, call_id, &target) {
+        stream = stream.parameter(name, value);
+    }
+    let answer_xml = VoiceResponse::new().connect(Connect::stream(stream)).to_xml();
     ensure_call(
         &state,
         call_id,
@@ -334,12 +342,7 @@ async fn twilio_voice(
         at: Utc::now(),
     };
     let _ = state.dispatcher.execute::<Call>(&call_id.to_string(), answer, &ctx).await;
-    let media = ws_url(&public_url(&state, "/api/telephony/twilio/media")?);
-    let mut stream = Stream::new(&media).map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    for (name, value) in stream_parameters(&state, call_id, &target) {
-        stream = stream.parameter(name, value);
-    }
-    Ok(twiml(VoiceResponse::new().connect(Connect::stream(stream)).to_xml()))
+    Ok(twiml(answer_xml))
 }
 
 #[utoipa::path(post, path = "/api/telephony/twilio/status", tag = "telephony", operation_id = "twilio_status",

@@ -1,13 +1,13 @@
 //! `/api/v1/companies/{id}/users`: a company's people. Admins manage them; supervisors and
 //! auditors may look; every change is an event on the User aggregate.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_commands::{CommandContext, DispatchError};
-use kraliki_domain::user::{User, UserCommand, UserError};
+use kraliki_commands::CommandContext;
+use kraliki_domain::user::{User, UserCommand};
 use kraliki_domain::values::{Email, Password, PersonName, Role};
 use kraliki_projections::user::{self as view, UserRow};
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::auth::users::{self, CreateUserError, NewUser};
 use crate::auth::AuthUser;
-use crate::error::{dispatch_error, ApiError, Code};
-use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery};
+use crate::error::{ApiError, Code};
+use crate::extract::{bad_cursor, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -100,15 +100,6 @@ struct ListQuery {
     role: Option<String>,
 }
 
-fn command_error(e: DispatchError<UserError>) -> ApiError {
-    dispatch_error(e, |rule| match rule {
-        UserError::NotFound => Code::NotFound,
-        UserError::AlreadyExists => Code::AlreadyExists,
-        UserError::NoRole => Code::ValidationFailed,
-        UserError::Deactivated | UserError::NotDeactivated | UserError::LastRole => Code::InvalidState,
-    })
-}
-
 /// The user as the read model shows it once it applied `position`.
 async fn answer(
     state: &AppState,
@@ -137,7 +128,7 @@ async fn member(state: &AppState, company: Uuid, user_id: Uuid) -> Result<User, 
 async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(company): Path<Uuid>,
+    ApiPath(company): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_company(company)?;
@@ -169,7 +160,7 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(company): Path<Uuid>,
+    ApiPath(company): ApiPath<Uuid>,
     body: ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
@@ -212,7 +203,7 @@ async fn read(
     State(state): State<AppState>,
     caller: AuthUser,
     headers: axum::http::HeaderMap,
-    Path((company, user_id)): Path<(Uuid, Uuid)>,
+    ApiPath((company, user_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     if caller.user_id != user_id {
@@ -236,7 +227,7 @@ async fn read(
 async fn update(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((company, user_id)): Path<(Uuid, Uuid)>,
+    ApiPath((company, user_id)): ApiPath<(Uuid, Uuid)>,
     body: ApiJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
@@ -264,11 +255,7 @@ async fn update(
     }
     let mut position = None;
     for command in commands {
-        let outcome = state
-            .dispatcher
-            .execute::<User>(&user_id.to_string(), command, &ctx)
-            .await
-            .map_err(command_error)?;
+        let outcome = state.dispatcher.execute::<User>(&user_id.to_string(), command, &ctx).await?;
         position = outcome.position.or(position);
     }
     answer(&state, user_id, position, StatusCode::OK).await
@@ -282,7 +269,7 @@ async fn update(
 async fn deactivate(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((company, user_id)): Path<(Uuid, Uuid)>,
+    ApiPath((company, user_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
@@ -294,8 +281,7 @@ async fn deactivate(
     state
         .dispatcher
         .execute::<User>(&user_id.to_string(), UserCommand::DeactivateUser { at: Utc::now() }, &ctx)
-        .await
-        .map_err(command_error)?;
+        .await?;
     // Their sessions end now; access tokens lapse within their lifetime.
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user_id)

@@ -137,6 +137,17 @@ impl ContactInput {
                 "field names are 1–64 characters",
             ));
         }
+        // PostgreSQL keeps no U+0000 in jsonb: a value holding one is refused here, whether it
+        // came in a JSON body or a CSV cell.
+        for (key, value) in &self.custom_fields {
+            if key.contains('\0') || holds_nul(value) {
+                problems.push(InvalidValue::new(
+                    format!("custom_fields.{}", key.replace('\0', "")),
+                    "invalid_characters",
+                    "must not contain control characters",
+                ));
+            }
+        }
         let max_attempts = self.max_attempts.unwrap_or(3);
         if !(1..=20).contains(&max_attempts) {
             problems.push(InvalidValue::new("max_attempts", "out_of_range", "between 1 and 20"));
@@ -200,5 +211,15 @@ impl ContactData {
             vec![InvalidValue::new(path, "invalid", e.into_inner().to_string())]
         })?;
         input.parse(None)
+    }
+}
+
+/// Whether a JSON value holds U+0000 in any string or key.
+pub fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }

@@ -287,7 +287,7 @@ async fn tenants_see_only_themselves_and_roles_are_enforced() {
     let a_company: Uuid = a["user"]["company_id"].as_str().unwrap().parse().unwrap();
     let b_company: Uuid = b["user"]["company_id"].as_str().unwrap().parse().unwrap();
     let admin_a = client_with(a["access_token"].as_str().unwrap());
-    let agent_a = app.as_user(&[Role::Agent], a_company);
+    let agent_a = app.as_user(&[Role::Agent], a_company).await;
 
     // Another tenant's ids are not found, on every id-taking company route.
     let b_url = app.url(&format!("/api/v1/companies/{b_company}"));
@@ -346,7 +346,7 @@ async fn tenants_see_only_themselves_and_roles_are_enforced() {
     // The company read model counts its users.
     app.caught_up().await;
     let got: Value = admin_a.get(&a_url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(got["user_count"], 1);
+    assert_eq!(got["user_count"], 2, "the admin who registered and the agent");
     app.cleanup().await;
 }
 
@@ -655,5 +655,163 @@ async fn the_ui_origin_may_call_with_credentials_and_responses_carry_security_he
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.headers().contains_key("x-request-id"));
+    app.cleanup().await;
+}
+
+/// A new person in `company`, created by its admin, logged in: their access token.
+async fn member_token(
+    app: &TestApp,
+    admin: &reqwest::Client,
+    company: &str,
+    email: &str,
+    roles: &[&str],
+) -> (String, String) {
+    let r = admin
+        .post(app.url(&format!("/api/v1/companies/{company}/users")))
+        .json(&json!({"email": email, "password": "member-pass-1", "full_name": "Member", "roles": roles}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = login(app, email, "member-pass-1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    (id, r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_token_carries_no_authority_after_its_user_is_deactivated_or_demoted() {
+    let app = spawn_app().await;
+    let a: Value = register(&app, "boss@auth-state.example", "State").await;
+    let company = a["user"]["company_id"].as_str().unwrap().to_owned();
+    let admin = client_with(a["access_token"].as_str().unwrap());
+    let users = app.url(&format!("/api/v1/companies/{company}/users"));
+    let new_admin = |email: &str| json!({"email": email, "password": "back-door-1", "full_name": "X", "roles": ["admin"]});
+
+    // Deactivated: the very next request with the old token is refused, everywhere.
+    let (victim, token) = member_token(&app, &admin, &company, "gone@auth-state.example", &["admin"]).await;
+    let old = client_with(&token);
+    assert_eq!(old.get(app.url("/api/v1/auth/me")).send().await.unwrap().status(), StatusCode::OK);
+    let r = admin.delete(format!("{users}/{victim}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = old.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["detail"], "the user is deactivated");
+    let r = old.post(app.url("/api/v1/campaigns")).json(&json!({"name": "After"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = old.post(&users).json(&new_admin("door@auth-state.example")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no back door through a deactivated admin");
+    assert_eq!(
+        login(&app, "door@auth-state.example", "back-door-1").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Demoted to agent: the old admin token no longer creates admins or service accounts.
+    let (demoted, token) =
+        member_token(&app, &admin, &company, "demoted@auth-state.example", &["admin"]).await;
+    let old = client_with(&token);
+    let r = admin.put(format!("{users}/{demoted}")).json(&json!({"roles": ["agent"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = old.post(&users).json(&new_admin("door2@auth-state.example")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = old
+        .post(app.url(&format!("/api/v1/companies/{company}/service-accounts")))
+        .json(&json!({"name": "sneaky", "roles": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // What it may still do as an agent, it does.
+    assert_eq!(old.get(app.url("/api/v1/campaigns")).send().await.unwrap().status(), StatusCode::OK);
+    // Promoted again: in force on the next request too.
+    let r =
+        admin.put(format!("{users}/{demoted}")).json(&json!({"roles": ["supervisor"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = old.post(app.url("/api/v1/campaigns")).json(&json!({"name": "Promoted"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_deactivated_company_is_suspended_for_its_people_and_service_accounts() {
+    let app = spawn_app().await;
+    let a: Value = register(&app, "owner@suspended.example", "Suspended").await;
+    let company = a["user"]["company_id"].as_str().unwrap().to_owned();
+    let refresh = a["refresh_token"].as_str().unwrap().to_owned();
+    let admin = client_with(a["access_token"].as_str().unwrap());
+    let r = admin
+        .post(app.url(&format!("/api/v1/companies/{company}/service-accounts")))
+        .json(&json!({"name": "bot", "roles": ["supervisor"]}))
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<Value>().await.unwrap()["api_key"].as_str().unwrap().to_owned();
+    let campaigns = app.url("/api/v1/campaigns");
+    assert_eq!(
+        app.anon.get(&campaigns).header("x-api-key", &key).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let r = app.client.delete(app.url(&format!("/api/v1/companies/{company}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Nothing works for its people: reads, writes, refresh, login — and its service accounts.
+    let r = admin.get(&campaigns).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "company_inactive");
+    let r = admin.post(&campaigns).json(&json!({"name": "X"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = login(&app, "owner@suspended.example", "s3cret-pass").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "company_inactive");
+    // A wrong password still says only that.
+    assert_eq!(
+        login(&app, "owner@suspended.example", "wrong-pass-9").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app.anon.get(&campaigns).header("x-api-key", &key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Reactivated by the operator: everything works again at once.
+    let r =
+        app.client.post(app.url(&format!("/api/v1/companies/{company}/reactivate"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(admin.get(&campaigns).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login(&app, "owner@suspended.example", "s3cret-pass").await.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn another_instance_sees_a_deactivation_on_the_next_request() {
+    // Two servers on one database: the change is made through one and checked on the other.
+    let app = spawn_app().await;
+    let a: Value = register(&app, "boss@two.example", "Two").await;
+    let company = a["user"]["company_id"].as_str().unwrap().to_owned();
+    let admin = client_with(a["access_token"].as_str().unwrap());
+    let (victim, token) = member_token(&app, &admin, &company, "victim@two.example", &["supervisor"]).await;
+    let second = kraliki_api::Application::build(app.settings.clone()).await.unwrap();
+    let other = format!("http://{}", second.addr());
+    let old = client_with(&token);
+    // Cached on the second instance first.
+    assert_eq!(old.get(format!("{other}/api/v1/campaigns")).send().await.unwrap().status(), StatusCode::OK);
+    let r =
+        admin.delete(app.url(&format!("/api/v1/companies/{company}/users/{victim}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    kraliki_tests::eventually(std::time::Duration::from_secs(2), "the other instance drops the user", || {
+        let (old, other) = (old.clone(), other.clone());
+        async move {
+            let s = old.get(format!("{other}/api/v1/campaigns")).send().await.ok()?.status();
+            (s == StatusCode::UNAUTHORIZED).then_some(())
+        }
+    })
+    .await;
+    second.stop().await;
     app.cleanup().await;
 }

@@ -344,7 +344,7 @@ async fn a_whole_call_reads_back_with_every_step_its_transcript_and_its_events()
 
     // Every role of the company reads calls.
     for role in [Role::Agent, Role::Auditor, Role::Analyst, Role::Supervisor, Role::Admin] {
-        let user = app.as_user(&[role], app.operator_company);
+        let user = app.as_user(&[role], app.operator_company).await;
         let r = user.get(app.url(&format!("/api/v1/calls/{id}/events"))).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{role:?}");
         let r = user.get(app.url("/api/v1/calls")).send().await.unwrap();
@@ -523,10 +523,10 @@ async fn filters_pagination_and_tenant_isolation() {
     }
 
     // Another company sees only its own call; ours are not found, not forbidden.
-    let other = app.as_user(&[Role::Admin], other_company);
+    let other = app.as_user(&[Role::Admin], other_company).await;
     let r = other.get(app.url(&format!("/api/v1/calls?min_position={position}"))).send().await.unwrap();
     assert_eq!(ids(&json_of(r, StatusCode::OK).await), s(&[theirs]));
-    let stranger = app.as_user(&[Role::Admin], Uuid::now_v7());
+    let stranger = app.as_user(&[Role::Admin], Uuid::now_v7()).await;
     let r = stranger.get(app.url("/api/v1/calls")).send().await.unwrap();
     assert_eq!(json_of(r, StatusCode::OK).await["items"], json!([]));
     for path in ["", "/transcript", "/transcript?format=text", "/events"] {

@@ -646,7 +646,7 @@ async fn campaigns_and_contacts_stay_inside_their_company_and_roles_apply() {
     let r = app.post_json("/api/v1/contacts", json!({"phone_number": "+420 603 123 456"})).await;
     assert_eq!(json_of(r, StatusCode::CONFLICT).await["errors"][0]["code"], "duplicate_phone");
 
-    let other = app.as_user(&[Role::Admin], Uuid::now_v7());
+    let other = app.as_user(&[Role::Admin], Uuid::now_v7()).await;
     for path in [
         format!("/api/v1/campaigns/{id}"),
         format!("/api/v1/contacts/{contact}"),
@@ -667,7 +667,7 @@ async fn campaigns_and_contacts_stay_inside_their_company_and_roles_apply() {
         .unwrap();
     assert_eq!(json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await["errors"][0]["field"], "campaign_id");
 
-    let agent = app.as_user(&[Role::Agent], app.operator_company);
+    let agent = app.as_user(&[Role::Agent], app.operator_company).await;
     let r = agent.get(app.url(&format!("/api/v1/campaigns/{id}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = agent.post(app.url("/api/v1/campaigns")).json(&json!({"name": "Mine"})).send().await.unwrap();

@@ -189,3 +189,36 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_company_counts_its_campaigns() {
+    let app = spawn_app().await;
+    let r = app.post_json("/api/v1/companies", json!({"name": "Counted", "domain": "counted.example"})).await;
+    let company: uuid::Uuid = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap();
+    let admin = app.as_user(&[kraliki_domain::values::Role::Admin], company).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = admin
+            .post(app.url("/api/v1/campaigns"))
+            .json(&json!({"name": format!("C{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let r = admin.delete(app.url(&format!("/api/v1/campaigns/{}", ids[0]))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    app.caught_up().await;
+    let got: Value = admin
+        .get(app.url(&format!("/api/v1/companies/{company}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["campaign_count"], 2, "three created, one deleted");
+    assert_eq!(got["user_count"], 1);
+    app.cleanup().await;
+}

@@ -74,8 +74,7 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
     for w in writers {
         w.await.unwrap();
     }
-    let committed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.pool).await.unwrap();
+    let committed = app.count_events().await;
     assert_eq!(committed, 16 * 16, "the held event is not visible yet");
     let later: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
         .bind(held_position)
@@ -97,7 +96,8 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
     assert_eq!(projected_past, 0, "nothing committed after the open transaction is projected yet");
 
     held.commit().await.unwrap();
-    let total = 16 * 16 + 1;
+    // The writers' events, the held one, and the test's operator (a fixture user).
+    let total = 16 * 16 + 1 + app.fixture_events().await;
     let pool = app.pool.clone();
     eventually(Duration::from_secs(30), "every event projected", || {
         let pool = pool.clone();

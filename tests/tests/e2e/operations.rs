@@ -90,10 +90,11 @@ async fn events_export_streams_the_filtered_log_as_ndjson() {
 
     let mut out = Vec::new();
     let n = export(&app.pool, &ExportFilter::default(), &mut out).await.unwrap();
-    assert_eq!(n, 4);
+    let all = 4 + app.fixture_events().await as usize;
+    assert_eq!(n as usize, all);
     let lines: Vec<Value> =
         String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), all);
     assert!(lines.windows(2).all(|w| w[0]["global_position"].as_i64() < w[1]["global_position"].as_i64()));
 
     let mut out = Vec::new();
@@ -109,4 +110,164 @@ async fn events_export_streams_the_filtered_log_as_ndjson() {
     };
     assert_eq!(export(&app.pool, &filter, &mut out).await.unwrap(), 0);
     app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() {
+    let pg = kraliki_tests::PrivatePostgres::start();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url("postgres")).await.unwrap();
+    sqlx::query("CREATE DATABASE kraliki").execute(&mut admin).await.unwrap();
+    drop(admin);
+    let db = kraliki_tests::TestDb { name: "kraliki".into(), url: pg.url("kraliki") };
+    let app = kraliki_tests::spawn_app_in(db, |_| {}, vec![]).await;
+    let r = app.post_json("/api/v1/companies", json!({"name": "Outage", "domain": "outage.example"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let read = app.url(&format!("/api/v1/companies/{id}"));
+    app.pool.close().await;
+
+    pg.down();
+    for attempt in 0..3 {
+        let started = std::time::Instant::now();
+        let r = app.client.get(&read).send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "attempt {attempt}");
+        assert!(r.headers().contains_key("retry-after"));
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "database_unavailable");
+        assert!(took < std::time::Duration::from_secs(4), "answered in {took:?}");
+        let started = std::time::Instant::now();
+        let r = app
+            .client
+            .post(app.url("/api/v1/companies"))
+            .json(&json!({"name": "W", "domain": "w.example"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    }
+    let started = std::time::Instant::now();
+    let r = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "/ready took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json::<Value>().await.unwrap()["checks"]["database"]["ok"], false);
+
+    // Back up: reads and writes work again without a restart.
+    pg.up();
+    kraliki_tests::eventually(std::time::Duration::from_secs(30), "reads recover", || async {
+        (app.client.get(&read).send().await.ok()?.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    kraliki_tests::eventually(std::time::Duration::from_secs(30), "writes recover", || async {
+        let r = app
+            .client
+            .post(app.url("/api/v1/companies"))
+            .json(&json!({"name": "After", "domain": "after.example"}))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::CREATED).then_some(())
+    })
+    .await;
+    let mut app = app;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_starts_while_nats_is_down_and_publishes_everything_once_when_it_comes() {
+    // A port nothing listens on yet; a NATS server of the test's own is started there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut nats_settings = None;
+    let app = kraliki_tests::spawn_app_with(
+        |s| {
+            nats_settings = Some(kraliki_tests::test_nats(s));
+            s.nats_url = Some(format!("nats://127.0.0.1:{port}"));
+            s.projections.ready_max_lag_ms = 200.0;
+        },
+        vec![],
+    )
+    .await;
+    let nats = nats_settings.unwrap();
+    for i in 0..3 {
+        let r = app
+            .post_json(
+                "/api/v1/companies",
+                json!({"name": format!("N{i}"), "domain": format!("n{i}.example")}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "the API works without NATS");
+    }
+    // The publisher lags: degraded, not unready (every instance would leave the load balancer).
+    kraliki_tests::eventually(std::time::Duration::from_secs(10), "/ready says degraded", || async {
+        let r = app.client.get(app.url("/ready")).send().await.ok()?;
+        let ok = r.status() == StatusCode::OK;
+        let body: Value = r.json().await.ok()?;
+        (ok && body["status"] == "degraded").then_some(())
+    })
+    .await;
+
+    let store = std::env::temp_dir().join(kraliki_tests::unique("nats_store"));
+    let mut server = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server (Debian's package)");
+    let client = kraliki_tests::eventually(std::time::Duration::from_secs(10), "NATS up", || async {
+        async_nats::connect(format!("nats://127.0.0.1:{port}")).await.ok()
+    })
+    .await;
+    let js = async_nats::jetstream::new(client);
+    let expected = 3 + app.fixture_events().await as u64;
+    kraliki_tests::eventually(std::time::Duration::from_secs(30), "every event published once", || {
+        let (js, stream) = (js.clone(), nats.stream.clone());
+        async move {
+            let mut s = js.get_stream(&stream).await.ok()?;
+            (s.info().await.ok()?.state.messages == expected).then_some(())
+        }
+    })
+    .await;
+    kraliki_tests::eventually(std::time::Duration::from_secs(10), "/ready says ready", || async {
+        let body: Value = app.client.get(app.url("/ready")).send().await.ok()?.json().await.ok()?;
+        (body["status"] == "ready").then_some(())
+    })
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(store);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn provider_settings_that_would_break_every_webhook_stop_the_server_at_start() {
+    let db = kraliki_tests::TestDb::create().await;
+    type Tweak = fn(&mut kraliki_api::Settings);
+    let cases: [(&str, Tweak); 3] = [
+        ("PUBLIC_BASE_URL must be an https:// URL", |s| {
+            s.providers.public_base_url = Some("http://voice.example.com".into())
+        }),
+        // A DER (SubjectPublicKeyInfo) encoding instead of the raw 32-byte key.
+        ("TELNYX_PUBLIC_KEY must be the 32-byte Ed25519 public key", |s| {
+            s.providers.telnyx_public_key =
+                Some("MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=".into())
+        }),
+        ("OPENAI_REALTIME_URL must be a ws or wss URL", |s| {
+            s.providers.openai_realtime_url = Some("realtime".into())
+        }),
+    ];
+    for (expected, tweak) in cases {
+        let mut settings = kraliki_tests::test_settings(&db);
+        tweak(&mut settings);
+        let error = match kraliki_api::Application::build(settings).await {
+            Ok(_) => panic!("started with a bad setting ({expected})"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(error.contains(expected), "{error}");
+    }
+    db.drop_now().await;
 }

@@ -48,7 +48,7 @@ async fn every_role_gets_exactly_its_rights() {
         (StatusCode::FORBIDDEN, StatusCode::UNAUTHORIZED, StatusCode::CREATED, StatusCode::NO_CONTENT);
     for (caller, role) in callers() {
         let client = match role {
-            Some(role) => app.as_user(&[role], company),
+            Some(role) => app.as_user(&[role], company).await,
             None => app.anon.clone(),
         };
         let index = callers().iter().position(|(c, _)| *c == caller).unwrap();

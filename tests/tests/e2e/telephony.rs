@@ -750,7 +750,9 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     gemini.push_all(FakeGemini::greeting_script(&tone, "Hello from Gemini."));
     gemini.push(Step::wait_for_key("realtimeInput"));
     gemini.push(Step::Json(FakeGemini::interrupted()));
-    gemini.push(Step::Json(FakeGemini::input_transcription("Put me through to billing.", true)));
+    // In chunks and never `finished`, as Gemini's native-audio models send it.
+    gemini.push(Step::Json(FakeGemini::input_transcription("Put me through ", false)));
+    gemini.push(Step::Json(FakeGemini::input_transcription("to billing.", false)));
     gemini.push(Step::Json(FakeGemini::tool_call(
         "fc_1",
         "transfer_to_queue",

@@ -123,7 +123,12 @@ impl GeminiSession {
         })
         .await?;
         let pending_calls = PendingCalls::default();
-        let parser = GeminiParser { downsampler: None, pending_calls: pending_calls.clone() };
+        let parser = GeminiParser {
+            downsampler: None,
+            pending_calls: pending_calls.clone(),
+            caller_text: String::new(),
+            agent_text: String::new(),
+        };
         let upsampler = Resampler::new(TELEPHONY_HZ, GEMINI_INPUT_HZ)
             .map_err(|e| AiError::Config { provider: PROVIDER, message: e.to_string() })?;
         let mut this = Self {
@@ -213,6 +218,7 @@ struct ServerContent {
     model_turn: Option<Content>,
     interrupted: Option<bool>,
     turn_complete: Option<bool>,
+    generation_complete: Option<bool>,
     input_transcription: Option<Transcription>,
     output_transcription: Option<Transcription>,
 }
@@ -272,6 +278,13 @@ struct GeminiParser {
     /// Output rate and its resampler to 8 kHz (`None` rate-wise means 8 kHz already).
     downsampler: Option<(u32, Option<Resampler>)>,
     pending_calls: PendingCalls,
+    /// The caller's and the agent's transcription so far in their current turn. Gemini sends
+    /// transcriptions in chunks and its native-audio models do not set `finished` (publicly
+    /// reported: python-genai #1504, js-genai #1429): a segment is closed at the turn
+    /// boundaries the server does send — `turnComplete`, `generationComplete`, `interrupted`,
+    /// the other speaker starting — or at `finished` when it comes.
+    caller_text: String,
+    agent_text: String,
 }
 
 impl GeminiParser {
@@ -341,26 +354,40 @@ impl GeminiParser {
         };
         if let Some(content) = msg.server_content {
             if content.interrupted == Some(true) {
+                // The caller cut the agent short: what it said so far is its segment.
+                self.close(Speaker::Agent, out);
                 self.reset_output();
                 out.push(AgentEvent::Interrupted);
             }
             if let Some(t) = content.input_transcription {
-                push_transcript(Speaker::Caller, t, out);
+                self.chunk(Speaker::Caller, t, out);
             }
-            for part in content.model_turn.map(|t| t.parts).unwrap_or_default() {
+            let parts = content.model_turn.map(|t| t.parts).unwrap_or_default();
+            if !parts.is_empty() {
+                // The agent answers: the caller's turn is over.
+                self.close(Speaker::Caller, out);
+            }
+            for part in parts {
                 if let Some(blob) = part.inline_data {
                     self.audio(blob, out);
                 }
             }
             if let Some(t) = content.output_transcription {
-                push_transcript(Speaker::Agent, t, out);
+                self.chunk(Speaker::Agent, t, out);
+            }
+            if content.generation_complete == Some(true) {
+                self.close(Speaker::Agent, out);
             }
             if content.turn_complete == Some(true) {
+                self.close(Speaker::Caller, out);
+                self.close(Speaker::Agent, out);
                 self.reset_output();
                 out.push(AgentEvent::ResponseDone);
             }
         }
         if let Some(tool_call) = msg.tool_call {
+            // The agent acts on what the caller said: their turn is over.
+            self.close(Speaker::Caller, out);
             for call in tool_call.function_calls {
                 let call_id = call.id.unwrap_or_else(|| call.name.clone());
                 let arguments = call.args.unwrap_or_else(|| json!({}));
@@ -395,11 +422,46 @@ impl GeminiParser {
     }
 }
 
-fn push_transcript(speaker: Speaker, t: Transcription, out: &mut Vec<AgentEvent>) {
-    let text = t.text.unwrap_or_default();
-    let is_final = t.finished.unwrap_or(false);
-    if !text.is_empty() || is_final {
-        out.push(AgentEvent::Transcript { speaker, text, is_final });
+impl GeminiParser {
+    fn buffer(&mut self, speaker: Speaker) -> &mut String {
+        match speaker {
+            Speaker::Caller => &mut self.caller_text,
+            Speaker::Agent => &mut self.agent_text,
+        }
+    }
+
+    /// A transcription chunk: passed on as a partial, joined into the speaker's segment; one
+    /// speaker starting closes the other's segment.
+    fn chunk(&mut self, speaker: Speaker, t: Transcription, out: &mut Vec<AgentEvent>) {
+        let text = t.text.unwrap_or_default();
+        if !text.is_empty() {
+            let other = match speaker {
+                Speaker::Caller => Speaker::Agent,
+                Speaker::Agent => Speaker::Caller,
+            };
+            self.close(other, out);
+            // Chunks are deltas; a chunk that repeats everything so far (as some servers send
+            // the closing one) replaces it instead.
+            let buffer = self.buffer(speaker);
+            if !buffer.is_empty() && text.starts_with(buffer.as_str()) {
+                *buffer = text.clone();
+            } else {
+                buffer.push_str(&text);
+            }
+            out.push(AgentEvent::Transcript { speaker, text, is_final: false });
+        }
+        if t.finished == Some(true) {
+            self.close(speaker, out);
+        }
+    }
+
+    /// Ends the speaker's segment: the joined chunks as one final transcript.
+    fn close(&mut self, speaker: Speaker, out: &mut Vec<AgentEvent>) {
+        let text = std::mem::take(self.buffer(speaker));
+        let text = text.trim();
+        if !text.is_empty() {
+            out.push(AgentEvent::Transcript { speaker, text: text.to_owned(), is_final: true });
+        }
     }
 }
 
@@ -418,7 +480,62 @@ mod tests {
     use super::*;
 
     fn parser() -> GeminiParser {
-        GeminiParser { downsampler: None, pending_calls: PendingCalls::default() }
+        GeminiParser {
+            downsampler: None,
+            pending_calls: PendingCalls::default(),
+            caller_text: String::new(),
+            agent_text: String::new(),
+        }
+    }
+
+    fn finals(frames: &[Value]) -> Vec<(Speaker, String)> {
+        let mut p = parser();
+        let mut out = Vec::new();
+        for f in frames {
+            p.message(f.to_string().as_bytes(), &mut out);
+        }
+        out.into_iter()
+            .filter_map(|e| match e {
+                AgentEvent::Transcript { speaker, text, is_final: true } => Some((speaker, text)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transcription_chunks_become_segments_at_turn_boundaries_without_finished() {
+        let caller = |t: &str| json!({"serverContent": {"inputTranscription": {"text": t}}});
+        let agent = |t: &str| json!({"serverContent": {"outputTranscription": {"text": t}}});
+        // No `finished` anywhere, as Gemini's native-audio models send it.
+        let got = finals(&[
+            caller("I'd like "),
+            caller("to order."),
+            agent("Sure, "),
+            agent("which size?"),
+            json!({"serverContent": {"generationComplete": true}}),
+            json!({"serverContent": {"turnComplete": true}}),
+            caller("Large."),
+            agent("Great"),
+            json!({"serverContent": {"interrupted": true}}),
+            caller("Wait"),
+            json!({"serverContent": {"turnComplete": true}}),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (Speaker::Caller, "I'd like to order.".to_owned()),
+                (Speaker::Agent, "Sure, which size?".to_owned()),
+                (Speaker::Caller, "Large.".to_owned()),
+                (Speaker::Agent, "Great".to_owned()),
+                (Speaker::Caller, "Wait".to_owned()),
+            ]
+        );
+        // `finished`, where it is sent, closes a segment at once (and only once).
+        let got = finals(&[
+            json!({"serverContent": {"inputTranscription": {"text": "Hello", "finished": true}}}),
+            json!({"serverContent": {"turnComplete": true}}),
+        ]);
+        assert_eq!(got, [(Speaker::Caller, "Hello".to_owned())]);
     }
 
     #[test]

@@ -150,7 +150,7 @@ async fn interruption_and_transcripts_are_reported() {
     ]);
     let mut session = GeminiSession::connect(&fake.config(), &session_config(None)).await.unwrap();
     let events = events_until(&mut session, |e| *e == AgentEvent::ResponseDone).await;
-    assert_eq!(events.len(), 6, "{events:?}");
+    assert_eq!(events.len(), 7, "{events:?}");
     assert!(matches!(&events[0], AgentEvent::AudioOut { ulaw_8k, .. } if ulaw_8k.len() == 320));
     assert_eq!(
         events[1],
@@ -160,11 +160,20 @@ async fn interruption_and_transcripts_are_reported() {
     assert_eq!(
         events[3],
         AgentEvent::Transcript {
+            speaker: Speaker::Caller,
+            text: "Počkejte, prosím.".into(),
+            is_final: false
+        }
+    );
+    // The closing chunk repeats the turn so far: the segment is that text, not twice over.
+    assert_eq!(
+        events[4],
+        AgentEvent::Transcript {
             speaker: Speaker::Caller, text: "Počkejte, prosím.".into(), is_final: true
         }
     );
     // After the interruption the resampler starts from silence: zeros in, μ-law silence out.
-    assert_eq!(events[4], AgentEvent::AudioOut { ulaw_8k: vec![0xFF; 160], item_id: None });
+    assert_eq!(events[5], AgentEvent::AudioOut { ulaw_8k: vec![0xFF; 160], item_id: None });
 }
 
 #[tokio::test]

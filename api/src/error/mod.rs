@@ -14,135 +14,13 @@ use serde::Serialize;
 
 use crate::i18n::Lang;
 
-/// Every code the API answers with, its status and its English title. Codes are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Code {
-    MalformedJson,
-    InvalidBody,
-    ValidationFailed,
-    UnsupportedMediaType,
-    PayloadTooLarge,
-    InvalidQuery,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    AlreadyExists,
-    InvalidState,
-    CampaignNotReady,
-    ProviderNotConfigured,
-    LockedWhileActive,
-    IdempotencyKeyReused,
-    InvalidIdempotencyKey,
-    PreconditionFailed,
-    UnknownPosition,
-    ProjectionLagging,
-    RequestTimeout,
-    Unauthorized,
-    InvalidCredentials,
-    EmailTaken,
-    RegistrationClosed,
-    Forbidden,
-    TooManyRequests,
-    ServiceUnavailable,
-    Internal,
-}
+mod codes;
+mod domain;
+
+pub use codes::Code;
+pub use domain::{invalid, ErrorCode};
 
 impl Code {
-    pub const ALL: [Code; 28] = [
-        Code::MalformedJson,
-        Code::InvalidBody,
-        Code::ValidationFailed,
-        Code::UnsupportedMediaType,
-        Code::PayloadTooLarge,
-        Code::InvalidQuery,
-        Code::NotFound,
-        Code::MethodNotAllowed,
-        Code::Conflict,
-        Code::AlreadyExists,
-        Code::InvalidState,
-        Code::CampaignNotReady,
-        Code::ProviderNotConfigured,
-        Code::LockedWhileActive,
-        Code::IdempotencyKeyReused,
-        Code::InvalidIdempotencyKey,
-        Code::PreconditionFailed,
-        Code::UnknownPosition,
-        Code::ProjectionLagging,
-        Code::RequestTimeout,
-        Code::Unauthorized,
-        Code::InvalidCredentials,
-        Code::EmailTaken,
-        Code::RegistrationClosed,
-        Code::Forbidden,
-        Code::TooManyRequests,
-        Code::ServiceUnavailable,
-        Code::Internal,
-    ];
-
-    pub fn status(self) -> StatusCode {
-        use Code::*;
-        match self {
-            MalformedJson | InvalidQuery | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            InvalidBody | ValidationFailed | IdempotencyKeyReused | UnknownPosition => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            NotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict
-            | AlreadyExists
-            | InvalidState
-            | CampaignNotReady
-            | ProviderNotConfigured
-            | LockedWhileActive => StatusCode::CONFLICT,
-            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ProjectionLagging | ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            EmailTaken => StatusCode::CONFLICT,
-            RegistrationClosed => StatusCode::FORBIDDEN,
-            Forbidden => StatusCode::FORBIDDEN,
-            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        use Code::*;
-        match self {
-            MalformedJson => "The request body is not valid JSON",
-            InvalidBody => "The request body does not have the expected shape",
-            ValidationFailed => "Some fields are invalid",
-            UnsupportedMediaType => "The request body must be application/json",
-            PayloadTooLarge => "The request body is too large",
-            InvalidQuery => "The query string is invalid",
-            NotFound => "Not found",
-            MethodNotAllowed => "Method not allowed",
-            Conflict => "The resource was changed concurrently",
-            AlreadyExists => "The resource already exists",
-            InvalidState => "The resource is not in a state that allows this",
-            CampaignNotReady => "The campaign cannot start yet",
-            ProviderNotConfigured => "The campaign's voice provider has no API key configured",
-            LockedWhileActive => "These settings change only while the campaign is not dialing",
-            IdempotencyKeyReused => "The idempotency key was used with a different request",
-            InvalidIdempotencyKey => "The Idempotency-Key header is invalid",
-            PreconditionFailed => "The resource changed since you read it",
-            UnknownPosition => "The requested log position does not exist",
-            ProjectionLagging => "The read model has not caught up yet",
-            RequestTimeout => "The request took too long",
-            Unauthorized => "Authentication required",
-            InvalidCredentials => "Invalid email or password",
-            EmailTaken => "A user with this e-mail address already exists",
-            RegistrationClosed => "Self-service registration is closed",
-            Forbidden => "Not allowed",
-            TooManyRequests => "Too many requests",
-            ServiceUnavailable => "Service unavailable",
-            Internal => "Internal server error",
-        }
-    }
-
     pub fn as_str(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
     }
@@ -226,23 +104,28 @@ impl ApiError {
         Self::new(Code::NotFound)
     }
 
+    /// An unexpected failure: 500, its cause logged and never sent — unless the cause is the
+    /// database being out of reach, which is 503 `database_unavailable` with `Retry-After`
+    /// (the pool reconnects by itself once it is back).
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
-        Self { source: Some(source.into()), ..Self::new(Code::Internal) }
+        let source = source.into();
+        if source.chain().any(|c| c.downcast_ref::<sqlx::Error>().is_some_and(database_unreachable)) {
+            tracing::warn!(error = format!("{source:#}"), "database unavailable");
+            return Self::new(Code::DatabaseUnavailable).retry_after(2);
+        }
+        Self { source: Some(source), ..Self::new(Code::Internal) }
     }
 }
 
-/// A command's failure as a problem: the broken rule (mapped by `rule`, with its message as the
-/// detail), a conflict (409), a reused idempotency key (422), or an internal error.
-pub fn dispatch_error<E: std::error::Error>(
-    e: kraliki_commands::DispatchError<E>,
-    rule: impl FnOnce(&E) -> Code,
-) -> ApiError {
-    use kraliki_commands::DispatchError;
+/// Whether an error says the database cannot be reached (as opposed to a query that failed).
+pub fn database_unreachable(e: &sqlx::Error) -> bool {
     match e {
-        DispatchError::Rejected(broken) => ApiError::new(rule(&broken)).detail(broken.to_string()),
-        DispatchError::Conflict => ApiError::new(Code::Conflict),
-        DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
-        DispatchError::Store(e) => ApiError::internal(e),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            true
+        }
+        // Class 08 (connection exception) and 57P0x (shut down, cannot connect now).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -303,7 +186,7 @@ impl IntoResponse for ApiError {
 
 fn render(mut problem: Problem, path: &str, lang: Lang, mut response: Response) -> Response {
     problem.instance = Some(path.to_owned());
-    if let Some(code) = Code::ALL.into_iter().find(|c| c.as_str() == problem.code) {
+    if let Some(&code) = Code::ALL.iter().find(|c| c.as_str() == problem.code) {
         problem.title = crate::i18n::title(code, lang).to_owned();
     }
     for e in &mut problem.errors {

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Code};
 
+pub mod strict;
+
 /// A JSON body: `application/json` only, size-limited, parsed with the path of the first bad
 /// field. Syntax errors are 400 `malformed_json`; shape errors (unknown or missing fields, wrong
 /// types) are 422 `invalid_body` with the field named.
@@ -58,8 +60,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::new(Code::MalformedJson).detail(rejection.body_text())
             }
         })?;
+        check_strict(&bytes)?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de).map_err(|error| {
+        let value = serde_path_to_error::deserialize(&mut *de).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
             match inner.classify() {
@@ -79,8 +82,50 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 _ => ApiError::new(Code::MalformedJson).detail(inner.to_string()),
             }
         })?;
+        de.end().map_err(|e| ApiError::new(Code::MalformedJson).detail(e.to_string()))?;
         Ok(Self { value, fingerprint: fingerprint(&method, &path, &bytes) })
     }
+}
+
+/// What every JSON body must be before it is read as the handler's type: syntactically JSON
+/// with nothing after it (400 `malformed_json`), an object at the top (a struct would also
+/// accept an array of its fields), no key twice in an object and no U+0000 in any string
+/// (422, the field named).
+fn check_strict(bytes: &[u8]) -> Result<(), ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    if let Err(error) = serde_path_to_error::deserialize::<_, strict::Strict>(&mut *de) {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        let field = if path == "." { String::new() } else { path };
+        return Err(if let Some(rest) = message.strip_prefix(strict::DUPLICATE_KEY) {
+            let key = rest.split('\u{1f}').nth(1).unwrap_or_default();
+            let field = if field.is_empty() { key.to_owned() } else { format!("{field}.{key}") };
+            ApiError::new(Code::InvalidBody).detail(format!("{field}: {}", strict::DUPLICATE_KEY)).field(
+                field,
+                "duplicate_key",
+                "this key appears more than once in its object",
+            )
+        } else if message.starts_with(strict::NUL_CHARACTER) {
+            ApiError::new(Code::ValidationFailed).field(
+                field,
+                "invalid_characters",
+                "must not contain control characters",
+            )
+        } else {
+            ApiError::new(Code::MalformedJson).detail(message)
+        });
+    }
+    de.end().map_err(|e| ApiError::new(Code::MalformedJson).detail(e.to_string()))?;
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::new(Code::InvalidBody).detail("the body must be a JSON object").field(
+            "",
+            "invalid_type",
+            "expected a JSON object",
+        ));
+    }
+    Ok(())
 }
 
 /// An optional JSON body: none when the request has no body (no Content-Length or zero, and no
@@ -157,11 +202,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        reject_nul_in_query(parts.uri.query())?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
             .map_err(|rejection| ApiError::new(Code::InvalidQuery).detail(rejection.body_text()))
     }
+}
+
+/// A query parameter (name or value) holding U+0000 is refused by name: nothing stores it.
+pub fn reject_nul_in_query(query: Option<&str>) -> Result<(), ApiError> {
+    let Some(query) = query else { return Ok(()) };
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name.contains('\0') || value.contains('\0') {
+            return Err(ApiError::new(Code::InvalidQuery).field(
+                name.replace('\0', ""),
+                "invalid_characters",
+                "must not contain control characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A path id. An id that cannot exist is simply not found.
@@ -175,6 +236,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .await
             .map_err(|_| ApiError::not_found())?;
         raw.parse().map(Self).map_err(|_| ApiError::not_found())
+    }
+}
+
+/// Path parameters. One rule for every route: a path that names nothing that can exist (an id
+/// that is not a UUID, say) is simply not found, never a 400.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|_| ApiError::not_found())
     }
 }
 

@@ -1,0 +1,197 @@
+//! Each domain error's code, once (meilisearch's `ErrorCode` style): routes turn a command's
+//! failure into a problem with `?`, never with a mapping of their own.
+
+use kraliki_commands::DispatchError;
+use kraliki_domain::values::InvalidValue;
+
+use super::{ApiError, Code};
+
+/// A domain error's stable code; `problem` may add detail or per-field problems.
+pub trait ErrorCode: std::error::Error {
+    fn code(&self) -> Code;
+
+    fn problem(&self) -> ApiError {
+        ApiError::new(self.code()).detail(self.to_string())
+    }
+}
+
+/// Every field problem as one 422 `validation_failed`.
+pub fn invalid(problems: &[InvalidValue]) -> ApiError {
+    let mut error = ApiError::new(Code::ValidationFailed);
+    for p in problems {
+        error = error.field(p.field.clone(), p.code, p.message.clone());
+    }
+    error
+}
+
+impl<E: ErrorCode> From<DispatchError<E>> for ApiError {
+    fn from(e: DispatchError<E>) -> Self {
+        match e {
+            DispatchError::Rejected(broken) => broken.problem(),
+            DispatchError::Conflict => ApiError::new(Code::Conflict),
+            DispatchError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused),
+            DispatchError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+mod impls {
+    use kraliki_domain::call::CallError;
+    use kraliki_domain::call_list::CallListError;
+    use kraliki_domain::campaign::CampaignError;
+    use kraliki_domain::campaign_template::TemplateError;
+    use kraliki_domain::company::CompanyError;
+    use kraliki_domain::contact::ContactError;
+    use kraliki_domain::contact_import::ContactImportError;
+    use kraliki_domain::do_not_call::DoNotCallError;
+    use kraliki_domain::service_account::ServiceAccountError;
+    use kraliki_domain::user::UserError;
+
+    use super::{invalid, ErrorCode};
+    use crate::error::{ApiError, Code};
+
+    impl ErrorCode for CampaignError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::NoContacts | Self::EndTimePassed => Code::CampaignNotReady,
+                Self::ProviderNotConfigured(_) => Code::ProviderNotConfigured,
+                Self::InvalidTransition { .. } | Self::StillRunning => Code::InvalidState,
+                Self::InvalidSettings(_) => Code::ValidationFailed,
+                Self::LockedWhileActive(_) => Code::LockedWhileActive,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidSettings(problems) => invalid(problems),
+                Self::LockedWhileActive(fields) => {
+                    let mut error =
+                        ApiError::new(Code::LockedWhileActive).detail("pause the campaign to change these");
+                    for f in fields {
+                        error = error.field(
+                            f.clone(),
+                            "locked_while_active",
+                            "changes only while the campaign is paused or a draft",
+                        );
+                    }
+                    error
+                }
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for CallListError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::Invalid(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::Invalid(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for TemplateError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::InvalidSettings(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidSettings(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for ContactError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::Invalid(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::Invalid(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for CompanyError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::Deactivated | Self::AlreadyDeactivated | Self::NotDeactivated => Code::InvalidState,
+            }
+        }
+    }
+
+    impl ErrorCode for UserError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::NoRole => Code::ValidationFailed,
+                Self::Deactivated | Self::NotDeactivated | Self::LastRole => Code::InvalidState,
+            }
+        }
+    }
+
+    impl ErrorCode for ServiceAccountError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound | Self::UnknownKey => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::NoRole => Code::ValidationFailed,
+                Self::Deactivated => Code::InvalidState,
+            }
+        }
+    }
+
+    impl ErrorCode for DoNotCallError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotListed => Code::NotFound,
+            }
+        }
+    }
+
+    impl ErrorCode for ContactImportError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyStarted | Self::BatchAlreadyRecorded => Code::AlreadyExists,
+                Self::AlreadyFinished | Self::NotValidated => Code::InvalidState,
+            }
+        }
+    }
+
+    impl ErrorCode for CallError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::Ended => Code::InvalidState,
+                Self::NoContactToCallBack | Self::CallbackInThePast => Code::ValidationFailed,
+            }
+        }
+    }
+}

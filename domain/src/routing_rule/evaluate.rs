@@ -28,9 +28,9 @@ use crate::schedule::DAY_KEYS;
 /// What is known about a call when it is routed: field → JSON value (`caller_number`,
 /// `called_number`, `language`, `priority`, `vip`, `campaign_id`, any custom attribute).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]
 #[serde(transparent)]
-pub struct RouteContext(#[cfg_attr(feature = "openapi", schema(value_type = Object))] pub Map<String, Value>);
+pub struct RouteContext(pub Map<String, Value>);
 
 impl RouteContext {
     /// An empty context.

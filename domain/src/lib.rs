@@ -1,6 +1,7 @@
 //! Kraliki Voice's domain: aggregates (state, commands, events, errors, invariants) and the
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
+pub mod agent;
 pub mod call;
 pub mod call_list;
 pub mod campaign;
@@ -9,8 +10,12 @@ pub mod company;
 pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
+pub mod queue;
+pub mod routing;
+pub mod routing_rule;
 pub mod schedule;
 pub mod service_account;
+pub mod team;
 pub mod user;
 pub mod values;
 

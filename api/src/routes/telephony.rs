@@ -234,9 +234,12 @@ async fn apply_webhook(state: &AppState, call_id: Uuid, hook: &TelephonyWebhook)
         | TelephonyEvent::StreamFailed { .. }
         | TelephonyEvent::Unhandled { .. } => return Ok(()),
     };
+    let name = kraliki_domain::CommandPolicy::name(&command);
     match state.dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
-        // A late callback on an ended call changes nothing.
-        Ok(_) | Err(DispatchError::Rejected(_)) => {}
+        Ok(_) => {}
+        // A late or repeated callback the call refuses (it has ended, say) changes nothing, but
+        // it is never dropped silently: logged with the rule it broke, and counted.
+        Err(DispatchError::Rejected(rule)) => refused(scope, name, &call_id, &rule),
         Err(e) => return Err(e.into()),
     }
     // An outbound Telnyx call that was answered gets its stream to the AI agent now.
@@ -251,6 +254,14 @@ async fn apply_webhook(state: &AppState, call_id: Uuid, hook: &TelephonyWebhook)
         stream_telnyx(state, call_id, &target, &hook.call_id).await?;
     }
     Ok(())
+}
+
+/// A webhook's command that the call refused: logged with the cause and counted
+/// (`kraliki_webhook_commands_refused_total`), never silently dropped.
+fn refused(provider: &'static str, command: &'static str, call_id: &Uuid, rule: &CallError) {
+    tracing::info!(provider, command, call = %call_id, reason = %rule, "webhook command refused by the call");
+    metrics::counter!("kraliki_webhook_commands_refused_total", "provider" => provider, "command" => command)
+        .increment(1);
 }
 
 fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
@@ -341,7 +352,11 @@ async fn twilio_voice(
         answered_by: answered_by.map(|a| format!("{a:?}").to_lowercase()),
         at: Utc::now(),
     };
-    let _ = state.dispatcher.execute::<Call>(&call_id.to_string(), answer, &ctx).await;
+    match state.dispatcher.execute::<Call>(&call_id.to_string(), answer, &ctx).await {
+        Ok(_) => {}
+        Err(DispatchError::Rejected(rule)) => refused("twilio", "AnswerCall", &call_id, &rule),
+        Err(e) => return Err(e.into()),
+    }
     Ok(twiml(answer_xml))
 }
 

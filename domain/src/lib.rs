@@ -9,6 +9,7 @@ pub mod company;
 pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
+pub mod pacing;
 pub mod schedule;
 pub mod service_account;
 pub mod user;

@@ -19,7 +19,7 @@
 //! every at-risk call a person answers is assumed dropped, and `q` is the binomial quantile: so
 //! many people answer the at-risk calls or more only with a chance of `drop_risk` (0.01 %).
 //! Waiting calls already have no agent. (A normal approximation, mean + 2–3 σ, let a few small
-//! campaigns past the cap in the simulator: at 3 calls at risk it allows 2.1 drops where 3 happen
+//! campaigns past the cap in the simulator: at 3 calls at risk, p = 0.125, it allows 2.1 drops where 3 happen
 //! 0.2 % of the time, again and again over a day.)
 //! `fp` is the estimate of AMD false positives (Ofcom counts them as abandoned), day window only.
 //! The current denominator is used, though each answer will raise it: the cap holds at every

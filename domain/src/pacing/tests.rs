@@ -266,7 +266,8 @@ proptest! {
     ) {
         let counts = LineCounts { in_flight, live: in_flight + extra };
         let limits = LineLimits::new(max, trunk);
-        for lines in [predictive_lines(level, agents, counts, limits), progressive_lines(idle, counts, limits)] {
+        let predictive = predictive_lines(level, agents, counts, limits);
+        for lines in [predictive, progressive_lines(idle, counts, limits)] {
             prop_assert!(counts.live + lines <= max.min(trunk).max(counts.live));
         }
     }

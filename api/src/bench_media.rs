@@ -505,11 +505,11 @@ async fn bench_calls(
         .wait_for(kraliki_projections::campaign::NAME, created.position)
         .await
         .map_err(|e| anyhow::anyhow!("{:?}", e.code))?;
-    let target = crate::routes::telephony::Target { tenant, campaign: Some(campaign), contact: None };
+    let target = kraliki_voice::calls::Target { tenant, campaign: Some(campaign), contact: None };
     let mut legs = Vec::with_capacity(calls);
     for i in 0..calls {
         let call_sid = format!("CA{}{i:026}", &label[..2]);
-        let call_id = crate::routes::telephony::call_uuid("twilio", &call_sid);
+        let call_id = kraliki_voice::calls::call_uuid("twilio", &call_sid);
         let initiate = CallCommand::InitiateCall {
             direction: CallDirection::Inbound,
             provider: "twilio".into(),
@@ -525,7 +525,9 @@ async fn bench_calls(
             .execute::<Call>(&call_id.to_string(), initiate, ctx)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let parameters = crate::routes::telephony::stream_parameters(state, call_id, &target)
+        let parameters = state
+            .calls
+            .stream_parameters(call_id, &target)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();

@@ -6,7 +6,6 @@ pub mod bench_media;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod dialer;
 pub mod error;
 pub mod export;
 pub mod extract;

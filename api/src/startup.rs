@@ -7,12 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::Router;
-use kraliki_commands::Dispatcher;
+use kraliki_commands::{Dispatcher, Managed, ManagerEnv, ProcessManager, TimerRunner};
 use kraliki_projections::company::CompanyProjection;
 use kraliki_projections::publisher::{EventPublisher, NatsSettings, Sink};
 use kraliki_projections::service_account::ServiceAccountProjection;
 use kraliki_projections::user::UserProjection;
 use kraliki_projections::{Projection, RunnerSettings, Supervisor, Wake};
+use kraliki_voice::calls::CallService;
+use kraliki_voice::dialer::Dialer;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -62,6 +64,16 @@ pub async fn event_sink(
     }
 }
 
+/// The process managers this server runs (the dialer only when `dialer.enabled`).
+pub fn process_managers(settings: &Settings, dialer: &Arc<Dialer>) -> Vec<Arc<dyn ProcessManager>> {
+    let mut managers: Vec<Arc<dyn ProcessManager>> =
+        vec![Arc::new(kraliki_commands::process::cloner::CampaignCloner)];
+    if settings.dialer.enabled {
+        managers.push(dialer.clone());
+    }
+    managers
+}
+
 /// Every projection this build knows, in one place.
 pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
     vec![
@@ -94,6 +106,15 @@ impl Application {
 
     /// Like `build`, with extra projections run beside the built-in ones (tests use this).
     pub async fn build_with(settings: Settings, extra: Vec<Arc<dyn Projection>>) -> anyhow::Result<Self> {
+        Self::build_full(settings, extra, Vec::new()).await
+    }
+
+    /// Like `build_with`, with extra process managers too (tests use this).
+    pub async fn build_full(
+        settings: Settings,
+        extra: Vec<Arc<dyn Projection>>,
+        extra_managers: Vec<Arc<dyn ProcessManager>>,
+    ) -> anyhow::Result<Self> {
         let problems = settings.providers.problems();
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
@@ -106,17 +127,33 @@ impl Application {
         let wake = Wake::new();
         let mut tasks = vec![tokio::spawn(wake.clone().run(pool.clone(), shutdown.clone()))];
         let (sink, live) = event_sink(&settings).await?;
-        let mut all = projections(sink);
-        all.extend(extra);
-        let supervisor = Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), all);
-        if settings.projections.run {
-            tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
-        }
         let create_keys = settings.environment == crate::config::Environment::Development;
         let keys = Arc::new(crate::auth::KeyRing::load(&settings.keys_dir(), create_keys)?);
         let principals = crate::auth::Principals::new(pool.clone());
         tasks.push(tokio::spawn(principals.clone().listen(shutdown.clone())));
         let dispatcher = Dispatcher::new(pool.clone(), wake.clone()).observe(Arc::new(principals.clone()));
+        let calls = CallService::new(settings.providers.clone(), dispatcher.clone(), pool.clone())?;
+        let managers = ManagerEnv {
+            read_wait: Duration::from_millis(settings.http.read_wait_max_ms),
+            ..ManagerEnv::new(dispatcher.clone(), pool.clone(), wake.clone())
+        };
+        let dialer =
+            Arc::new(Dialer::new(calls.clone(), Duration::from_millis(settings.dialer.tick_ms.max(10))));
+        let mut running = process_managers(&settings, &dialer);
+        running.extend(extra_managers);
+        let mut all = projections(sink);
+        all.extend(
+            running
+                .iter()
+                .map(|m| Arc::new(Managed::new(m.clone(), managers.clone())) as Arc<dyn Projection>),
+        );
+        all.extend(extra);
+        let supervisor = Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), all);
+        if settings.projections.run {
+            tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
+            let poll = Duration::from_millis(settings.projections.poll_interval_ms);
+            tasks.push(tokio::spawn(TimerRunner::new(managers.clone(), running, poll).run(shutdown.clone())));
+        }
         let limits = kraliki_commands::import::ImportLimits {
             batch_size: settings.imports.batch_size.max(1),
             max_line_bytes: settings.imports.max_line_bytes,
@@ -128,9 +165,10 @@ impl Application {
             Ok(n) => tracing::warn!(imports = n, "imports interrupted by a stop were marked failed"),
             Err(error) => tracing::warn!(%error, "could not check for interrupted imports"),
         }
-        let media_secret = Arc::new(media_secret(&settings));
         let state = AppState {
-            media_secret,
+            calls,
+            managers,
+            dialer,
             bridge_stats: Arc::default(),
             keys,
             principals,
@@ -143,9 +181,6 @@ impl Application {
             metrics: crate::telemetry::metrics(),
             live,
         };
-        if state.settings.dialer.enabled {
-            tasks.push(tokio::spawn(crate::dialer::run(state.clone(), shutdown.clone())));
-        }
         let listener = TcpListener::bind(state.settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.settings.bind))?;
@@ -218,27 +253,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// The media-token key: derived from the telephony credentials, so every instance agrees; a
-/// random one per process when none is configured (then a stream must reach the instance
-/// that answered its webhook, which is what a single instance does).
-fn media_secret(settings: &Settings) -> [u8; 32] {
-    use secrecy::ExposeSecret;
-    use sha2::Digest;
-    let p = &settings.providers;
-    let parts: Vec<&str> =
-        [&p.twilio_auth_token, &p.telnyx_api_key].into_iter().flatten().map(|s| s.expose_secret()).collect();
-    if parts.is_empty() {
-        return rand::random();
-    }
-    let mut h = sha2::Sha256::new();
-    h.update(b"kraliki-media-token\0");
-    for part in parts {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().into()
 }
 
 /// The detail of the fallback's 404: no route matched (as opposed to a resource not found).

@@ -27,8 +27,11 @@ pub struct AppState {
     pub live: Option<broadcast::Sender<Arc<StoredEvent>>>,
     /// Runs contact imports in the background.
     pub importer: kraliki_commands::import::Importer,
-    /// Keys the HMAC tokens that tie a media stream to the call we set up.
-    pub media_secret: Arc<[u8; 32]>,
+    /// Calls: placing them, the carriers' webhooks, media streams.
+    pub calls: kraliki_voice::calls::CallService,
+    /// What process managers run with (for driving one by hand, e.g. a dialer round).
+    pub managers: kraliki_commands::ManagerEnv,
+    pub dialer: Arc<kraliki_voice::dialer::Dialer>,
     /// Per-frame bridge latencies, collected only while `kraliki bench` measures.
     pub bridge_stats: Arc<std::sync::Mutex<Option<kraliki_voice::bridge::BridgeStats>>>,
 }

@@ -125,11 +125,32 @@ async fn create(
             sqlx::query(&format!("ALTER TABLE {physical} ADD {key}")).execute(&mut **tx).await?;
         }
     }
+    // The head below the transaction barrier: everything before it has committed, so starting
+    // after it misses nothing that comes later.
+    let start: (String, i64) = if projection.starts_at_head() {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT tx_id::text, global_position FROM events \
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or(("0".into(), 0))
+    } else {
+        ("0".into(), 0)
+    };
     let sql = format!(
-        "INSERT INTO projection_builds (name, build_id, version, status) VALUES ($1, $2, $3, 'building') \
-         RETURNING {BUILD_COLUMNS}"
+        "INSERT INTO projection_builds (name, build_id, version, status, last_tx, last_position) \
+         VALUES ($1, $2, $3, 'building', $4::text::xid8, $5) RETURNING {BUILD_COLUMNS}"
     );
-    let row = sqlx::query(&sql).bind(name).bind(next).bind(projection.version()).fetch_one(&mut **tx).await?;
+    let row = sqlx::query(&sql)
+        .bind(name)
+        .bind(next)
+        .bind(projection.version())
+        .bind(start.0)
+        .bind(start.1)
+        .fetch_one(&mut **tx)
+        .await?;
     sqlx::query("SELECT pg_notify($1, $2)").bind(BUILDS_CHANNEL).bind(name).execute(&mut **tx).await?;
     tracing::info!(
         projection = name,

@@ -39,7 +39,7 @@ impl Projection for CallProjection {
     }
 
     fn version(&self) -> i32 {
-        2 // 2: summary
+        3 // 2: summary; 3: requested calls, typed transfer targets
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -56,7 +56,7 @@ impl Projection for CallProjection {
         for e in events.iter().filter(|e| e.aggregate_type == "Call") {
             let id: Uuid = e.aggregate_id.parse()?;
             let event: CallEvent = e.decode()?;
-            let at = occurred_at(&event);
+            let at = event.at();
             steps.push(Step {
                 call_id: id,
                 seq: e.sequence,
@@ -67,26 +67,6 @@ impl Projection for CallProjection {
             call(conn, t, e, id, event).await?;
         }
         append_steps(conn, t, &steps).await
-    }
-}
-
-fn occurred_at(event: &CallEvent) -> DateTime<Utc> {
-    use CallEvent as E;
-    match event {
-        E::CallInitiated { at, .. }
-        | E::CallRinging { at }
-        | E::CallAnswered { at, .. }
-        | E::MediaStreamStarted { at, .. }
-        | E::MediaStreamStopped { at, .. }
-        | E::DtmfReceived { at, .. }
-        | E::TranscriptSegmentAdded { at, .. }
-        | E::AiFunctionCalled { at, .. }
-        | E::TransferRequested { at, .. }
-        | E::RecordingAvailable { at, .. }
-        | E::CallbackScheduled { at, .. }
-        | E::CallSummarized { at, .. }
-        | E::CallCompleted { at, .. }
-        | E::CallFailed { at, .. } => *at,
     }
 }
 
@@ -123,6 +103,39 @@ async fn call(
     let table = t.get(CALLS);
     let seq = e.sequence;
     match event {
+        CallEvent::CallRequested { direction, provider, from, to, campaign_id, contact_id, at, .. } => {
+            let direction = serde_json::to_value(direction)?;
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
+                 campaign_id, contact_id, status, started_at, version, updated_at) \
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, 'requested', $9, $10, $9) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(id)
+            .bind(e.tenant()?)
+            .bind(direction.as_str().unwrap_or_default())
+            .bind(provider)
+            .bind(from)
+            .bind(to)
+            .bind(campaign_id)
+            .bind(contact_id)
+            .bind(at)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        CallEvent::CallPlaced { provider_call_id, at } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET provider_call_id = $4, \
+                 status = CASE WHEN status = 'requested' THEN 'initiated' ELSE status END, \
+                 version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(provider_call_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         CallEvent::CallInitiated {
             direction,
             provider,
@@ -156,7 +169,7 @@ async fn call(
         // Late provider callbacks never move a call backwards.
         CallEvent::CallRinging { at } => {
             sqlx::query(&format!(
-                "UPDATE {table} SET status = CASE WHEN status = 'initiated' THEN 'ringing' ELSE status END, \
+                "UPDATE {table} SET status = CASE WHEN status IN ('requested', 'initiated') THEN 'ringing' ELSE status END, \
                  version = $2, updated_at = $3 WHERE id = $1"
             ))
             .bind(id)
@@ -167,7 +180,7 @@ async fn call(
         }
         CallEvent::CallAnswered { answered_by, at } => {
             sqlx::query(&format!(
-                "UPDATE {table} SET status = CASE WHEN status IN ('initiated', 'ringing') THEN 'in_progress' \
+                "UPDATE {table} SET status = CASE WHEN status IN ('requested', 'initiated', 'ringing') THEN 'in_progress' \
                  ELSE status END, answered_by = $4, answered_at = $3, version = $2, updated_at = $3 WHERE id = $1"
             ))
             .bind(id)
@@ -184,7 +197,7 @@ async fn call(
             .bind(id)
             .bind(seq)
             .bind(at)
-            .bind(target)
+            .bind(target.code())
             .execute(&mut *conn)
             .await?;
         }

@@ -35,7 +35,7 @@ impl Projection for CampaignProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        2 // 2: calls count from their request
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -241,7 +241,10 @@ async fn call_list(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) ->
 async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
     let table = t.get(CAMPAIGNS);
     match e.decode::<CallEvent>()? {
-        CallEvent::CallInitiated { campaign_id: Some(campaign), .. } => {
+        // The attempt starts when we request the call, or when the carrier reports one we
+        // did not request first (inbound, or placed before requests were recorded).
+        CallEvent::CallRequested { campaign_id: Some(campaign), .. }
+        | CallEvent::CallInitiated { campaign_id: Some(campaign), .. } => {
             sqlx::query(&format!(
                 "UPDATE {table} SET total_calls = total_calls + 1, calls_in_flight = calls_in_flight + 1 WHERE id = $1"
             ))

@@ -35,7 +35,7 @@ impl Projection for ContactProjection {
     }
 
     fn version(&self) -> i32 {
-        2 // 2: callbacks
+        3 // 2: callbacks; 3: attempts count from the call's request
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -309,7 +309,8 @@ async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyh
     let contacts = t.get(CONTACTS);
     let per_campaign = t.get(CAMPAIGN_CONTACTS);
     match e.decode::<CallEvent>()? {
-        CallEvent::CallInitiated { contact_id: Some(contact), campaign_id, at, .. } => {
+        CallEvent::CallRequested { contact_id: Some(contact), campaign_id, at, .. }
+        | CallEvent::CallInitiated { contact_id: Some(contact), campaign_id, at, .. } => {
             sqlx::query(&format!(
                 "UPDATE {contacts} SET attempts = attempts + 1, last_attempt_at = $2, \
                  status = CASE WHEN status = 'do_not_call' THEN status ELSE 'calling' END WHERE id = $1"

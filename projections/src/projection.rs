@@ -49,6 +49,13 @@ pub trait Projection: Send + Sync + 'static {
         true
     }
 
+    /// Where a new build starts: the beginning of the log (read models, which must see
+    /// everything), or its head (process managers: a manager deployed today must not act on
+    /// last year's events).
+    fn starts_at_head(&self) -> bool {
+        false
+    }
+
     /// Apply a batch of events, in log order, inside the transaction that also moves the
     /// checkpoint. An error rolls back the batch and the runner retries it.
     async fn apply(

@@ -34,7 +34,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Databases of earlier runs (other pids) are dropped once per process.
+/// Databases of earlier runs (other pids that have exited) are dropped once per process.
 async fn sweep(admin: &mut PgConnection) {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
@@ -47,7 +47,13 @@ async fn sweep(admin: &mut PgConnection) {
             .fetch_all(&mut *admin)
             .await
             .unwrap_or_default();
-            for db in stale {
+            // Only those of test processes that are gone: another run may be going on beside us.
+            let alive = |db: &str| {
+                db.strip_prefix("kraliki_test_")
+                    .and_then(|rest| rest.split('_').next())
+                    .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+            };
+            for db in stale.into_iter().filter(|db| !alive(db)) {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut *admin).await;
             }
         })
@@ -134,6 +140,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub settings: Settings,
     pub extra: Vec<Arc<dyn Projection>>,
+    pub managers: Vec<Arc<dyn kraliki_commands::ProcessManager>>,
     pub fixtures: Fixtures,
 }
 
@@ -147,36 +154,65 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings), extra: Vec<Arc<dy
     spawn_app_in(TestDb::create().await, tweak, extra).await
 }
 
+/// The real server with extra process managers run beside the built-in ones.
+pub async fn spawn_app_managing(
+    tweak: impl FnOnce(&mut Settings),
+    managers: Vec<Arc<dyn kraliki_commands::ProcessManager>>,
+) -> TestApp {
+    let mut app = TestApp::start_on(TestDb::create().await, tweak, Vec::new(), managers).await;
+    app.fixtures_ready().await;
+    app
+}
+
 /// The real server on a database the test made itself (e.g. on a [`PrivatePostgres`]).
 pub async fn spawn_app_in(
     db: TestDb,
     tweak: impl FnOnce(&mut Settings),
     extra: Vec<Arc<dyn Projection>>,
 ) -> TestApp {
-    let mut settings = test_settings(&db);
-    tweak(&mut settings);
-    kraliki_api::telemetry::init_logging(&settings);
-    let pool = PgPoolOptions::new().max_connections(10).connect(&db.url).await.expect("test pool");
-    kraliki_api::db::migrate(&pool).await.expect("migrations");
-    create_test_templates(&pool).await;
-    let app = Application::build_with(settings.clone(), extra.clone()).await.expect("application starts");
-    let base = format!("http://{}", app.addr());
-    let operator_company = Uuid::now_v7();
-    let fixtures = Fixtures::default();
-    let operator_id = fixtures.principal(&app, &[Role::PlatformOperator], operator_company).await;
-    let operator = mint(&app, &[Role::PlatformOperator], operator_id, operator_company);
-    let client = client_with(&operator);
-    TestApp {
-        app: Some(app),
-        base,
-        client,
-        anon: reqwest::Client::new(),
-        operator_company,
-        pool,
-        db,
-        settings,
-        extra,
-        fixtures,
+    let mut app = TestApp::start_on(db, tweak, extra, Vec::new()).await;
+    app.fixtures_ready().await;
+    app
+}
+
+impl TestApp {
+    async fn start_on(
+        db: TestDb,
+        tweak: impl FnOnce(&mut Settings),
+        extra: Vec<Arc<dyn Projection>>,
+        managers: Vec<Arc<dyn kraliki_commands::ProcessManager>>,
+    ) -> TestApp {
+        let mut settings = test_settings(&db);
+        tweak(&mut settings);
+        kraliki_api::telemetry::init_logging(&settings);
+        let pool = PgPoolOptions::new().max_connections(10).connect(&db.url).await.expect("test pool");
+        kraliki_api::db::migrate(&pool).await.expect("migrations");
+        create_test_templates(&pool).await;
+        let app = Application::build_full(settings.clone(), extra.clone(), managers.clone())
+            .await
+            .expect("application starts");
+        let base = format!("http://{}", app.addr());
+        TestApp {
+            app: Some(app),
+            base,
+            client: reqwest::Client::new(),
+            anon: reqwest::Client::new(),
+            operator_company: Uuid::now_v7(),
+            pool,
+            db,
+            settings,
+            extra,
+            managers,
+            fixtures: Fixtures::default(),
+        }
+    }
+
+    /// The platform operator `client` acts as.
+    async fn fixtures_ready(&mut self) {
+        let operator_id =
+            self.fixtures.principal(self.app(), &[Role::PlatformOperator], self.operator_company).await;
+        self.client =
+            client_with(&mint(self.app(), &[Role::PlatformOperator], operator_id, self.operator_company));
     }
 }
 
@@ -281,7 +317,9 @@ impl TestApp {
     /// Starts the server again on the same database (a restart).
     pub async fn start(&mut self) {
         assert!(self.app.is_none(), "already running");
-        let app = Application::build_with(self.settings.clone(), self.extra.clone()).await.expect("restart");
+        let app = Application::build_full(self.settings.clone(), self.extra.clone(), self.managers.clone())
+            .await
+            .expect("restart");
         self.base = format!("http://{}", app.addr());
         self.app = Some(app);
     }

@@ -14,18 +14,27 @@
 //! - records DTMF, final transcript segments, AI function calls and their results, transfer
 //!   requests, the stream's start and stop, and the end: completed with a disposition, or
 //!   failed with the reason when the provider drops, never a panic.
+//!
+//! What the agent may do is the call's [`CallController`] (its functions and how a transfer is
+//! carried out), so the voice AI, an IVR handing over to it, or a supervisor's take-over plug in
+//! without the bridge knowing. The media loop never waits on the database: call steps go to the
+//! call's [`Recorder`], a bounded queue drained in order by a writer task of its own; functions
+//! run beside the loop while audio keeps flowing.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use chrono::Utc;
-use futures::future::BoxFuture;
-use kraliki_commands::{CommandContext, DispatchError, Dispatcher};
-use kraliki_domain::call::{Call, CallCommand, CallError, CallOutcome, Speaker as CallSpeaker};
-use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kraliki_commands::{CommandContext, DispatchError, Dispatcher, Outcome};
+use kraliki_domain::call::{
+    Call, CallCommand, CallError, CallOutcome, Speaker as CallSpeaker, TransferTarget,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::ai::{AgentEvent, AgentSession, Speaker, ToolSpec};
@@ -93,18 +102,126 @@ pub struct StreamStart {
     pub parameters: BTreeMap<String, String>,
 }
 
-/// Moves the call into the named human queue at its telephony provider (Twilio `<Enqueue>`,
-/// Telnyx `enqueue`); `Err` says why it could not.
-pub type TransferFn = Box<dyn FnOnce(String) -> BoxFuture<'static, Result<(), String>> + Send>;
+/// What one function call of the agent led to.
+pub struct FunctionResult {
+    /// Sent back to the agent as the tool result.
+    pub result: Value,
+    /// `Some` ends the bridge (the call ends, or leaves the agent).
+    pub ending: Option<Ending>,
+}
 
-/// What the HTTP layer decided for this stream: which call it is, whose, and the agent.
+/// What the agent on a call may do: the functions it is offered, what each does, and how a
+/// transfer it asks for is carried out at the carrier.
+#[async_trait]
+pub trait CallController: Send + Sync {
+    /// The functions offered to the agent (its session is configured with them).
+    fn tools(&self) -> Vec<ToolSpec>;
+
+    /// Runs one function the agent called. Call steps go through `recorder`.
+    async fn call_function(&self, recorder: &Recorder, name: &str, arguments: &Value) -> FunctionResult;
+
+    /// Moves the caller to `target` once the agent has left the call; `Err` says why not.
+    async fn transfer(&self, target: &TransferTarget) -> Result<(), String>;
+}
+
+/// What the service decided for this stream: which call it is, whose, the agent and what the
+/// agent may do.
 pub struct CallSetup {
     pub call_id: Uuid,
     pub tenant_id: String,
-    pub contact: Option<Value>,
     pub session: Box<dyn AgentSession>,
-    /// How a `transfer_to_queue` is carried out; `None` fails such a transfer.
-    pub transfer: Option<TransferFn>,
+    pub controller: Box<dyn CallController>,
+}
+
+/// How many call steps may wait for the database before the bridge waits too. A step is a
+/// transcript segment, a DTMF digit, a function call — a few a second at most — so the queue
+/// holds minutes of them; only if the database stays stuck that long does the media loop
+/// wait (back-pressure), and nothing is ever dropped for lack of room.
+pub const RECORDER_QUEUE: usize = 256;
+
+/// A store failure is retried for about this long before the step is given up (logged and
+/// counted as `kraliki_call_steps_lost_total`).
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+enum Job {
+    Record(CallCommand),
+    Execute(CallCommand, oneshot::Sender<Result<Outcome, DispatchError<CallError>>>),
+}
+
+/// The call's steps on their way to the event store: a bounded queue, written in order by one
+/// task, so the media loop never waits on the database.
+#[derive(Clone)]
+pub struct Recorder {
+    call_id: Uuid,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Recorder {
+    /// Starts the call's writer; it ends once every `Recorder` clone is dropped and the queue
+    /// is written.
+    pub fn start(
+        dispatcher: Dispatcher,
+        call_id: Uuid,
+        ctx: CommandContext,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (jobs, mut queue) = mpsc::channel::<Job>(RECORDER_QUEUE);
+        let writer = tokio::spawn(async move {
+            let id = call_id.to_string();
+            while let Some(job) = queue.recv().await {
+                match job {
+                    Job::Record(command) => {
+                        let name = kraliki_domain::CommandPolicy::name(&command);
+                        let started = std::time::Instant::now();
+                        loop {
+                            match dispatcher.execute::<Call>(&id, command.clone(), &ctx).await {
+                                Ok(_) | Err(DispatchError::Rejected(CallError::Ended)) => break,
+                                Err(DispatchError::Rejected(rule)) => {
+                                    tracing::info!(call = %call_id, command = name, reason = %rule, "call step refused");
+                                    break;
+                                }
+                                Err(e) if started.elapsed() < RECORD_RETRY => {
+                                    tracing::debug!(call = %call_id, error = %e, "call step not written yet; retrying");
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(call = %call_id, command = name, error = %e, "could not record a call step");
+                                    metrics::counter!("kraliki_call_steps_lost_total", "command" => name)
+                                        .increment(1);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Job::Execute(command, reply) => {
+                        let _ = reply.send(dispatcher.execute::<Call>(&id, command, &ctx).await);
+                    }
+                }
+            }
+        });
+        (Self { call_id, jobs }, writer)
+    }
+
+    pub fn call_id(&self) -> Uuid {
+        self.call_id
+    }
+
+    /// Queues a call step; waits only while the queue is full.
+    pub async fn record(&self, command: CallCommand) {
+        if self.jobs.send(Job::Record(command)).await.is_err() {
+            tracing::warn!(call = %self.call_id, "call step after the call's writer stopped");
+        }
+    }
+
+    /// Runs a command after every step queued before it, and answers its outcome (for what
+    /// the agent must be told, e.g. whether a callback was accepted).
+    pub async fn execute(&self, command: CallCommand) -> Result<Outcome, DispatchError<CallError>> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Execute(command, reply))
+            .await
+            .map_err(|_| DispatchError::Store(anyhow::anyhow!("the call's writer stopped")))?;
+        answer.await.map_err(|_| DispatchError::Store(anyhow::anyhow!("the call's writer stopped")))?
+    }
 }
 
 /// Messages of the phone side, in order.
@@ -199,38 +316,6 @@ impl Wire {
     }
 }
 
-/// The functions every agent may call.
-pub fn call_tools() -> Vec<ToolSpec> {
-    vec![
-        ToolSpec {
-            name: "transfer_to_queue".into(),
-            description: "Transfer the caller to a human agent queue.".into(),
-            parameters: json!({"type": "object", "properties": {
-                "queue": {"type": "string", "description": "Queue name or id"},
-                "reason": {"type": "string"},
-                "summary": {"type": "string", "description": "What the human agent should know about the caller and the call so far"}},
-                "required": ["queue"]}),
-        },
-        ToolSpec {
-            name: "end_call".into(),
-            description: "End the call, with its outcome (disposition) such as sale, not_interested, callback_requested, wrong_number.".into(),
-            parameters: json!({"type": "object", "properties": {
-                "disposition": {"type": "string"}, "summary": {"type": "string"}}, "required": ["disposition"]}),
-        },
-        ToolSpec {
-            name: "schedule_callback".into(),
-            description: "Schedule a call back to this contact at a given time (RFC 3339).".into(),
-            parameters: json!({"type": "object", "properties": {
-                "at": {"type": "string", "format": "date-time"}, "note": {"type": "string"}}, "required": ["at"]}),
-        },
-        ToolSpec {
-            name: "lookup_contact".into(),
-            description: "Look up what is known about the person on the call.".into(),
-            parameters: json!({"type": "object", "properties": {}}),
-        },
-    ]
-}
-
 /// How the call ended, as the bridge saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
@@ -239,7 +324,7 @@ pub enum Ending {
         disposition: Option<String>,
     },
     Transferred {
-        target: String,
+        target: TransferTarget,
     },
     Failed {
         reason: String,
@@ -280,9 +365,8 @@ struct ItemAudio {
 
 struct Live {
     call_id: Uuid,
-    ctx: CommandContext,
+    recorder: Recorder,
     started: Instant,
-    contact: Option<Value>,
     /// The agent item whose audio the phone plays now.
     item: Option<ItemAudio>,
     /// The caller's current turn on the call's clock (ms): from the provider's speech start to
@@ -293,14 +377,6 @@ struct Live {
 impl Bridge {
     pub fn new(dispatcher: Dispatcher) -> Self {
         Self { dispatcher, measure: false }
-    }
-
-    async fn record(&self, live: &Live, command: CallCommand) {
-        let result = self.dispatcher.execute::<Call>(&live.call_id.to_string(), command, &live.ctx).await;
-        match result {
-            Ok(_) | Err(DispatchError::Rejected(CallError::Ended)) => {}
-            Err(e) => tracing::warn!(call = %live.call_id, error = %e, "could not record a call step"),
-        }
     }
 
     /// Runs one media stream to its end: `phone` is the media socket (the caller closes it
@@ -335,27 +411,25 @@ impl Bridge {
             }
         };
         let stream_id = start.stream_id.clone();
-        let CallSetup { call_id, tenant_id, contact, mut session, transfer } = setup(start).await?;
-        let mut live = Live {
+        let CallSetup { call_id, tenant_id, mut session, controller } = setup(start).await?;
+        let (recorder, writer) = Recorder::start(
+            self.dispatcher.clone(),
             call_id,
-            ctx: CommandContext::new(tenant_id, "system:media-bridge"),
-            started: Instant::now(),
-            contact,
-            item: None,
-            caller_turn: None,
-        };
+            CommandContext::new(tenant_id, "system:media-bridge"),
+        );
+        let mut live = Live { call_id, recorder, started: Instant::now(), item: None, caller_turn: None };
+        // Functions the agent called, running beside the media loop.
+        let mut functions = FuturesUnordered::new();
         // Both dialects stream G.711 μ-law at 8 kHz.
         let codec = "PCMU";
-        self.record(
-            &live,
-            CallCommand::StartMediaStream {
+        live.recorder
+            .record(CallCommand::StartMediaStream {
                 stream_id: stream_id.clone(),
                 codec: codec.into(),
                 sample_rate: 8000,
                 at: Utc::now(),
-            },
-        )
-        .await;
+            })
+            .await;
 
         let ending = loop {
             tokio::select! {
@@ -385,7 +459,7 @@ impl Bridge {
                                 }
                             }
                             Phone::Dtmf(digits) => {
-                                self.record(&live, CallCommand::ReceiveDtmf { digits, at: Utc::now() }).await;
+                                live.recorder.record(CallCommand::ReceiveDtmf { digits, at: Utc::now() }).await;
                             }
                             Phone::Mark(name) => {
                                 if let Some((item, ms)) = name.rsplit_once('@') {
@@ -492,19 +566,14 @@ impl Bridge {
                                     None => (CallSpeaker::Agent, now, now),
                                 },
                             };
-                            self.record(&live, CallCommand::AddTranscriptSegment { speaker, text, start_ms, end_ms, at: Utc::now() }).await;
+                            live.recorder.record(CallCommand::AddTranscriptSegment { speaker, text, start_ms, end_ms, at: Utc::now() }).await;
                         }
                         AgentEvent::ToolCall { call_id, name, arguments } => {
-                            let (result, ending) = self.function(&live, &name, &arguments).await;
-                            self.record(&live, CallCommand::RecordFunctionCall {
-                                name: name.clone(), call_id: call_id.clone(), arguments, result: result.clone(), at: Utc::now(),
-                            }).await;
-                            if let Some(ending) = ending {
-                                break ending;
-                            }
-                            if let Err(e) = session.send_tool_result(&call_id, result).await {
-                                tracing::debug!(call = %live.call_id, error = %e, "tool result refused");
-                            }
+                            let (controller, recorder) = (&controller, live.recorder.clone());
+                            functions.push(async move {
+                                let done = controller.call_function(&recorder, &name, &arguments).await;
+                                (call_id, name, arguments, done)
+                            });
                         }
                         AgentEvent::Closed { reason } => break Ending::Failed { reason: format!("voice provider closed: {reason}") },
                         AgentEvent::Error { code, message } => {
@@ -513,117 +582,50 @@ impl Bridge {
                         _ => {}
                     }
                 }
+                Some((call_id, name, arguments, done)) = functions.next(), if !functions.is_empty() => {
+                    live.recorder.record(CallCommand::RecordFunctionCall {
+                        name, call_id: call_id.clone(), arguments, result: done.result.clone(), at: Utc::now(),
+                    }).await;
+                    if let Some(ending) = done.ending {
+                        break ending;
+                    }
+                    if let Err(e) = session.send_tool_result(&call_id, done.result).await {
+                        tracing::debug!(call = %live.call_id, error = %e, "tool result refused");
+                    }
+                }
             }
         };
+        drop(functions);
         let _ = session.close().await;
-        self.record(&live, CallCommand::StopMediaStream { stream_id, at: Utc::now() }).await;
+        let recorder = live.recorder;
+        recorder.record(CallCommand::StopMediaStream { stream_id, at: Utc::now() }).await;
         let at = Utc::now();
-        match &ending {
-            Ending::Completed { disposition } => {
-                self.record(
-                    &live,
-                    CallCommand::CompleteCall {
-                        outcome: CallOutcome::Connected,
-                        disposition: disposition.clone(),
-                        hangup_cause: None,
-                        at,
-                    },
-                )
-                .await;
-            }
-            Ending::Transferred { target } => {
-                let moved = match transfer {
-                    Some(transfer) => transfer(target.clone()).await,
-                    None => Err("this call's provider cannot transfer it".to_owned()),
-                };
-                let command = match moved {
-                    Ok(()) => CallCommand::CompleteCall {
-                        outcome: CallOutcome::Connected,
-                        disposition: Some("transferred".into()),
-                        hangup_cause: None,
-                        at: Utc::now(),
-                    },
-                    Err(reason) => CallCommand::FailCall {
-                        reason: format!("the transfer to queue {target} failed: {reason}"),
-                        at: Utc::now(),
-                    },
-                };
-                self.record(&live, command).await;
-            }
-            Ending::Failed { reason } => {
-                self.record(&live, CallCommand::FailCall { reason: reason.clone(), at }).await;
-            }
-        }
+        let last = match &ending {
+            Ending::Completed { disposition } => CallCommand::CompleteCall {
+                outcome: CallOutcome::Connected,
+                disposition: disposition.clone(),
+                hangup_cause: None,
+                at,
+            },
+            Ending::Transferred { target } => match controller.transfer(target).await {
+                Ok(()) => CallCommand::CompleteCall {
+                    outcome: CallOutcome::Connected,
+                    disposition: Some("transferred".into()),
+                    hangup_cause: None,
+                    at: Utc::now(),
+                },
+                Err(reason) => CallCommand::FailCall {
+                    reason: format!("the transfer to {} failed: {reason}", target.describe()),
+                    at: Utc::now(),
+                },
+            },
+            Ending::Failed { reason } => CallCommand::FailCall { reason: reason.clone(), at },
+        };
+        recorder.record(last).await;
+        // Everything the call did is written before the bridge says it is over.
+        drop(recorder);
+        let _ = writer.await;
         Ok((ending, stats))
-    }
-
-    /// Runs one AI function; `Some(ending)` ends the bridge.
-    async fn function(&self, live: &Live, name: &str, args: &Value) -> (Value, Option<Ending>) {
-        let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
-        match name {
-            "end_call" => {
-                if let Some(summary) = text("summary") {
-                    self.record(live, CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
-                }
-                let disposition = text("disposition").unwrap_or_else(|| "completed".into());
-                (
-                    json!({"ok": true}),
-                    Some(Ending::Completed { disposition: Some(disposition.to_lowercase()) }),
-                )
-            }
-            "transfer_to_queue" => match text("queue") {
-                Some(queue) => {
-                    // A warm transfer: the note for the human goes with the call.
-                    if let Some(summary) = text("summary") {
-                        self.record(live, CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
-                    }
-                    self.record(
-                        live,
-                        CallCommand::RequestTransfer {
-                            target: format!("queue:{queue}"),
-                            reason: text("reason"),
-                            at: Utc::now(),
-                        },
-                    )
-                    .await;
-                    (json!({"ok": true, "queue": queue}), Some(Ending::Transferred { target: queue }))
-                }
-                None => (json!({"ok": false, "error": "queue is required"}), None),
-            },
-            "schedule_callback" => {
-                match text("at").and_then(|a| chrono::DateTime::parse_from_rfc3339(&a).ok()) {
-                    Some(when) => {
-                        let command = CallCommand::ScheduleCallback {
-                            callback_at: when.with_timezone(&Utc),
-                            note: text("note"),
-                            at: Utc::now(),
-                        };
-                        let id = live.call_id.to_string();
-                        match self.dispatcher.execute::<Call>(&id, command, &live.ctx).await {
-                            Ok(_) => {
-                                (json!({"ok": true, "at": when.to_rfc3339(), "note": text("note")}), None)
-                            }
-                            Err(DispatchError::Rejected(e)) => {
-                                (json!({"ok": false, "error": e.to_string()}), None)
-                            }
-                            Err(e) => {
-                                tracing::warn!(call = %live.call_id, error = %e, "could not schedule a callback");
-                                (
-                                    json!({"ok": false, "error": "the callback could not be saved; try again"}),
-                                    None,
-                                )
-                            }
-                        }
-                    }
-                    None => (json!({"ok": false, "error": "at must be an RFC 3339 time"}), None),
-                }
-            }
-            "lookup_contact" => match &live.contact {
-                Some(contact) => (json!({"ok": true, "contact": contact}), None),
-                None => (json!({"ok": false, "error": "the caller is not a known contact"}), None),
-            },
-            other => (json!({"ok": false, "error": format!("unknown function {other}")}), None),
-        }
     }
 }
 

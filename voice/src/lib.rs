@@ -10,6 +10,8 @@
 pub mod ai;
 pub mod audio;
 pub mod bridge;
+pub mod calls;
+pub mod dialer;
 pub mod telephony;
 pub mod telnyx;
 #[cfg(feature = "testing")]

@@ -195,3 +195,27 @@ mod impls {
         }
     }
 }
+
+impl From<kraliki_voice::calls::CallsError> for ApiError {
+    fn from(e: kraliki_voice::calls::CallsError) -> Self {
+        use kraliki_voice::calls::CallsError as E;
+        let detail = e.to_string();
+        match e {
+            E::NotConfigured(_) | E::CarrierRefused(_) => {
+                ApiError::new(Code::ServiceUnavailable).detail(detail)
+            }
+            E::Forbidden(_) => ApiError::new(Code::Forbidden).detail(detail),
+            E::InvalidWebhook(_) => ApiError::new(Code::ValidationFailed).detail(detail),
+            E::CampaignNotActive(_) | E::DoNotCall | E::OutsideCallingWindow => {
+                ApiError::new(Code::InvalidState).detail(detail)
+            }
+            E::NoCallerId => ApiError::new(Code::ValidationFailed).field(
+                "caller_id",
+                "required",
+                "the campaign has no caller id to call from",
+            ),
+            E::Command(command) => command.into(),
+            E::Store(source) => ApiError::internal(source),
+        }
+    }
+}

@@ -28,6 +28,58 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read))
         .routes(routes!(transcript))
         .routes(routes!(events))
+        .routes(routes!(outbound))
+}
+
+/// Places an outbound call to a contact for a campaign, through Twilio or Telnyx.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundBody {
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    /// Detect answering machines (Twilio `MachineDetection=Enable`, Telnyx
+    /// `answering_machine_detection=detect`; reported asynchronously).
+    #[serde(default)]
+    pub detect_machine: bool,
+    /// The carrier: else the campaign's `configuration.telephony_provider`, else Twilio when it
+    /// is configured, else Telnyx.
+    #[serde(default)]
+    pub provider: Option<kraliki_voice::calls::Carrier>,
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/outbound", tag = "calls", operation_id = "calls_outbound", request_body = OutboundBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first call and dials nobody again")),
+    responses((status = 201, body = kraliki_voice::calls::PlacedCall, description = "The provider accepted the call; its progress arrives as webhooks"),
+        (status = 404, body = crate::error::Problem, description = "No such campaign or contact (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Campaign not active, or the contact may not be called now (do-not-call, outside the calling window) (problem+json)"),
+        (status = 422, body = crate::error::Problem, description = "The campaign has no caller id (problem+json)"),
+        (status = 503, body = crate::error::Problem, description = "The carrier (Twilio or Telnyx) is not configured, or it refused (problem+json)")),
+    security(("bearer" = [])))]
+pub async fn outbound(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: axum::http::HeaderMap,
+    crate::extract::IdempotencyKey(key): crate::extract::IdempotencyKey,
+    body: crate::extract::ApiJson<OutboundBody>,
+) -> Result<Response, ApiError> {
+    user.require(super::common::MANAGERS)?;
+    let b = body.value;
+    let campaign = kraliki_projections::campaign::get(&state.pool, user.company_id, b.campaign_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let contact = kraliki_projections::contact::get(&state.pool, user.company_id, b.contact_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let ctx = super::common::tenant_context(&headers, &user, key, body.fingerprint);
+    let dial = kraliki_voice::calls::Dial {
+        call_id: Uuid::now_v7(),
+        campaign: &campaign,
+        contact: &contact,
+        detect_machine: b.detect_machine,
+        carrier: b.provider,
+    };
+    let placed = state.calls.place(dial, &ctx).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(placed)).into_response())
 }
 
 /// A call as the call log shows it.

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::Outcome;
-use kraliki_domain::call_list::{CallList, CallListCommand, CallListSpec, ContactFilter, SortKey};
+use kraliki_domain::call_list::{ContactFilter, SortKey};
 use kraliki_domain::campaign::settings::merge_patch;
 use kraliki_domain::campaign::{
     Campaign, CampaignCommand, CampaignOrigin, CampaignSettings, CampaignStatus, Readiness,
@@ -504,24 +504,21 @@ async fn clone_campaign(
     };
     let new_id = Uuid::now_v7();
     let ctx = tenant_context(&headers, &user, key, fingerprint);
+    let include_call_lists = b.include_call_lists.unwrap_or(true);
     let command = CampaignCommand::CreateCampaign {
         settings,
-        origin: CampaignOrigin::Clone { campaign_id: id },
+        origin: CampaignOrigin::Clone { campaign_id: id, include_call_lists },
         at: Utc::now(),
     };
     let mut outcome = state.dispatcher.execute::<Campaign>(&new_id.to_string(), command, &ctx).await?;
-    if b.include_call_lists.unwrap_or(true) && !outcome.replayed {
-        let plain = tenant_context(&headers, &user, None, String::new());
-        for list in view::call_lists_of(&state.pool, id).await? {
-            let spec = CallListSpec {
-                name: list.name,
-                filter: serde_json::from_value(list.filter).map_err(anyhow::Error::from)?,
-                order: serde_json::from_value(list.sort).map_err(anyhow::Error::from)?,
-            };
-            let command = CallListCommand::CreateCallList { campaign_id: new_id, spec, at: Utc::now() };
-            let created =
-                state.dispatcher.execute::<CallList>(&Uuid::now_v7().to_string(), command, &plain).await?;
-            outcome.position = created.position.or(outcome.position);
+    // The call lists are copied by the campaign_cloner process manager (a retried clone
+    // finishes a copy cut short): answer once it has, and the read model shows them.
+    if include_call_lists {
+        if let Some(created) = outcome.position {
+            state.wait_for(kraliki_commands::process::cloner::NAME, Some(created)).await?;
+            let head: Option<i64> =
+                sqlx::query_scalar("SELECT max(global_position) FROM events").fetch_one(&state.pool).await?;
+            outcome.position = head.or(outcome.position);
         }
     }
     answer(&state, &user, new_id, &outcome, StatusCode::CREATED).await

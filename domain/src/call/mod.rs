@@ -4,14 +4,98 @@
 #[cfg(test)]
 mod tests;
 
+mod commands;
+mod error;
+mod events;
+
+pub use commands::CallCommand;
+pub use error::CallError;
+pub use events::CallEvent;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::CommandPolicy;
+/// Where a transfer takes the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransferTarget {
+    /// One of the tenant's queues, by name or id.
+    Queue {
+        queue: String,
+    },
+    /// A human agent, directly.
+    Agent {
+        agent_id: Uuid,
+    },
+    /// An outside number (E.164).
+    Number {
+        number: String,
+    },
+    /// The campaign's AI voice agent.
+    AiAgent,
+    Voicemail,
+}
+
+impl TransferTarget {
+    /// A compact, stable notation for read models: `queue:billing`, `agent:<id>`,
+    /// `number:+1…`, `ai_agent`, `voicemail` (the first is what untyped events stored).
+    pub fn code(&self) -> String {
+        match self {
+            Self::Queue { queue } => format!("queue:{queue}"),
+            Self::Agent { agent_id } => format!("agent:{agent_id}"),
+            Self::Number { number } => format!("number:{number}"),
+            Self::AiAgent => "ai_agent".into(),
+            Self::Voicemail => "voicemail".into(),
+        }
+    }
+
+    /// Said in words, for people and logs (`queue billing`).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Queue { queue } => format!("queue {queue}"),
+            Self::Agent { agent_id } => format!("agent {agent_id}"),
+            Self::Number { number } => format!("number {number}"),
+            Self::AiAgent => "the AI agent".into(),
+            Self::Voicemail => "voicemail".into(),
+        }
+    }
+}
+
+/// Events before the target was typed stored it as `"queue:<name>"`: both shapes read back.
+impl<'de> Deserialize<'de> for TransferTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Typed {
+            Queue { queue: String },
+            Agent { agent_id: Uuid },
+            Number { number: String },
+            AiAgent,
+            Voicemail,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Legacy(String),
+            Typed(Typed),
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Legacy(s) => match s.split_once(':') {
+                Some(("queue", q)) => Self::Queue { queue: q.to_owned() },
+                Some(("number", n)) => Self::Number { number: n.to_owned() },
+                _ => Self::Queue { queue: s },
+            },
+            Repr::Typed(Typed::Queue { queue }) => Self::Queue { queue },
+            Repr::Typed(Typed::Agent { agent_id }) => Self::Agent { agent_id },
+            Repr::Typed(Typed::Number { number }) => Self::Number { number },
+            Repr::Typed(Typed::AiAgent) => Self::AiAgent,
+            Repr::Typed(Typed::Voicemail) => Self::Voicemail,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,240 +137,13 @@ pub enum Speaker {
     Agent,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallCommand {
-    InitiateCall {
-        direction: CallDirection,
-        provider: String,
-        provider_call_id: Option<String>,
-        from: String,
-        to: String,
-        campaign_id: Option<Uuid>,
-        contact_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-    MarkRinging {
-        at: DateTime<Utc>,
-    },
-    AnswerCall {
-        answered_by: Option<String>,
-        at: DateTime<Utc>,
-    },
-    StartMediaStream {
-        stream_id: String,
-        codec: String,
-        sample_rate: u32,
-        at: DateTime<Utc>,
-    },
-    StopMediaStream {
-        stream_id: String,
-        at: DateTime<Utc>,
-    },
-    ReceiveDtmf {
-        digits: String,
-        at: DateTime<Utc>,
-    },
-    AddTranscriptSegment {
-        speaker: Speaker,
-        text: String,
-        start_ms: u64,
-        end_ms: u64,
-        at: DateTime<Utc>,
-    },
-    RecordFunctionCall {
-        name: String,
-        call_id: String,
-        arguments: Value,
-        result: Value,
-        at: DateTime<Utc>,
-    },
-    RequestTransfer {
-        target: String,
-        reason: Option<String>,
-        at: DateTime<Utc>,
-    },
-    AttachRecording {
-        url: String,
-        duration_seconds: Option<u64>,
-        at: DateTime<Utc>,
-    },
-    /// What the call was about, in a few sentences (the AI agent's summary at the end of the
-    /// call, or for the human agent it hands the caller to).
-    SummarizeCall {
-        summary: String,
-        at: DateTime<Utc>,
-    },
-    /// The person asked to be called back at `callback_at`: the campaign dials the contact
-    /// again then (inside its calling window).
-    ScheduleCallback {
-        callback_at: DateTime<Utc>,
-        note: Option<String>,
-        at: DateTime<Utc>,
-    },
-    CompleteCall {
-        outcome: CallOutcome,
-        disposition: Option<String>,
-        hangup_cause: Option<String>,
-        at: DateTime<Utc>,
-    },
-    FailCall {
-        reason: String,
-        at: DateTime<Utc>,
-    },
-}
-
-impl CommandPolicy for CallCommand {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::InitiateCall { .. } => "InitiateCall",
-            Self::MarkRinging { .. } => "MarkRinging",
-            Self::AnswerCall { .. } => "AnswerCall",
-            Self::StartMediaStream { .. } => "StartMediaStream",
-            Self::StopMediaStream { .. } => "StopMediaStream",
-            Self::ReceiveDtmf { .. } => "ReceiveDtmf",
-            Self::AddTranscriptSegment { .. } => "AddTranscriptSegment",
-            Self::RecordFunctionCall { .. } => "RecordFunctionCall",
-            Self::RequestTransfer { .. } => "RequestTransfer",
-            Self::AttachRecording { .. } => "AttachRecording",
-            Self::SummarizeCall { .. } => "SummarizeCall",
-            Self::ScheduleCallback { .. } => "ScheduleCallback",
-            Self::CompleteCall { .. } => "CompleteCall",
-            Self::FailCall { .. } => "FailCall",
-        }
-    }
-}
-
-/// Stored forever: never rename a variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CallEvent {
-    CallInitiated {
-        direction: CallDirection,
-        provider: String,
-        provider_call_id: Option<String>,
-        from: String,
-        to: String,
-        campaign_id: Option<Uuid>,
-        contact_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-    CallRinging {
-        at: DateTime<Utc>,
-    },
-    CallAnswered {
-        answered_by: Option<String>,
-        at: DateTime<Utc>,
-    },
-    MediaStreamStarted {
-        stream_id: String,
-        codec: String,
-        sample_rate: u32,
-        at: DateTime<Utc>,
-    },
-    MediaStreamStopped {
-        stream_id: String,
-        at: DateTime<Utc>,
-    },
-    DtmfReceived {
-        digits: String,
-        at: DateTime<Utc>,
-    },
-    TranscriptSegmentAdded {
-        speaker: Speaker,
-        text: String,
-        start_ms: u64,
-        end_ms: u64,
-        at: DateTime<Utc>,
-    },
-    AiFunctionCalled {
-        name: String,
-        call_id: String,
-        arguments: Value,
-        result: Value,
-        at: DateTime<Utc>,
-    },
-    TransferRequested {
-        target: String,
-        reason: Option<String>,
-        at: DateTime<Utc>,
-    },
-    RecordingAvailable {
-        url: String,
-        duration_seconds: Option<u64>,
-        at: DateTime<Utc>,
-    },
-    CallSummarized {
-        summary: String,
-        at: DateTime<Utc>,
-    },
-    CallbackScheduled {
-        callback_at: DateTime<Utc>,
-        note: Option<String>,
-        campaign_id: Uuid,
-        contact_id: Uuid,
-        at: DateTime<Utc>,
-    },
-    CallCompleted {
-        outcome: CallOutcome,
-        disposition: Option<String>,
-        duration_seconds: u64,
-        hangup_cause: Option<String>,
-        campaign_id: Option<Uuid>,
-        contact_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-    CallFailed {
-        reason: String,
-        campaign_id: Option<Uuid>,
-        contact_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for CallEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::CallInitiated { .. } => "CallInitiated",
-            Self::CallRinging { .. } => "CallRinging",
-            Self::CallAnswered { .. } => "CallAnswered",
-            Self::MediaStreamStarted { .. } => "MediaStreamStarted",
-            Self::MediaStreamStopped { .. } => "MediaStreamStopped",
-            Self::DtmfReceived { .. } => "DtmfReceived",
-            Self::TranscriptSegmentAdded { .. } => "TranscriptSegmentAdded",
-            Self::AiFunctionCalled { .. } => "AiFunctionCalled",
-            Self::TransferRequested { .. } => "TransferRequested",
-            Self::RecordingAvailable { .. } => "RecordingAvailable",
-            Self::CallSummarized { .. } => "CallSummarized",
-            Self::CallbackScheduled { .. } => "CallbackScheduled",
-            Self::CallCompleted { .. } => "CallCompleted",
-            Self::CallFailed { .. } => "CallFailed",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error("call not found")]
-    NotFound,
-    #[error("call already exists")]
-    AlreadyExists,
-    #[error("the call has ended")]
-    Ended,
-    #[error("only a campaign's call to a known contact can be called back")]
-    NoContactToCallBack,
-    #[error("a callback must be in the future")]
-    CallbackInThePast,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     #[default]
     None,
+    /// We decided to place it; the carrier has not taken it yet.
+    Requested,
     Initiated,
     Ringing,
     Answered,
@@ -335,6 +192,27 @@ impl Aggregate for Call {
         use CallCommand as C;
         use CallEvent as E;
         let event = match command {
+            C::RequestCall { provider, from, to, campaign_id, contact_id, detect_machine, at } => {
+                if self.status != CallStatus::None {
+                    return Err(CallError::AlreadyExists);
+                }
+                E::CallRequested {
+                    direction: CallDirection::Outbound,
+                    provider,
+                    from,
+                    to,
+                    campaign_id,
+                    contact_id,
+                    detect_machine,
+                    at,
+                }
+            }
+            C::RecordPlacement { provider_call_id, at } => match self.status {
+                CallStatus::None => return Err(CallError::NotFound),
+                CallStatus::Requested => E::CallPlaced { provider_call_id, at },
+                // Placed already (a repeat), or its webhooks overtook the placement's answer.
+                _ => return Ok(()),
+            },
             C::InitiateCall {
                 direction,
                 provider,
@@ -364,7 +242,7 @@ impl Aggregate for Call {
                 if self.status == CallStatus::None {
                     return Err(CallError::NotFound);
                 }
-                if self.status != CallStatus::Initiated {
+                if !matches!(self.status, CallStatus::Initiated | CallStatus::Requested) {
                     return Ok(());
                 }
                 E::CallRinging { at }
@@ -469,6 +347,13 @@ impl Aggregate for Call {
 
     fn apply(&mut self, event: CallEvent) {
         match event {
+            CallEvent::CallRequested { direction, campaign_id, contact_id, .. } => {
+                self.status = CallStatus::Requested;
+                self.direction = Some(direction);
+                self.campaign_id = campaign_id;
+                self.contact_id = contact_id;
+            }
+            CallEvent::CallPlaced { .. } => self.status = CallStatus::Initiated,
             CallEvent::CallInitiated { direction, campaign_id, contact_id, .. } => {
                 self.status = CallStatus::Initiated;
                 self.direction = Some(direction);

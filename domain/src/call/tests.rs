@@ -133,3 +133,68 @@ fn a_summary_is_recorded_while_the_call_lives_and_an_empty_one_is_nothing() {
     Given::with(()).given(vec![initiated()]).when(summarize("   ")).then_expect_events(vec![]);
     Given::with(()).given(vec![]).when(summarize("x")).then_expect_error(CallError::NotFound);
 }
+
+fn requested() -> CallEvent {
+    CallEvent::CallRequested {
+        direction: CallDirection::Outbound,
+        provider: "twilio".into(),
+        from: "+14155550100".into(),
+        to: "+14155550123".into(),
+        campaign_id: None,
+        contact_id: None,
+        detect_machine: false,
+        at: at(0),
+    }
+}
+
+#[test]
+fn a_requested_call_is_placed_once_and_a_request_is_made_once() {
+    let request = || CallCommand::RequestCall {
+        provider: "twilio".into(),
+        from: "+14155550100".into(),
+        to: "+14155550123".into(),
+        campaign_id: None,
+        contact_id: None,
+        detect_machine: false,
+        at: at(0),
+    };
+    Given::with(()).given_no_previous_events().when(request()).then_expect_events(vec![requested()]);
+    Given::with(()).given(vec![requested()]).when(request()).then_expect_error(CallError::AlreadyExists);
+    let place = || CallCommand::RecordPlacement { provider_call_id: "CA9".into(), at: at(1) };
+    Given::with(())
+        .given(vec![requested()])
+        .when(place())
+        .then_expect_events(vec![CallEvent::CallPlaced { provider_call_id: "CA9".into(), at: at(1) }]);
+    let placed = CallEvent::CallPlaced { provider_call_id: "CA9".into(), at: at(1) };
+    Given::with(()).given(vec![requested(), placed]).when(place()).then_expect_events(vec![]);
+    // The carrier's ringing may overtake the placement's answer; it still counts.
+    Given::with(())
+        .given(vec![requested()])
+        .when(CallCommand::MarkRinging { at: at(1) })
+        .then_expect_events(vec![CallEvent::CallRinging { at: at(1) }]);
+    // A carrier that refuses fails the request.
+    Given::with(())
+        .given(vec![requested()])
+        .when(CallCommand::FailCall { reason: "refused".into(), at: at(1) })
+        .then_expect_events(vec![CallEvent::CallFailed {
+            reason: "refused".into(),
+            campaign_id: None,
+            contact_id: None,
+            at: at(1),
+        }]);
+}
+
+#[test]
+fn transfer_targets_read_back_from_the_typed_and_the_legacy_shape() {
+    let typed: TransferTarget =
+        serde_json::from_value(serde_json::json!({"type": "queue", "queue": "billing"})).expect("typed");
+    let legacy: TransferTarget = serde_json::from_value(serde_json::json!("queue:billing")).expect("legacy");
+    assert_eq!(typed, TransferTarget::Queue { queue: "billing".into() });
+    assert_eq!(legacy, typed);
+    assert_eq!(
+        serde_json::to_value(&typed).expect("json"),
+        serde_json::json!({"type": "queue", "queue": "billing"})
+    );
+    let ai: TransferTarget = serde_json::from_value(serde_json::json!({"type": "ai_agent"})).expect("ai");
+    assert_eq!(ai, TransferTarget::AiAgent);
+}

@@ -17,6 +17,10 @@ pub enum CampaignOrigin {
     },
     Clone {
         campaign_id: Uuid,
+        /// Copy the source's call lists too (done by the `campaign_cloner` process manager).
+        /// Older events lack it: they were cloned with their lists by the request itself.
+        #[serde(default)]
+        include_call_lists: bool,
     },
 }
 

@@ -133,7 +133,7 @@ async fn a_whole_call_reads_back_with_every_step_its_transcript_and_its_events()
             at: start + secs(16),
         },
         CallCommand::RequestTransfer {
-            target: "+420222333444".into(),
+            target: kraliki_domain::call::TransferTarget::Number { number: "+420222333444".into() },
             reason: Some("wants a human".into()),
             at: start + secs(18),
         },
@@ -183,7 +183,7 @@ async fn a_whole_call_reads_back_with_every_step_its_transcript_and_its_events()
         ("duration_seconds", json!(60)),
         ("total_seconds", json!(67)),
         ("recording_url", json!("https://api.twilio.com/recordings/RE1.wav")),
-        ("transfer_target", json!("+420222333444")),
+        ("transfer_target", json!("number:+420222333444")),
         ("version", json!(13)),
     ] {
         assert_eq!(call[field], expected, "{field}: {call}");
@@ -238,7 +238,10 @@ async fn a_whole_call_reads_back_with_every_step_its_transcript_and_its_events()
         json!({"name": "lookup_plan", "call_id": "fc_1", "arguments": {"phone": "+420603123456"},
                "result": {"plan": "gold", "renewable": true}})
     );
-    assert_eq!(*detail(9), json!({"target": "+420222333444", "reason": "wants a human"}));
+    assert_eq!(
+        *detail(9),
+        json!({"target": {"type": "number", "number": "+420222333444"}, "reason": "wants a human"})
+    );
     assert_eq!(*detail(10), json!({"stream_id": "MZ1"}));
     assert_eq!(
         *detail(11),

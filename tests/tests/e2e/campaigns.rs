@@ -294,7 +294,7 @@ async fn create_import_build_a_list_start_dial_pause_and_clone() {
     let copy_id = copy["id"].as_str().unwrap();
     assert_eq!(copy["name"], "Winter renewals (copy)");
     assert_eq!((copy["status"].as_str(), copy["total_calls"].as_i64()), (Some("draft"), Some(0)));
-    assert_eq!(copy["origin"], json!({"kind": "clone", "campaign_id": id}));
+    assert_eq!(copy["origin"], json!({"kind": "clone", "campaign_id": id, "include_call_lists": true}));
     assert_eq!(copy["calls_per_hour"], 250);
     let r = c.get(app.url(&format!("/api/v1/call-lists?campaign_id={copy_id}"))).send().await.unwrap();
     let lists = json_of(r, StatusCode::OK).await;

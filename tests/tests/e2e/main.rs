@@ -14,6 +14,7 @@ mod idempotency;
 mod nats;
 mod openapi;
 mod operations;
+mod process_managers;
 mod projections;
 mod roles;
 mod telephony;

@@ -35,7 +35,8 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "campaign_view",
             "contact_view",
             "call_view",
-            "event_publisher"
+            "event_publisher",
+            "campaign_cloner"
         ]
     );
 

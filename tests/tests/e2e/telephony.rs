@@ -549,7 +549,7 @@ mod telnyx {
         // The caller hangs up: the stream stops, the call completes, Telnyx's hangup webhook
         // changes nothing more.
         phone.stop().unwrap();
-        let call_id = kraliki_api::routes::telephony::call_uuid("telnyx", &call.call_control_id).to_string();
+        let call_id = kraliki_voice::calls::call_uuid("telnyx", &call.call_control_id).to_string();
         let events = events_until(&app, &call_id, "CallCompleted").await;
         assert_eq!(events.first().unwrap().0, "CallInitiated");
         let hangup = json!({"data": {"record_type": "event", "event_type": "call.hangup", "id": "5a1e4f2c-0000-4000-8000-000000000002",
@@ -636,9 +636,12 @@ mod telnyx {
             "no stream before the answer"
         );
 
+        // Telnyx echoes the dial's client_state (our call id) in the call's webhooks.
+        let client_state = dial["client_state"].clone();
+        assert!(client_state.is_string(), "{dial}");
         let answered = json!({"data": {"record_type": "event", "event_type": "call.answered", "id": "5a1e4f2c-0000-4000-8000-000000000021",
             "occurred_at": "2026-11-24T10:00:05Z", "payload": {"call_control_id": ccid, "call_leg_id": "l", "call_session_id": "s",
-            "client_state": null, "connection_id": "1494404757140276705", "from": "+14155550100", "to": "+420603123456",
+            "client_state": client_state, "connection_id": "1494404757140276705", "from": "+14155550100", "to": "+420603123456",
             "direction": "outgoing", "state": "answered"}}})
         .to_string();
         for _ in 0..2 {
@@ -663,9 +666,11 @@ mod telnyx {
         let events = events_until(&app, &call_id, "CallCompleted").await;
         let (_, done) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
         assert_eq!(done["CallCompleted"]["disposition"], "callback_requested");
-        let (_, initiated) = events.iter().find(|(t, _)| t == "CallInitiated").unwrap();
-        assert_eq!(initiated["CallInitiated"]["direction"], "outbound");
-        assert_eq!(initiated["CallInitiated"]["contact_id"], json!(contact));
+        // Requested first (before Telnyx was asked), then placed with Telnyx's call id.
+        assert_eq!(events[0].0, "CallRequested");
+        assert_eq!(events[0].1["CallRequested"]["direction"], "outbound");
+        assert_eq!(events[0].1["CallRequested"]["contact_id"], json!(contact));
+        assert_eq!(events[1].1["CallPlaced"]["provider_call_id"], json!(ccid));
         let (_, callback) =
             events.iter().find(|(t, _)| t == "CallbackScheduled").expect("callback scheduled");
         assert_eq!(callback["CallbackScheduled"]["note"], "after lunch");
@@ -722,7 +727,7 @@ mod telnyx {
             .is_some());
         phone.send_audio(&[0x11u8; 320], Pace::AsFastAsPossible).await.unwrap();
 
-        let call_id = kraliki_api::routes::telephony::call_uuid("telnyx", &call.call_control_id).to_string();
+        let call_id = kraliki_voice::calls::call_uuid("telnyx", &call.call_control_id).to_string();
         let events = events_until(&app, &call_id, "CallCompleted").await;
         let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
         let (_, completed) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
@@ -793,7 +798,7 @@ async fn a_gemini_call_is_resampled_interrupted_and_transferred_to_a_queue() {
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     let (_, transfer) =
         events.iter().find(|(t, _)| t == "TransferRequested").unwrap_or_else(|| panic!("{types:?}"));
-    assert_eq!(transfer["TransferRequested"]["target"], "queue:billing");
+    assert_eq!(transfer["TransferRequested"]["target"], json!({"type": "queue", "queue": "billing"}));
     let (_, note) = events.iter().find(|(t, _)| t == "CallSummarized").unwrap_or_else(|| panic!("{types:?}"));
     assert_eq!(note["CallSummarized"]["summary"], "Disputes the November invoice.", "a warm transfer");
     let (_, completed) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
@@ -909,7 +914,8 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     let events = events_until(&app, &call_id, "CallCompleted").await;
     let (_, done) = events.iter().find(|(t, _)| t == "CallCompleted").unwrap();
     assert_eq!(done["CallCompleted"]["disposition"], "not_interested");
-    assert_eq!(events[0].1["CallInitiated"]["direction"], "outbound");
+    assert_eq!(events[0].1["CallRequested"]["direction"], "outbound");
+    assert_eq!(events[1].1["CallPlaced"]["provider_call_id"], json!(sid));
 
     // The dialer sees the attempt: connected, so the contact is done for this campaign.
     app.caught_up().await;
@@ -952,12 +958,24 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
     let r = app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
     let state = app.app().state().clone();
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0, "a draft campaign is not dialed");
+    assert_eq!(
+        state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(),
+        0,
+        "a draft campaign is not dialed"
+    );
     let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 2, "up to max_concurrent_calls");
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0, "both lines busy");
+    assert_eq!(
+        state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(),
+        2,
+        "up to max_concurrent_calls"
+    );
+    assert_eq!(
+        state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(),
+        0,
+        "both lines busy"
+    );
     let calls = twilio.calls();
     let mut dialed: Vec<&str> = calls.iter().map(|c| c.to.as_str()).collect();
     dialed.sort();
@@ -968,7 +986,11 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
     // waits for its retry delay.
     // Twilio's final status callback for the call to `to`.
     let ended = |to: &'static str, status: &'static str| {
-        let (app, sid) = (&app, twilio.calls().into_iter().find(|c| c.to == to).unwrap().sid);
+        let call = twilio.calls().into_iter().find(|c| c.to == to).unwrap();
+        let callback = call.params.iter().find(|(n, _)| n == "StatusCallback").unwrap().1.clone();
+        // Twilio calls back the status URL it was given (it names our call).
+        let path = callback.strip_prefix(PUBLIC).unwrap().to_owned();
+        let (app, sid) = (&app, call.sid);
         async move {
             let params = [
                 ("CallSid", sid.as_str()),
@@ -978,13 +1000,13 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
                 ("From", "+14155550100"),
                 ("To", to),
             ];
-            let r = webhook(app, "/api/telephony/twilio/status", &params, None).await;
+            let r = webhook(app, &path, &params, None).await;
             assert_eq!(r.status(), StatusCode::NO_CONTENT);
         }
     };
     ended("+420603100001", "no-answer").await;
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 1);
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
+    assert_eq!(state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(), 1);
+    assert_eq!(state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(), 0);
     let mut dialed: Vec<String> = twilio.calls().into_iter().map(|c| c.to).collect();
     dialed.sort();
     assert_eq!(dialed, ["+420603100001", "+420603100002", "+420603100003"]);
@@ -993,7 +1015,7 @@ async fn the_dialer_keeps_a_progressive_campaign_at_its_concurrency() {
     let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/pause"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     ended("+420603100002", "busy").await;
-    assert_eq!(kraliki_api::dialer::round(&state).await.unwrap(), 0);
+    assert_eq!(state.dialer.round_now(&state.managers, &uuid::Uuid::now_v7().to_string()).await.unwrap(), 0);
     assert_eq!(twilio.calls().len(), 3);
     app.cleanup().await;
 }

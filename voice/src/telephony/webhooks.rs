@@ -129,6 +129,22 @@ pub enum AnsweredBy {
     Unknown,
 }
 
+impl AnsweredBy {
+    /// The stable name recorded on the call (Twilio's vocabulary): `human`, `machine_start`,
+    /// `machine_end_beep`, `machine_end_silence`, `machine_end_other`, `fax`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Machine(MachinePhase::Detected) => "machine_start",
+            Self::Machine(MachinePhase::GreetingEndedBeep) => "machine_end_beep",
+            Self::Machine(MachinePhase::GreetingEndedSilence) => "machine_end_silence",
+            Self::Machine(MachinePhase::GreetingEndedOther) => "machine_end_other",
+            Self::Fax => "fax",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// How far into a machine's greeting the detection reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachinePhase {

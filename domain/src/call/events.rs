@@ -1,0 +1,164 @@
+//! What happened on a call. Stored forever: never rename a variant or a field.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{CallDirection, CallOutcome, Speaker, TransferTarget};
+
+/// Stored forever: never rename a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CallEvent {
+    /// An outbound call we decided to place (the attempt starts here).
+    CallRequested {
+        direction: CallDirection,
+        provider: String,
+        from: String,
+        to: String,
+        campaign_id: Option<Uuid>,
+        contact_id: Option<Uuid>,
+        detect_machine: bool,
+        at: DateTime<Utc>,
+    },
+    /// The carrier took the requested call.
+    CallPlaced {
+        provider_call_id: String,
+        at: DateTime<Utc>,
+    },
+    CallInitiated {
+        direction: CallDirection,
+        provider: String,
+        provider_call_id: Option<String>,
+        from: String,
+        to: String,
+        campaign_id: Option<Uuid>,
+        contact_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    CallRinging {
+        at: DateTime<Utc>,
+    },
+    CallAnswered {
+        answered_by: Option<String>,
+        at: DateTime<Utc>,
+    },
+    MediaStreamStarted {
+        stream_id: String,
+        codec: String,
+        sample_rate: u32,
+        at: DateTime<Utc>,
+    },
+    MediaStreamStopped {
+        stream_id: String,
+        at: DateTime<Utc>,
+    },
+    DtmfReceived {
+        digits: String,
+        at: DateTime<Utc>,
+    },
+    TranscriptSegmentAdded {
+        speaker: Speaker,
+        text: String,
+        start_ms: u64,
+        end_ms: u64,
+        at: DateTime<Utc>,
+    },
+    AiFunctionCalled {
+        name: String,
+        call_id: String,
+        arguments: Value,
+        result: Value,
+        at: DateTime<Utc>,
+    },
+    TransferRequested {
+        target: TransferTarget,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    RecordingAvailable {
+        url: String,
+        duration_seconds: Option<u64>,
+        at: DateTime<Utc>,
+    },
+    CallSummarized {
+        summary: String,
+        at: DateTime<Utc>,
+    },
+    CallbackScheduled {
+        callback_at: DateTime<Utc>,
+        note: Option<String>,
+        campaign_id: Uuid,
+        contact_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    CallCompleted {
+        outcome: CallOutcome,
+        disposition: Option<String>,
+        duration_seconds: u64,
+        hangup_cause: Option<String>,
+        campaign_id: Option<Uuid>,
+        contact_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    CallFailed {
+        reason: String,
+        campaign_id: Option<Uuid>,
+        contact_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CallEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::CallRequested { .. } => "CallRequested",
+            Self::CallPlaced { .. } => "CallPlaced",
+            Self::CallInitiated { .. } => "CallInitiated",
+            Self::CallRinging { .. } => "CallRinging",
+            Self::CallAnswered { .. } => "CallAnswered",
+            Self::MediaStreamStarted { .. } => "MediaStreamStarted",
+            Self::MediaStreamStopped { .. } => "MediaStreamStopped",
+            Self::DtmfReceived { .. } => "DtmfReceived",
+            Self::TranscriptSegmentAdded { .. } => "TranscriptSegmentAdded",
+            Self::AiFunctionCalled { .. } => "AiFunctionCalled",
+            Self::TransferRequested { .. } => "TransferRequested",
+            Self::RecordingAvailable { .. } => "RecordingAvailable",
+            Self::CallSummarized { .. } => "CallSummarized",
+            Self::CallbackScheduled { .. } => "CallbackScheduled",
+            Self::CallCompleted { .. } => "CallCompleted",
+            Self::CallFailed { .. } => "CallFailed",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl CallEvent {
+    /// When it happened (every call event says).
+    pub fn at(&self) -> DateTime<Utc> {
+        use CallEvent as E;
+        match self {
+            E::CallRequested { at, .. }
+            | E::CallPlaced { at, .. }
+            | E::CallInitiated { at, .. }
+            | E::CallRinging { at }
+            | E::CallAnswered { at, .. }
+            | E::MediaStreamStarted { at, .. }
+            | E::MediaStreamStopped { at, .. }
+            | E::DtmfReceived { at, .. }
+            | E::TranscriptSegmentAdded { at, .. }
+            | E::AiFunctionCalled { at, .. }
+            | E::TransferRequested { at, .. }
+            | E::RecordingAvailable { at, .. }
+            | E::CallbackScheduled { at, .. }
+            | E::CallSummarized { at, .. }
+            | E::CallCompleted { at, .. }
+            | E::CallFailed { at, .. } => *at,
+        }
+    }
+}

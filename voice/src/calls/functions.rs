@@ -1,0 +1,163 @@
+//! What the voice AI on a call may do: its functions, and transfers carried out at the carrier.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use kraliki_commands::DispatchError;
+use kraliki_domain::call::{CallCommand, TransferTarget};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::CallService;
+use crate::ai::ToolSpec;
+use crate::bridge::{CallController, Dialect, Ending, FunctionResult, Recorder};
+use crate::telephony::telnyx_control::{CommandId, Enqueue};
+use crate::telephony::twilio_rest::CallInstructions;
+use crate::telephony::twiml::VoiceResponse;
+
+/// The functions every AI agent is offered.
+pub fn call_tools() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "transfer_to_queue".into(),
+            description: "Transfer the caller to a human agent queue.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "queue": {"type": "string", "description": "Queue name or id"},
+                "reason": {"type": "string"},
+                "summary": {"type": "string", "description": "What the human agent should know about the caller and the call so far"}},
+                "required": ["queue"]}),
+        },
+        ToolSpec {
+            name: "end_call".into(),
+            description: "End the call, with its outcome (disposition) such as sale, not_interested, callback_requested, wrong_number.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "disposition": {"type": "string"}, "summary": {"type": "string"}}, "required": ["disposition"]}),
+        },
+        ToolSpec {
+            name: "schedule_callback".into(),
+            description: "Schedule a call back to this contact at a given time (RFC 3339).".into(),
+            parameters: json!({"type": "object", "properties": {
+                "at": {"type": "string", "format": "date-time"}, "note": {"type": "string"}}, "required": ["at"]}),
+        },
+        ToolSpec {
+            name: "lookup_contact".into(),
+            description: "Look up what is known about the person on the call.".into(),
+            parameters: json!({"type": "object", "properties": {}}),
+        },
+    ]
+}
+
+/// The AI agent's functions on one call.
+pub struct AgentFunctions {
+    pub service: CallService,
+    pub dialect: Dialect,
+    pub tenant: Uuid,
+    pub call_id: Uuid,
+    /// Twilio `CallSid` / Telnyx `call_control_id` of the caller's leg.
+    pub provider_call_id: String,
+    /// What is known about the person called (`lookup_contact`).
+    pub contact: Option<Value>,
+}
+
+#[async_trait]
+impl CallController for AgentFunctions {
+    fn tools(&self) -> Vec<ToolSpec> {
+        call_tools()
+    }
+
+    async fn call_function(&self, recorder: &Recorder, name: &str, args: &Value) -> FunctionResult {
+        let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+        let reply = |result: Value| FunctionResult { result, ending: None };
+        match name {
+            "end_call" => {
+                if let Some(summary) = text("summary") {
+                    recorder.record(CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
+                }
+                let disposition = text("disposition").unwrap_or_else(|| "completed".into());
+                FunctionResult {
+                    result: json!({"ok": true}),
+                    ending: Some(Ending::Completed { disposition: Some(disposition.to_lowercase()) }),
+                }
+            }
+            "transfer_to_queue" => match text("queue") {
+                Some(queue) => {
+                    // A warm transfer: the note for the human goes with the call.
+                    if let Some(summary) = text("summary") {
+                        recorder.record(CallCommand::SummarizeCall { summary, at: Utc::now() }).await;
+                    }
+                    let target = TransferTarget::Queue { queue: queue.clone() };
+                    recorder
+                        .record(CallCommand::RequestTransfer {
+                            target: target.clone(),
+                            reason: text("reason"),
+                            at: Utc::now(),
+                        })
+                        .await;
+                    FunctionResult {
+                        result: json!({"ok": true, "queue": queue}),
+                        ending: Some(Ending::Transferred { target }),
+                    }
+                }
+                None => reply(json!({"ok": false, "error": "queue is required"})),
+            },
+            "schedule_callback" => match text("at")
+                .and_then(|a| chrono::DateTime::parse_from_rfc3339(&a).ok())
+            {
+                Some(when) => {
+                    let command = CallCommand::ScheduleCallback {
+                        callback_at: when.with_timezone(&Utc),
+                        note: text("note"),
+                        at: Utc::now(),
+                    };
+                    match recorder.execute(command).await {
+                        Ok(_) => reply(json!({"ok": true, "at": when.to_rfc3339(), "note": text("note")})),
+                        Err(DispatchError::Rejected(e)) => {
+                            reply(json!({"ok": false, "error": e.to_string()}))
+                        }
+                        Err(e) => {
+                            tracing::warn!(call = %self.call_id, error = %e, "could not schedule a callback");
+                            reply(json!({"ok": false, "error": "the callback could not be saved; try again"}))
+                        }
+                    }
+                }
+                None => reply(json!({"ok": false, "error": "at must be an RFC 3339 time"})),
+            },
+            "lookup_contact" => match &self.contact {
+                Some(contact) => reply(json!({"ok": true, "contact": contact})),
+                None => reply(json!({"ok": false, "error": "the caller is not a known contact"})),
+            },
+            other => reply(json!({"ok": false, "error": format!("unknown function {other}")})),
+        }
+    }
+
+    /// A queue transfer happens at the carrier: Twilio runs `<Enqueue>` on the call, Telnyx
+    /// `enqueue`s it. Queues are per tenant: the carrier's queue is named `<tenant>:<queue>`
+    /// (at most 64 characters, Twilio's limit).
+    async fn transfer(&self, target: &TransferTarget) -> Result<(), String> {
+        let TransferTarget::Queue { queue } = target else {
+            return Err(format!("the AI agent cannot transfer to {}", target.describe()));
+        };
+        let name: String = format!("{}:{queue}", self.tenant).chars().take(64).collect();
+        match self.dialect {
+            Dialect::Twilio => {
+                let twiml = VoiceResponse::new().enqueue(name).to_xml();
+                self.service
+                    .twilio()
+                    .map_err(|e| e.to_string())?
+                    .redirect_call(&self.provider_call_id, CallInstructions::Twiml(twiml))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Dialect::Telnyx => {
+                let id = CommandId::parse(format!("enqueue-{}", self.call_id)).map_err(|e| e.to_string())?;
+                self.service
+                    .telnyx()
+                    .map_err(|e| e.to_string())?
+                    .enqueue(&self.provider_call_id, &Enqueue::new(name), &id)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}

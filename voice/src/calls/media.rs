@@ -1,0 +1,163 @@
+//! A media stream's call: its token checked, its campaign's voice agent connected, and the
+//! bridge run to the end.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use kraliki_commands::CommandContext;
+use kraliki_domain::call::{Call, CallCommand};
+use kraliki_domain::campaign::VoiceProvider;
+use uuid::Uuid;
+
+use super::{ws_url, AgentFunctions, CallService, Target};
+use crate::ai::{self, DeepgramAgentConfig, GeminiConfig, OpenAiConfig, ProviderConfig, SessionConfig};
+use crate::bridge::{Bridge, CallController, CallSetup, Dialect, Ending, PhoneSocket, StreamStart};
+
+fn target_from(params: &BTreeMap<String, String>) -> Option<(Uuid, Target, String)> {
+    let id = |k: &str| params.get(k).and_then(|v| v.parse::<Uuid>().ok());
+    Some((
+        id("call_id")?,
+        Target { tenant: id("tenant")?, campaign: id("campaign_id"), contact: id("contact_id") },
+        params.get("token")?.clone(),
+    ))
+}
+
+impl CallService {
+    /// The voice-AI provider a campaign uses, with the configured key and endpoints.
+    pub fn provider_config(&self, provider: VoiceProvider) -> Result<ProviderConfig, String> {
+        let p = &self.inner.settings;
+        let missing = || format!("{} has no API key configured", provider.as_str());
+        Ok(match provider {
+            VoiceProvider::Openai => {
+                let mut c = OpenAiConfig::new(p.openai_api_key.clone().ok_or_else(missing)?);
+                if let Some(url) = &p.openai_realtime_url {
+                    c.base_url = url.clone();
+                }
+                ProviderConfig::OpenAi(c)
+            }
+            VoiceProvider::Gemini => {
+                let mut c = GeminiConfig::new(p.gemini_api_key.clone().ok_or_else(missing)?);
+                if let Some(url) = &p.gemini_live_url {
+                    c.url = url.clone();
+                }
+                ProviderConfig::Gemini(c)
+            }
+            // A Deepgram campaign's calls talk to its Voice Agent (speech-to-text, an LLM and
+            // text-to-speech on Deepgram's side, μ-law both ways).
+            VoiceProvider::Deepgram => {
+                let mut c = DeepgramAgentConfig::new(p.deepgram_api_key.clone().ok_or_else(missing)?);
+                // DEEPGRAM_AGENT_URL, else the agent's path on DEEPGRAM_URL (one base for Deepgram).
+                if let Some(url) = &p.deepgram_agent_url {
+                    c.url = url.clone();
+                } else if let Some(base) = &p.deepgram_url {
+                    c.url = format!("{}/v1/agent/converse", ws_url(base.trim_end_matches('/')));
+                }
+                if let Some(think) = &p.deepgram_think_provider {
+                    c.think_provider = think.clone();
+                }
+                if let Some(model) = &p.deepgram_think_model {
+                    c.think_model = model.clone();
+                }
+                ProviderConfig::DeepgramAgent(c)
+            }
+        })
+    }
+
+    /// Runs one media stream (the phone's socket) through the bridge to its end.
+    pub async fn media<P: PhoneSocket>(
+        &self,
+        phone: &mut P,
+        dialect: Dialect,
+        query: BTreeMap<String, String>,
+    ) -> Result<Ending, String> {
+        let bridge = Bridge::new(self.inner.dispatcher.clone());
+        let this = self.clone();
+        let result = bridge
+            .run(dialect, phone, move |start| async move { this.setup(dialect, start, query).await })
+            .await;
+        if let Err(reason) = &result {
+            tracing::warn!(%reason, "media stream refused");
+        }
+        result.map(|(ending, _)| ending)
+    }
+
+    /// Resolves a stream's call: checks its token, reads the campaign's agent settings and the
+    /// contact, and connects the voice provider. A failure fails the call with the reason.
+    async fn setup(
+        &self,
+        dialect: Dialect,
+        start: StreamStart,
+        query: BTreeMap<String, String>,
+    ) -> Result<CallSetup, String> {
+        let mut params = query;
+        params.extend(start.parameters.clone());
+        let Some((call_id, target, token)) = target_from(&params) else {
+            return Err("the stream carries no call parameters".into());
+        };
+        let expected = self.media_token(call_id, &target);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), token.as_bytes())) {
+            return Err("the stream's token does not match its call".into());
+        }
+        let fail = |reason: String| {
+            let dispatcher = self.inner.dispatcher.clone();
+            let tenant = target.tenant;
+            async move {
+                let ctx = CommandContext::new(tenant.to_string(), "system:media-bridge");
+                let command = CallCommand::FailCall { reason: reason.clone(), at: Utc::now() };
+                if let Err(e) = dispatcher.execute::<Call>(&call_id.to_string(), command, &ctx).await {
+                    tracing::warn!(call = %call_id, error = %e, "could not record the call's failure");
+                }
+                reason
+            }
+        };
+        let pool = &self.inner.pool;
+        let settings = match target.campaign {
+            Some(c) => match kraliki_projections::campaign::get(pool, target.tenant, c).await {
+                Ok(Some(row)) => row.settings().map_err(|e| e.to_string())?,
+                Ok(None) => return Err(fail("the call's campaign no longer exists".into()).await),
+                Err(e) => return Err(e.to_string()),
+            },
+            None => kraliki_domain::campaign::CampaignSettings::default(),
+        };
+        let contact = match target.contact {
+            Some(c) => kraliki_projections::contact::get(pool, target.tenant, c).await.ok().flatten().map(|row| {
+                serde_json::json!({"first_name": row.first_name, "last_name": row.last_name, "company": row.company,
+                    "email": row.email, "language": row.language, "custom_fields": row.custom_fields, "phone_number": row.phone_number})
+            }),
+            None => None,
+        };
+        let provider = match self.provider_config(settings.primary_provider) {
+            Ok(p) => p,
+            Err(reason) => return Err(fail(reason).await),
+        };
+        let controller = AgentFunctions {
+            service: self.clone(),
+            dialect,
+            tenant: target.tenant,
+            call_id,
+            provider_call_id: start.provider_call_id,
+            contact,
+        };
+        let greeting = settings.configuration.get("greeting").and_then(|g| g.as_str()).map(str::to_owned);
+        let session_config = SessionConfig {
+            instructions: [settings.instructions.clone(), settings.script.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            voice: settings.voice.clone(),
+            language: Some(settings.language.clone()),
+            tools: controller.tools(),
+            greeting,
+        };
+        match ai::connect(&provider, &session_config).await {
+            Ok(session) => Ok(CallSetup {
+                call_id,
+                tenant_id: target.tenant.to_string(),
+                session,
+                controller: Box::new(controller),
+            }),
+            Err(e) => Err(fail(format!("voice provider unavailable: {e}")).await),
+        }
+    }
+}

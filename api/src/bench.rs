@@ -428,7 +428,7 @@ async fn import_measurement(app: &crate::Application, args: &BenchArgs) -> anyho
     let upload_secs = started.elapsed().as_secs_f64();
     let mut status = String::new();
     while started.elapsed() < Duration::from_secs(600) {
-        let row = kraliki_projections::contact::get_import(&pool, company, id).await?;
+        let row = kraliki_projections::contact_import::get_import(&pool, company, id).await?;
         status = row.map(|r| r.status).unwrap_or_default();
         if status == "completed" || status == "failed" {
             break;

@@ -81,7 +81,11 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(UserProjection),
         Arc::new(ServiceAccountProjection),
         Arc::new(kraliki_projections::campaign::CampaignProjection),
+        Arc::new(kraliki_projections::campaign_template::TemplateProjection),
+        Arc::new(kraliki_projections::call_list::CallListProjection),
         Arc::new(kraliki_projections::contact::ContactProjection),
+        Arc::new(kraliki_projections::contact_import::ImportProjection),
+        Arc::new(kraliki_projections::do_not_call::DoNotCallProjection),
         Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
@@ -158,8 +162,13 @@ impl Application {
             batch_size: settings.imports.batch_size.max(1),
             max_line_bytes: settings.imports.max_line_bytes,
         };
-        let importer =
-            kraliki_commands::import::Importer::start(dispatcher.clone(), pool.clone(), wake.clone(), limits);
+        let importer = kraliki_commands::import::Importer::start(
+            dispatcher.clone(),
+            pool.clone(),
+            wake.clone(),
+            limits,
+            shutdown.clone(),
+        );
         match kraliki_commands::import::recover_unfinished(&dispatcher, &pool).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(imports = n, "imports interrupted by a stop were marked failed"),

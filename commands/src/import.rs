@@ -46,7 +46,7 @@ impl Default for ImportLimits {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImportJob {
     pub id: Uuid,
     pub tenant: Uuid,
@@ -353,41 +353,51 @@ fn read_rows(job: &ImportJob, limits: &ImportLimits, tx: mpsc::Sender<Vec<Row>>)
     Ok(stop)
 }
 
-/// Runs imports: one at a time per process, so two imports of one tenant never race on
-/// duplicate detection.
+/// How many imports a tenant may have waiting; one more is refused (`QueueFull`).
+pub const MAX_QUEUED_PER_TENANT: i64 = 20;
+
+/// An upload another instance took, not yet reachable here, is left to that instance this
+/// long; then it is failed with the reason (its spool is not shared).
+const UNREACHABLE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(
+        "this company has {MAX_QUEUED_PER_TENANT} imports waiting already; try again when one has finished"
+    )]
+    QueueFull,
+    #[error(transparent)]
+    Command(#[from] crate::DispatchError<kraliki_domain::contact_import::ContactImportError>),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// The import queue: imports are queued as rows of `import_jobs` and run by whichever
+/// instance's worker takes them — one import per tenant at a time (so two imports of a tenant
+/// never race on duplicate detection), tenants served in turn by their oldest waiting import,
+/// at most [`MAX_QUEUED_PER_TENANT`] waiting per tenant.
 #[derive(Clone)]
 pub struct Importer {
     dispatcher: Dispatcher,
     pool: PgPool,
     wake: Wake,
     limits: ImportLimits,
-    queue: mpsc::UnboundedSender<ImportJob>,
+    queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Importer {
-    /// Starts the worker task; it ends when every `Importer` clone is dropped.
-    pub fn start(dispatcher: Dispatcher, pool: PgPool, wake: Wake, limits: ImportLimits) -> Self {
-        let (queue, mut jobs) = mpsc::unbounded_channel::<ImportJob>();
-        let importer = Self { dispatcher, pool, wake, limits, queue };
-        let worker = importer.clone_without_queue();
-        tokio::spawn(async move {
-            while let Some(job) = jobs.recv().await {
-                let id = job.id;
-                if let Err(e) = worker.run(job).await {
-                    tracing::error!(import = %id, error = %e, "contact import failed");
-                }
-            }
-        });
+    /// Starts this instance's worker; it runs until `shutdown`.
+    pub fn start(
+        dispatcher: Dispatcher,
+        pool: PgPool,
+        wake: Wake,
+        limits: ImportLimits,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let importer = Self { dispatcher, pool, wake, limits, queued: Default::default() };
+        let worker = importer.clone();
+        tokio::spawn(async move { worker.work(shutdown).await });
         importer
-    }
-
-    fn clone_without_queue(&self) -> Worker {
-        Worker {
-            dispatcher: self.dispatcher.clone(),
-            pool: self.pool.clone(),
-            wake: self.wake.clone(),
-            limits: self.limits.clone(),
-        }
     }
 
     pub fn limits(&self) -> &ImportLimits {
@@ -400,7 +410,15 @@ impl Importer {
         job: ImportJob,
         file_name: Option<String>,
         size_bytes: u64,
-    ) -> Result<Option<i64>, crate::DispatchError<kraliki_domain::contact_import::ContactImportError>> {
+    ) -> Result<Option<i64>, SubmitError> {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM import_jobs WHERE tenant_id = $1 AND state = 'queued'")
+                .bind(job.tenant)
+                .fetch_one(&self.pool)
+                .await?;
+        if waiting >= MAX_QUEUED_PER_TENANT {
+            return Err(SubmitError::QueueFull);
+        }
         let command = ContactImportCommand::StartImport {
             format: job.format,
             file_name,
@@ -412,10 +430,52 @@ impl Importer {
         };
         let outcome =
             self.dispatcher.execute::<ContactImport>(&job.id.to_string(), command, &job.context()).await?;
-        if self.queue.send(job).is_err() {
-            return Err(crate::DispatchError::Store(anyhow::anyhow!("the import worker has stopped")));
-        }
+        sqlx::query(
+            "INSERT INTO import_jobs (import_id, tenant_id, job, spool_path, state) VALUES ($1, $2, $3, $4, 'queued') \
+             ON CONFLICT (import_id) DO NOTHING",
+        )
+        .bind(job.id)
+        .bind(job.tenant)
+        .bind(serde_json::to_value(&job).map_err(|e| sqlx::Error::Protocol(e.to_string()))?)
+        .bind(job.path.display().to_string())
+        .execute(&self.pool)
+        .await?;
+        self.queued.notify_one();
         Ok(outcome.position)
+    }
+
+    async fn work(self, shutdown: tokio_util::sync::CancellationToken) {
+        let worker = Worker {
+            dispatcher: self.dispatcher.clone(),
+            pool: self.pool.clone(),
+            wake: self.wake.clone(),
+            limits: self.limits.clone(),
+        };
+        while !shutdown.is_cancelled() {
+            let woken = self.queued.notified();
+            let ran = match worker.take_next().await {
+                Ok(Some((job, lock))) => {
+                    let id = job.id;
+                    if let Err(e) = worker.run(job, lock).await {
+                        tracing::error!(import = %id, error = %e, "contact import failed");
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "could not take an import from the queue");
+                    false
+                }
+            };
+            if ran {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = woken => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
     }
 }
 
@@ -431,11 +491,88 @@ fn lock_key(import: Uuid) -> i64 {
     (b as i64) ^ ((b >> 64) as i64)
 }
 
+async fn release_tenant(lock: &mut sqlx::PgConnection, tenant: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(tenant_key(tenant)).execute(lock).await?;
+    Ok(())
+}
+
+fn tenant_key(tenant: Uuid) -> i64 {
+    lock_key(tenant) ^ 0x4b52_4c4b_494d_5054 // "KRLKIMPT": tenants' locks apart from imports'
+}
+
 impl Worker {
-    async fn run(&self, job: ImportJob) -> anyhow::Result<()> {
-        // Held while the import runs: recovery at another process's start leaves it alone.
+    /// Takes the oldest queued import of a tenant none of whose imports is running, locking the
+    /// import (recovery leaves a locked one alone) and its tenant on one detached session.
+    async fn take_next(&self) -> anyhow::Result<Option<(ImportJob, sqlx::PgConnection)>> {
+        let candidates: Vec<(Uuid, Uuid, serde_json::Value, String, chrono::DateTime<Utc>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (tenant_id) import_id, tenant_id, job, spool_path, queued_at FROM import_jobs j \
+             WHERE state = 'queued' AND NOT EXISTS \
+               (SELECT 1 FROM import_jobs r WHERE r.tenant_id = j.tenant_id AND r.state = 'running') \
+             ORDER BY tenant_id, queued_at LIMIT 50",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        // A session of its own: the locks live as long as the import runs.
         let mut lock = self.pool.acquire().await?.detach();
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(lock_key(job.id)).execute(&mut lock).await?;
+        let mut candidates = candidates;
+        candidates.sort_by_key(|c| c.4);
+        for (id, tenant, job, spool, queued_at) in candidates {
+            let tenant_free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(tenant_key(tenant))
+                .fetch_one(&mut lock)
+                .await?;
+            if !tenant_free {
+                continue;
+            }
+            let job: ImportJob = serde_json::from_value(job)?;
+            if !std::path::Path::new(&spool).exists() {
+                // Another instance's upload: its own worker runs it — unless it never does.
+                if Utc::now() - queued_at > UNREACHABLE_AFTER {
+                    self.fail_unreachable(&job).await?;
+                }
+                release_tenant(&mut lock, tenant).await?;
+                continue;
+            }
+            let claimed = sqlx::query(
+                "UPDATE import_jobs SET state = 'running', started_at = now() WHERE import_id = $1 AND state = 'queued'",
+            )
+            .bind(id)
+            .execute(&mut lock)
+            .await?;
+            if claimed.rows_affected() == 1 {
+                sqlx::query("SELECT pg_advisory_lock($1)").bind(lock_key(id)).execute(&mut lock).await?;
+                return Ok(Some((job, lock)));
+            }
+            release_tenant(&mut lock, tenant).await?;
+        }
+        Ok(None)
+    }
+
+    async fn fail_unreachable(&self, job: &ImportJob) -> anyhow::Result<()> {
+        let command = ContactImportCommand::FailImport {
+            code: "spool_unreachable".into(),
+            message: "the upload waits on another server's spool, which has not run it; configure a spool directory all servers share (KRALIKI_IMPORTS__SPOOL_DIR), or upload again".into(),
+            row: None,
+            at: Utc::now(),
+        };
+        match self.dispatcher.execute::<ContactImport>(&job.id.to_string(), command, &job.context()).await {
+            Ok(_) | Err(crate::DispatchError::Rejected(_)) => {}
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+        sqlx::query("UPDATE import_jobs SET state = 'done', finished_at = now() WHERE import_id = $1")
+            .bind(job.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn run(&self, job: ImportJob, mut lock: sqlx::PgConnection) -> anyhow::Result<()> {
+        // The import's and its tenant's locks are held on `lock` while the import runs:
+        // recovery at another process's start leaves it alone, and no other import of the
+        // tenant starts.
         let result = self.import(&job).await;
         let _ = std::fs::remove_file(&job.path);
         let ctx = job.context();
@@ -465,7 +602,17 @@ impl Worker {
                 self.dispatcher.execute::<ContactImport>(&job.id.to_string(), command, &ctx).await
             }
         };
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key(job.id)).execute(&mut lock).await;
+        let _ =
+            sqlx::query("UPDATE import_jobs SET state = 'done', finished_at = now() WHERE import_id = $1")
+                .bind(job.id)
+                .execute(&mut lock)
+                .await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1), pg_advisory_unlock($2)")
+            .bind(lock_key(job.id))
+            .bind(tenant_key(job.tenant))
+            .execute(&mut lock)
+            .await;
+        let _ = sqlx::Connection::close(lock).await;
         let outcome = last.map_err(|e| anyhow::anyhow!("recording the import's end: {e}"))?;
         // The next import of this process checks duplicates against these contacts.
         if let Some(position) = outcome.position {
@@ -570,7 +717,7 @@ impl Worker {
 /// by the projection, so a crash never leaves an import half done.
 pub async fn recover_unfinished(dispatcher: &Dispatcher, pool: &PgPool) -> anyhow::Result<usize> {
     let mut failed = 0;
-    for (id, tenant) in kraliki_projections::contact::unfinished_imports(pool).await? {
+    for (id, tenant) in kraliki_projections::contact_import::unfinished_imports(pool).await? {
         let mut conn = pool.acquire().await?;
         let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(lock_key(id))
@@ -587,7 +734,22 @@ pub async fn recover_unfinished(dispatcher: &Dispatcher, pool: &PgPool) -> anyho
             row: None,
             at: Utc::now(),
         };
+        // A queued import is not unfinished work of a dead process: it waits for a worker.
+        let queued: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM import_jobs WHERE import_id = $1 AND state = 'queued')",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if queued {
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key(id)).execute(&mut *conn).await?;
+            continue;
+        }
         let result = dispatcher.execute::<ContactImport>(&id.to_string(), command, &ctx).await;
+        sqlx::query("UPDATE import_jobs SET state = 'done', finished_at = now() WHERE import_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key(id)).execute(&mut *conn).await?;
         match result {
             Ok(_) => failed += 1,

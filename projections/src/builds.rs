@@ -99,11 +99,10 @@ async fn create(
     projection: &dyn Projection,
 ) -> Result<Build, sqlx::Error> {
     let name = projection.name();
+    // One sequence for every projection: a table that moves to another projection never meets
+    // a physical name of its old one.
     let next: i32 =
-        sqlx::query_scalar("SELECT coalesce(max(build_id), 0) + 1 FROM projection_builds WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut **tx)
-            .await?;
+        sqlx::query_scalar("SELECT nextval('projection_build_ids')::int").fetch_one(&mut **tx).await?;
     let tables = BuildTables::new(projection.tables(), next);
     for base in projection.tables() {
         let physical = tables.get(base);

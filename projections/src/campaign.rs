@@ -5,9 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kraliki_domain::call::CallEvent;
-use kraliki_domain::call_list::CallListEvent;
 use kraliki_domain::campaign::{CampaignEvent, CampaignSettings};
-use kraliki_domain::campaign_template::TemplateEvent;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -19,8 +17,6 @@ use crate::projection::{BuildTables, Projection};
 pub const NAME: &str = "campaign_view";
 const CAMPAIGNS: &str = "campaign_view";
 const OUTCOMES: &str = "campaign_outcome_view";
-const TEMPLATES: &str = "campaign_template_view";
-const CALL_LISTS: &str = "call_list_view";
 
 pub struct CampaignProjection;
 
@@ -35,11 +31,11 @@ impl Projection for CampaignProjection {
     }
 
     fn version(&self) -> i32 {
-        2 // 2: calls count from their request
+        3 // 2: calls count from their request; 3: templates and call lists are projections of their own
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[CAMPAIGNS, OUTCOMES, TEMPLATES, CALL_LISTS]
+        &[CAMPAIGNS, OUTCOMES]
     }
 
     async fn apply(
@@ -51,8 +47,6 @@ impl Projection for CampaignProjection {
         for e in events {
             match e.aggregate_type.as_str() {
                 "Campaign" => campaign(conn, t, e).await?,
-                "CampaignTemplate" => template(conn, t, e).await?,
-                "CallList" => call_list(conn, t, e).await?,
                 "Call" => call(conn, t, e).await?,
                 _ => {}
             }
@@ -147,97 +141,11 @@ async fn campaign(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> 
         }
         CampaignEvent::CampaignDeleted { .. } => {
             sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
-            let lists = t.get(CALL_LISTS);
-            sqlx::query(&format!("DELETE FROM {lists} WHERE campaign_id = $1"))
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
         }
     }
     Ok(())
 }
 
-async fn template(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
-    let table = t.get(TEMPLATES);
-    let id: Uuid = e.aggregate_id.parse()?;
-    match e.decode::<TemplateEvent>()? {
-        TemplateEvent::CampaignTemplateCreated { settings, source_campaign, at } => {
-            sqlx::query(&format!(
-                "INSERT INTO {table} (id, tenant_id, name, description, settings, source_campaign, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
-            ))
-            .bind(id)
-            .bind(e.tenant()?)
-            .bind(&settings.name)
-            .bind(&settings.description)
-            .bind(json(&settings)?)
-            .bind(source_campaign)
-            .bind(e.sequence)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        TemplateEvent::CampaignTemplateUpdated { settings, at, .. } => {
-            sqlx::query(&format!(
-                "UPDATE {table} SET name = $2, description = $3, settings = $4, version = $5, updated_at = $6 WHERE id = $1"
-            ))
-            .bind(id)
-            .bind(&settings.name)
-            .bind(&settings.description)
-            .bind(json(&settings)?)
-            .bind(e.sequence)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        TemplateEvent::CampaignTemplateDeleted { .. } => {
-            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn call_list(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
-    let table = t.get(CALL_LISTS);
-    let id: Uuid = e.aggregate_id.parse()?;
-    match e.decode::<CallListEvent>()? {
-        CallListEvent::CallListCreated { campaign_id, spec, at } => {
-            sqlx::query(&format!(
-                "INSERT INTO {table} (id, tenant_id, campaign_id, name, filter, sort, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING"
-            ))
-            .bind(id)
-            .bind(e.tenant()?)
-            .bind(campaign_id)
-            .bind(&spec.name)
-            .bind(json(&spec.filter)?)
-            .bind(json(&spec.order)?)
-            .bind(e.sequence)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        CallListEvent::CallListUpdated { spec, at } => {
-            sqlx::query(&format!(
-                "UPDATE {table} SET name = $2, filter = $3, sort = $4, version = $5, updated_at = $6 WHERE id = $1"
-            ))
-            .bind(id)
-            .bind(&spec.name)
-            .bind(json(&spec.filter)?)
-            .bind(json(&spec.order)?)
-            .bind(e.sequence)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        CallListEvent::CallListDeleted { .. } => {
-            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Call events move the campaign's live statistics.
 async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
     let table = t.get(CAMPAIGNS);
     match e.decode::<CallEvent>()? {
@@ -412,102 +320,6 @@ pub async fn outcomes(pool: &PgPool, campaign: Uuid) -> Result<Vec<OutcomeCount>
     .bind(campaign)
     .fetch_all(pool)
     .await
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TemplateRow {
-    pub id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub settings: Value,
-    pub source_campaign: Option<Uuid>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const TEMPLATE_COLUMNS: &str =
-    "id, name, description, settings, source_campaign, version, created_at, updated_at";
-
-pub async fn get_template(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<TemplateRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATES} WHERE id = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn list_templates(
-    pool: &PgPool,
-    tenant: Uuid,
-    search: Option<&str>,
-    after: Option<&Cursor>,
-    limit: i64,
-) -> anyhow::Result<Page<TemplateRow>> {
-    let mut q =
-        sqlx::QueryBuilder::new(format!("SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATES} WHERE tenant_id = "));
-    q.push_bind(tenant);
-    if let Some(s) = search.filter(|s| !s.is_empty()) {
-        q.push(" AND lower(name) LIKE ").push_bind(like(s));
-    }
-    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
-    let rows: Vec<TemplateRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CallListRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub campaign_id: Uuid,
-    pub name: String,
-    pub filter: Value,
-    pub sort: Value,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const CALL_LIST_COLUMNS: &str =
-    "id, tenant_id, campaign_id, name, filter, sort, version, created_at, updated_at";
-
-pub async fn get_call_list(
-    pool: &PgPool,
-    tenant: Uuid,
-    id: Uuid,
-) -> Result<Option<CallListRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE id = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn call_lists_of(pool: &PgPool, campaign: Uuid) -> Result<Vec<CallListRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE campaign_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(campaign)
-    .fetch_all(pool)
-    .await
-}
-
-pub async fn list_call_lists(
-    pool: &PgPool,
-    tenant: Uuid,
-    campaign: Option<Uuid>,
-    after: Option<&Cursor>,
-    limit: i64,
-) -> anyhow::Result<Page<CallListRow>> {
-    let mut q =
-        sqlx::QueryBuilder::new(format!("SELECT {CALL_LIST_COLUMNS} FROM {CALL_LISTS} WHERE tenant_id = "));
-    q.push_bind(tenant);
-    if let Some(c) = campaign {
-        q.push(" AND campaign_id = ").push_bind(c);
-    }
-    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
-    let rows: Vec<CallListRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 /// The active inbound campaign answering `number` (its caller id), and its tenant.

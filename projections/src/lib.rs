@@ -4,9 +4,13 @@
 
 pub mod builds;
 pub mod call;
+pub mod call_list;
 pub mod campaign;
+pub mod campaign_template;
 pub mod company;
 pub mod contact;
+pub mod contact_import;
+pub mod do_not_call;
 pub mod event;
 pub mod keyset;
 pub mod position;

@@ -96,7 +96,13 @@ impl Dialer {
             sqlx::query_scalar("SELECT max(global_position) FROM events").fetch_one(&pool).await?;
         if let Some(head) = head {
             let env = effects.env();
-            for name in [campaign::NAME, contact::NAME, call::NAME] {
+            for name in [
+                campaign::NAME,
+                contact::NAME,
+                call::NAME,
+                kraliki_projections::call_list::NAME,
+                kraliki_projections::do_not_call::NAME,
+            ] {
                 position::wait_for(&pool, &env.wake, name, head, env.read_wait).await?;
             }
         }
@@ -111,7 +117,7 @@ impl Dialer {
             return Ok(0);
         }
         let mut picked: Vec<MemberRow> = Vec::new();
-        for list in campaign::call_lists_of(&pool, row.id).await? {
+        for list in kraliki_projections::call_list::call_lists_of(&pool, row.id).await? {
             let filter: ContactFilter = serde_json::from_value(list.filter)?;
             let order: Vec<SortKey> = serde_json::from_value(list.sort)?;
             let query = CallListQuery {

@@ -219,3 +219,14 @@ impl From<kraliki_voice::calls::CallsError> for ApiError {
         }
     }
 }
+
+impl From<kraliki_commands::import::SubmitError> for ApiError {
+    fn from(e: kraliki_commands::import::SubmitError) -> Self {
+        use kraliki_commands::import::SubmitError as E;
+        match e {
+            E::QueueFull => ApiError::new(Code::TooManyRequests).detail(e.to_string()).retry_after(30),
+            E::Command(command) => command.into(),
+            E::Store(db) => db.into(),
+        }
+    }
+}

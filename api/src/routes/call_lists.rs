@@ -9,7 +9,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use kraliki_commands::Outcome;
 use kraliki_domain::call_list::{CallList, CallListCommand, CallListSpec, ContactFilter, SortKey};
-use kraliki_projections::campaign::{self as campaigns, CallListRow};
+use kraliki_projections::call_list::CallListRow;
+use kraliki_projections::campaign::{self as campaigns};
 use kraliki_projections::company::Cursor;
 use kraliki_projections::contact::{self as contacts, CallListQuery, MemberRow};
 use serde::{Deserialize, Serialize};
@@ -170,7 +171,11 @@ async fn response(state: &AppState, user: &AuthUser, p: Parsed) -> Result<CallLi
 }
 
 async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Parsed, ApiError> {
-    parse(campaigns::get_call_list(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)?)
+    parse(
+        kraliki_projections::call_list::get_call_list(&state.pool, user.company_id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?,
+    )
 }
 
 async fn answer(
@@ -181,6 +186,7 @@ async fn answer(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let id = written_id(outcome, id);
+    state.wait_for(kraliki_projections::call_list::NAME, outcome.position).await?;
     state.wait_for(campaigns::NAME, outcome.position).await?;
     let body = response(state, user, owned(state, user, id).await?).await?;
     let mut r = (status, Json(body)).into_response();
@@ -233,11 +239,17 @@ async fn list(
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c).ok_or_else(bad_cursor)).transpose()?;
+    state.wait_for(kraliki_projections::call_list::NAME, min).await?;
     state.wait_for(campaigns::NAME, min).await?;
-    let page =
-        campaigns::list_call_lists(&state.pool, user.company_id, q.campaign_id, cursor.as_ref(), limit)
-            .await
-            .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
+    let page = kraliki_projections::call_list::list_call_lists(
+        &state.pool,
+        user.company_id,
+        q.campaign_id,
+        cursor.as_ref(),
+        limit,
+    )
+    .await
+    .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
     let mut items = Vec::with_capacity(page.items.len());
     for row in page.items {
         items.push(response(&state, &user, parse(row)?).await?);
@@ -255,6 +267,7 @@ async fn read(
     MinPosition(min): MinPosition,
 ) -> Result<Json<CallListResponse>, ApiError> {
     user.require(READERS)?;
+    state.wait_for(kraliki_projections::call_list::NAME, min).await?;
     state.wait_for(campaigns::NAME, min).await?;
     let parsed = owned(&state, &user, id).await?;
     Ok(Json(response(&state, &user, parsed).await?))
@@ -303,6 +316,7 @@ async fn delete(
         .dispatcher
         .execute::<CallList>(&id.to_string(), CallListCommand::DeleteCallList { at: Utc::now() }, &ctx)
         .await?;
+    state.wait_for(kraliki_projections::call_list::NAME, outcome.position).await?;
     state.wait_for(campaigns::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -332,6 +346,7 @@ async fn members(
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let offset = offset_cursor(q.cursor.as_deref())?;
+    state.wait_for(kraliki_projections::call_list::NAME, min).await?;
     state.wait_for(campaigns::NAME, min).await?;
     state.wait_for(contacts::NAME, min).await?;
     let p = owned(&state, &user, id).await?;
@@ -371,6 +386,7 @@ async fn next(
         None => 10,
         Some(n) => page_limit(Some(n))?,
     };
+    state.wait_for(kraliki_projections::call_list::NAME, min).await?;
     state.wait_for(campaigns::NAME, min).await?;
     state.wait_for(contacts::NAME, min).await?;
     let p = owned(&state, &user, id).await?;

@@ -9,7 +9,8 @@ use kraliki_commands::Outcome;
 use kraliki_domain::campaign::settings::merge_patch;
 use kraliki_domain::campaign::{Campaign, CampaignCommand, CampaignOrigin, CampaignSettings};
 use kraliki_domain::campaign_template::{CampaignTemplate, TemplateCommand};
-use kraliki_projections::campaign::{self as view, TemplateRow};
+use kraliki_projections::campaign::{self as view};
+use kraliki_projections::campaign_template::TemplateRow;
 use kraliki_projections::company::Cursor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -76,7 +77,9 @@ struct ListQuery {
 }
 
 async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<TemplateRow, ApiError> {
-    view::get_template(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)
+    kraliki_projections::campaign_template::get_template(&state.pool, user.company_id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)
 }
 
 async fn answer(
@@ -87,7 +90,7 @@ async fn answer(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let id = written_id(outcome, id);
-    state.wait_for(view::NAME, outcome.position).await?;
+    state.wait_for(kraliki_projections::campaign_template::NAME, outcome.position).await?;
     let body = TemplateResponse::from_row(owned(state, user, id).await?)?;
     let mut r = (status, Json(body)).into_response();
     write_headers(
@@ -160,10 +163,16 @@ async fn list(
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c).ok_or_else(bad_cursor)).transpose()?;
-    state.wait_for(view::NAME, min).await?;
-    let page = view::list_templates(&state.pool, user.company_id, q.q.as_deref(), cursor.as_ref(), limit)
-        .await
-        .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
+    state.wait_for(kraliki_projections::campaign_template::NAME, min).await?;
+    let page = kraliki_projections::campaign_template::list_templates(
+        &state.pool,
+        user.company_id,
+        q.q.as_deref(),
+        cursor.as_ref(),
+        limit,
+    )
+    .await
+    .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
     let items = page.items.into_iter().map(TemplateResponse::from_row).collect::<Result<_, _>>()?;
     Ok(Json(TemplatePage { items, next_cursor: page.next_cursor, limit }))
 }
@@ -178,7 +187,7 @@ async fn read(
     MinPosition(min): MinPosition,
 ) -> Result<Json<TemplateResponse>, ApiError> {
     user.require(READERS)?;
-    state.wait_for(view::NAME, min).await?;
+    state.wait_for(kraliki_projections::campaign_template::NAME, min).await?;
     Ok(Json(TemplateResponse::from_row(owned(&state, &user, id).await?)?))
 }
 
@@ -224,7 +233,7 @@ async fn delete(
             &ctx,
         )
         .await?;
-    state.wait_for(view::NAME, outcome.position).await?;
+    state.wait_for(kraliki_projections::campaign_template::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

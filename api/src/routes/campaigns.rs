@@ -179,14 +179,15 @@ async fn settings_from_body(
     };
     let (base, origin) = match template {
         Some(template_id) => {
-            let row =
-                view::get_template(&state.pool, user.company_id, template_id).await?.ok_or_else(|| {
-                    ApiError::new(Code::ValidationFailed).field(
-                        "template_id",
-                        "not_found",
-                        "no such template",
-                    )
-                })?;
+            let row = kraliki_projections::campaign_template::get_template(
+                &state.pool,
+                user.company_id,
+                template_id,
+            )
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(Code::ValidationFailed).field("template_id", "not_found", "no such template")
+            })?;
             (row.settings, CampaignOrigin::Template { template_id })
         }
         None => (Value::Object(Map::new()), CampaignOrigin::Blank),
@@ -344,7 +345,7 @@ async fn delete(
 async fn readiness(state: &AppState, user: &AuthUser, row: &CampaignRow) -> Result<Readiness, ApiError> {
     let settings = row.settings()?;
     let mut dialable = 0u64;
-    for list in view::call_lists_of(&state.pool, row.id).await? {
+    for list in kraliki_projections::call_list::call_lists_of(&state.pool, row.id).await? {
         let filter: ContactFilter = serde_json::from_value(list.filter).map_err(anyhow::Error::from)?;
         let order: Vec<SortKey> = serde_json::from_value(list.sort).map_err(anyhow::Error::from)?;
         let query = CallListQuery {
@@ -518,6 +519,7 @@ async fn clone_campaign(
             state.wait_for(kraliki_commands::process::cloner::NAME, Some(created)).await?;
             let head: Option<i64> =
                 sqlx::query_scalar("SELECT max(global_position) FROM events").fetch_one(&state.pool).await?;
+            state.wait_for(kraliki_projections::call_list::NAME, head).await?;
             outcome.position = head.or(outcome.position);
         }
     }
@@ -570,7 +572,7 @@ async fn analytics(
     let row = owned(&state, &user, id).await?;
     let settings = row.settings()?;
     let (mut total, mut remaining) = (0i64, 0i64);
-    for list in view::call_lists_of(&state.pool, id).await? {
+    for list in kraliki_projections::call_list::call_lists_of(&state.pool, id).await? {
         let filter: ContactFilter = serde_json::from_value(list.filter).map_err(anyhow::Error::from)?;
         let query = CallListQuery {
             tenant: user.company_id,

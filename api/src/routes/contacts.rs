@@ -18,7 +18,9 @@ use kraliki_domain::contact_import::{ColumnMapping, ImportFormat};
 use kraliki_domain::do_not_call::{DoNotCallCommand, DoNotCallNumber};
 use kraliki_domain::values::{PhoneNumber, Role};
 use kraliki_projections::company::Cursor;
-use kraliki_projections::contact::{self as view, ContactQuery, ContactRow, DncRow, ImportRow, ProblemRow};
+use kraliki_projections::contact::{self as view, ContactQuery, ContactRow};
+use kraliki_projections::contact_import::{ImportRow, ProblemRow};
+use kraliki_projections::do_not_call::DncRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
@@ -156,7 +158,7 @@ async fn create(
         if view::find_by_phone(&state.pool, user.company_id, &data.phone_number).await?.is_some() {
             return Err(duplicate(&data.phone_number));
         }
-        if view::is_dnc(&state.pool, user.company_id, &data.phone_number).await? {
+        if kraliki_projections::do_not_call::is_dnc(&state.pool, user.company_id, &data.phone_number).await? {
             data.do_not_call = true;
         }
         Ok(ContactCommand::CreateContact { data, at: Utc::now() })
@@ -392,8 +394,11 @@ pub struct ImportStatus {
 }
 
 async fn import_body(state: &AppState, row: ImportRow) -> Result<ImportStatus, ApiError> {
-    let errors =
-        view::problems(&state.pool, row.id, Some(100)).await?.into_iter().map(ImportError::from).collect();
+    let errors = kraliki_projections::contact_import::problems(&state.pool, row.id, Some(100))
+        .await?
+        .into_iter()
+        .map(ImportError::from)
+        .collect();
     let progress_percent = match (row.status.as_str(), row.total_rows) {
         ("completed", _) => 100.0,
         (_, Some(total)) if total > 0 => {
@@ -637,9 +642,21 @@ async fn import_answer(
     let mut projected = state.wake.subscribe_projected();
     loop {
         projected.borrow_and_update();
-        if let Some(row) = view::get_import(&state.pool, user.company_id, id).await? {
+        if let Some(row) =
+            kraliki_projections::contact_import::get_import(&state.pool, user.company_id, id).await?
+        {
             let finished = matches!(row.status.as_str(), "completed" | "failed");
             if finished || !wait {
+                if finished {
+                    // The contacts are another read model: answer once it holds the import too.
+                    let end: Option<i64> = sqlx::query_scalar(
+                        "SELECT max(global_position) FROM events WHERE aggregate_type = 'ContactImport' AND aggregate_id = $1",
+                    )
+                    .bind(id.to_string())
+                    .fetch_one(&state.pool)
+                    .await?;
+                    state.wait_for(view::NAME, end).await?;
+                }
                 let status = if finished { StatusCode::OK } else { StatusCode::ACCEPTED };
                 let mut r = (status, Json(import_body(state, row).await?)).into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/contacts/imports/{id}")) {
@@ -785,9 +802,14 @@ async fn bulk(
     };
     start_import(&state, &user, &headers, id, upload).await?;
     import_answer(&state, &user, id, true).await?;
-    let row = view::get_import(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)?;
-    let mut errors: Vec<ImportError> =
-        view::problems(&state.pool, id, None).await?.into_iter().map(ImportError::from).collect();
+    let row = kraliki_projections::contact_import::get_import(&state.pool, user.company_id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let mut errors: Vec<ImportError> = kraliki_projections::contact_import::problems(&state.pool, id, None)
+        .await?
+        .into_iter()
+        .map(ImportError::from)
+        .collect();
     if let Some(code) = row.error_code {
         errors.insert(
             0,
@@ -819,7 +841,7 @@ async fn list_imports(
 ) -> Result<Json<Vec<ImportStatus>>, ApiError> {
     user.require(READERS)?;
     let mut out = Vec::new();
-    for row in view::list_imports(&state.pool, user.company_id, 100).await? {
+    for row in kraliki_projections::contact_import::list_imports(&state.pool, user.company_id, 100).await? {
         out.push(import_body(&state, row).await?);
     }
     Ok(Json(out))
@@ -835,8 +857,10 @@ async fn import_status(
     MinPosition(min): MinPosition,
 ) -> Result<Json<ImportStatus>, ApiError> {
     user.require(READERS)?;
-    state.wait_for(view::NAME, min).await?;
-    let row = view::get_import(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)?;
+    state.wait_for(kraliki_projections::contact_import::NAME, min).await?;
+    let row = kraliki_projections::contact_import::get_import(&state.pool, user.company_id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(import_body(&state, row).await?))
 }
 
@@ -859,8 +883,10 @@ async fn import_report(
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     user.require(READERS)?;
-    let row = view::get_import(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)?;
-    let mut problems = view::problems(&state.pool, id, None).await?;
+    let row = kraliki_projections::contact_import::get_import(&state.pool, user.company_id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let mut problems = kraliki_projections::contact_import::problems(&state.pool, id, None).await?;
     if let Some(code) = row.error_code {
         problems.insert(
             0,
@@ -935,9 +961,10 @@ async fn dnc_list(
     if q.cursor.as_deref().is_some_and(|c| !c.starts_with('+')) {
         return Err(bad_cursor());
     }
-    state.wait_for(view::NAME, min).await?;
+    state.wait_for(kraliki_projections::do_not_call::NAME, min).await?;
     let (items, next_cursor) =
-        view::list_dnc(&state.pool, user.company_id, q.cursor.as_deref(), limit).await?;
+        kraliki_projections::do_not_call::list_dnc(&state.pool, user.company_id, q.cursor.as_deref(), limit)
+            .await?;
     Ok(Json(DncPage { items, next_cursor, limit }))
 }
 
@@ -971,7 +998,7 @@ async fn dnc_add(
             &ctx,
         )
         .await?;
-    state.wait_for(view::NAME, outcome.position).await?;
+    state.wait_for(kraliki_projections::do_not_call::NAME, outcome.position).await?;
     let mut r =
         (StatusCode::CREATED, Json(serde_json::json!({ "phone_number": phone.as_str(), "listed": true })))
             .into_response();
@@ -1000,6 +1027,6 @@ async fn dnc_remove(
             &ctx,
         )
         .await?;
-    state.wait_for(view::NAME, outcome.position).await?;
+    state.wait_for(kraliki_projections::do_not_call::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

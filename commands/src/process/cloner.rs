@@ -35,7 +35,7 @@ impl ProcessManager for CampaignCloner {
             return Ok(());
         };
         let clone: Uuid = e.aggregate_id.parse()?;
-        for list in kraliki_projections::campaign::call_lists_of(effects.pool(), source).await? {
+        for list in kraliki_projections::call_list::call_lists_of(effects.pool(), source).await? {
             let spec = CallListSpec {
                 name: list.name,
                 filter: serde_json::from_value(list.filter)?,

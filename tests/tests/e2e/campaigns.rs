@@ -700,3 +700,73 @@ async fn campaigns_and_contacts_stay_inside_their_company_and_roles_apply() {
     assert_eq!(json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await["code"], "validation_failed");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_import_queue_is_bounded_per_tenant_and_fails_an_upload_no_server_can_reach() {
+    use kraliki_domain::contact_import::*;
+    let app = spawn().await;
+    let tenant = app.operator_company;
+    let dispatcher = app.app().state().dispatcher.clone();
+    let ctx = CommandContext::new(tenant.to_string(), "system:test");
+    // An import another server took ten minutes ago, its upload on that server's own spool.
+    let lost = Uuid::now_v7();
+    let start = ContactImportCommand::StartImport {
+        format: ImportFormat::Csv,
+        file_name: Some("elsewhere.csv".into()),
+        size_bytes: 100,
+        contact_list: None,
+        default_region: None,
+        mapping: ColumnMapping::default(),
+        at: Utc::now(),
+    };
+    dispatcher.execute::<ContactImport>(&lost.to_string(), start, &ctx).await.unwrap();
+    let job = json!({"id": lost, "tenant": tenant, "actor": "system:test", "correlation_id": null, "format": "csv",
+        "path": "/nonexistent/spool/elsewhere.upload", "mapping": {}, "contact_list": null, "default_region": null});
+    sqlx::query(
+        "INSERT INTO import_jobs (import_id, tenant_id, job, spool_path, state, queued_at) \
+         VALUES ($1, $2, $3, '/nonexistent/spool/elsewhere.upload', 'queued', now() - interval '10 minutes')",
+    )
+    .bind(lost)
+    .bind(tenant)
+    .bind(&job)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let status = kraliki_tests::eventually(
+        std::time::Duration::from_secs(10),
+        "the unreachable import fails",
+        || async {
+            let r = app.client.get(app.url(&format!("/api/v1/contacts/imports/{lost}"))).send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["status"] == "failed").then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(status["error"]["code"], "spool_unreachable", "{status}");
+
+    // Twenty waiting imports of one tenant (uploads of another server, just queued): the next is
+    // refused, and nothing is recorded for it.
+    for _ in 0..20 {
+        sqlx::query(
+            "INSERT INTO import_jobs (import_id, tenant_id, job, spool_path, state) VALUES ($1, $2, '{}', '/nonexistent', 'queued')",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let before = app.count_events().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/contacts/import"))
+        .header("content-type", "text/csv")
+        .body("phone_number\n+420603123456\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(app.count_events().await, before);
+    app.cleanup().await;
+}

@@ -33,7 +33,11 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "user_view",
             "service_account_view",
             "campaign_view",
+            "campaign_template_view",
+            "call_list_view",
             "contact_view",
+            "contact_import_view",
+            "do_not_call_view",
             "call_view",
             "event_publisher",
             "campaign_cloner"

@@ -1041,3 +1041,49 @@ async fn the_dialer_runs_by_itself_on_a_server() {
     assert_eq!(call.to, "+420603100009");
     app.cleanup().await;
 }
+
+/// The media loop never waits on the database: with the event store locked against writes, a
+/// caller's DTMF is queued for the call's writer while the agent's audio keeps reaching the
+/// phone; once the lock goes, the DTMF is written — nothing dropped.
+#[tokio::test]
+async fn a_slow_database_does_not_stop_the_audio() {
+    let openai = FakeOpenAi::start().await.unwrap();
+    openai.push_all(FakeOpenAi::greeting_script("resp_1", "item_greet", &[0x55u8; 160], "Hi."));
+    // After the caller's DTMF and first audio: a second of agent audio, 20 ms a message.
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    for _ in 0..50 {
+        openai.push(Step::Json(FakeOpenAi::audio_delta("resp_2", "item_2", &[0x22u8; 160])));
+    }
+    let app = spawn(&openai).await;
+    inbound_campaign(&app, "+14155550100").await;
+    let (call_id, mut phone) = inbound_twilio_call(&app, "CA0777", "+14155550100").await;
+    assert!(phone.wait_for(Duration::from_secs(10), |f| matches!(f, ServerFrame::Mark(_))).await.is_some());
+    events_until(&app, &call_id, "MediaStreamStarted").await;
+
+    // Nobody may append to the log now.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    phone.send_dtmf("5").unwrap();
+    phone.send_audio(&[0xffu8; 160], Pace::AsFastAsPossible).await.unwrap();
+    let started = std::time::Instant::now();
+    let heard = kraliki_tests::eventually(Duration::from_secs(5), "the agent's second of audio", || async {
+        let agent: usize = phone.received_audio().iter().filter(|b| **b == 0x22).count();
+        (agent >= 50 * 160).then_some(agent)
+    })
+    .await;
+    assert_eq!(heard, 50 * 160);
+    assert!(started.elapsed() < Duration::from_secs(3), "the audio did not wait for the database");
+    let dtmf: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'DtmfReceived'",
+    )
+    .bind(&call_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(dtmf, 0, "still locked: not written yet");
+    blocker.rollback().await.unwrap();
+    events_until(&app, &call_id, "DtmfReceived").await;
+    phone.stop().unwrap();
+    events_until(&app, &call_id, "CallCompleted").await;
+    app.cleanup().await;
+}

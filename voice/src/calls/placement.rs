@@ -75,7 +75,8 @@ impl CallService {
             return Err(CallsError::CampaignNotActive(campaign.status.clone()));
         }
         if contact.do_not_call
-            || kraliki_projections::contact::is_dnc(&self.inner.pool, tenant, &contact.phone_number).await?
+            || kraliki_projections::do_not_call::is_dnc(&self.inner.pool, tenant, &contact.phone_number)
+                .await?
         {
             return Err(CallsError::DoNotCall);
         }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kraliki_domain::call::CallEvent;
-use kraliki_domain::campaign::{CampaignEvent, CampaignSettings};
+use kraliki_domain::campaign::{CampaignEvent, CampaignSettings, CampaignStatus};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -246,6 +246,15 @@ pub struct CampaignRow {
 impl CampaignRow {
     pub fn settings(&self) -> anyhow::Result<CampaignSettings> {
         Ok(serde_json::from_value(self.settings.clone())?)
+    }
+
+    /// The lifecycle state (the column holds its serde name).
+    pub fn status(&self) -> CampaignStatus {
+        serde_json::from_value(Value::String(self.status.clone())).unwrap_or_default()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status() == CampaignStatus::Active
     }
 }
 

@@ -106,7 +106,7 @@ impl Dialer {
                 position::wait_for(&pool, &env.wake, name, head, env.read_wait).await?;
             }
         }
-        let Some(row) = campaign::get(&pool, row.tenant_id, row.id).await?.filter(|r| r.status == "active")
+        let Some(row) = campaign::get(&pool, row.tenant_id, row.id).await?.filter(CampaignRow::is_active)
         else {
             return Ok(0);
         };
@@ -179,7 +179,7 @@ impl Dialer {
 /// Whether the campaign dials by itself at this moment.
 fn dials_now(row: &CampaignRow, settings: &CampaignSettings) -> bool {
     let now = Utc::now();
-    row.status == "active"
+    row.is_active()
         && settings.campaign_type.is_outbound()
         && settings.dialing_mode != DialingMode::Preview
         && settings.start_time.is_none_or(|s| now >= s)
@@ -256,7 +256,7 @@ impl ProcessManager for Dialer {
         if timer.timer_key.starts_with("campaign:") {
             let pool = effects.pool().clone();
             if let Some(row) = campaign::get(&pool, tenant, campaign).await? {
-                if row.status == "active" {
+                if row.is_active() {
                     let next = Utc::now() + chrono::TimeDelta::from_std(self.tick).unwrap_or_default();
                     effects.set_timer(campaign_timer(campaign), next, json!({"campaign_id": campaign}));
                 }

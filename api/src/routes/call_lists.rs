@@ -395,7 +395,7 @@ async fn next(
         .ok_or_else(ApiError::not_found)?;
     let settings = campaign.settings()?;
     let now = q.at.unwrap_or_else(Utc::now);
-    let blocked_reason = if campaign.status != "active" {
+    let blocked_reason = if !campaign.is_active() {
         Some("campaign_not_active")
     } else if settings.start_time.is_some_and(|s| now < s) {
         Some("before_start_time")

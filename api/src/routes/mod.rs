@@ -9,7 +9,9 @@ pub mod campaigns;
 pub mod common;
 pub mod companies;
 pub mod contacts;
+pub mod do_not_call;
 pub mod health;
+pub mod imports;
 pub mod service_accounts;
 pub mod telephony;
 pub mod users;
@@ -56,16 +58,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(call_lists::router())
         .merge(campaign_templates::router())
         .merge(contacts::router())
+        .merge(imports::router())
+        .merge(do_not_call::router())
         .merge(calls::router())
         .merge(telephony::router())
 }
 
 /// Routes that take large bodies: their own size limit and no request timeout.
 pub fn uploads() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(contacts::uploads())
+    OpenApiRouter::new().merge(imports::uploads())
 }
 
 /// Routes whose JSON bodies may exceed the general limit (held in memory: a limit of their own).
 pub fn large_json() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(contacts::bulk_router())
+    OpenApiRouter::new().merge(imports::bulk_router())
 }

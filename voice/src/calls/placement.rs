@@ -71,7 +71,7 @@ impl CallService {
     pub async fn place(&self, dial: Dial<'_>, ctx: &CommandContext) -> Result<PlacedCall, CallsError> {
         let (campaign, contact) = (dial.campaign, dial.contact);
         let tenant = campaign.tenant_id;
-        if campaign.status != "active" {
+        if !campaign.is_active() {
             return Err(CallsError::CampaignNotActive(campaign.status.clone()));
         }
         if contact.do_not_call

@@ -273,6 +273,7 @@ async fn ended(
 // Queries ---------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactRow {
     pub id: Uuid,
     pub phone_number: String,
@@ -535,6 +536,7 @@ fn base_query<'a>(tenant: Uuid, campaign: Uuid) -> QueryBuilder<'a, Postgres> {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberRow {
     #[sqlx(flatten)]
     #[serde(flatten)]

@@ -210,6 +210,7 @@ pub async fn unfinished_imports(pool: &PgPool) -> Result<Vec<(Uuid, Uuid)>, sqlx
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProblemRow {
     pub row_no: i64,
     pub field: Option<String>,

@@ -70,6 +70,7 @@ async fn dnc(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyho
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DncRow {
     pub phone_number: String,
     pub reason: Option<String>,

@@ -565,3 +565,28 @@ impl Drop for PrivatePostgres {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A list's answer as `{items, next_cursor, link}`: the body must be a bare JSON array (every
+/// list answers so); the next page's cursor comes from `X-Next-Cursor`, its link from `Link`
+/// (which must agree).
+pub async fn listed(resp: reqwest::Response) -> serde_json::Value {
+    assert_eq!(resp.status(), reqwest::StatusCode::OK, "a list answers 200");
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (cursor, link) = (header("x-next-cursor"), header("link"));
+    assert_eq!(cursor.is_some(), link.is_some(), "Link and X-Next-Cursor go together");
+    if let (Some(cursor), Some(link)) = (&cursor, &link) {
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        let target = link.trim_start_matches('<').split('>').next().unwrap_or_default();
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let linked = url_cursor(query);
+        assert_eq!(linked.as_deref(), Some(cursor.as_str()), "the Link names the same cursor: {link}");
+    }
+    let items: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert!(items.is_array(), "a list's body is a bare array: {items}");
+    serde_json::json!({"items": items, "next_cursor": cursor, "link": link})
+}
+
+fn url_cursor(query: &str) -> Option<String> {
+    let url = reqwest::Url::parse(&format!("http://link.invalid/?{query}")).ok()?;
+    url.query_pairs().find(|(k, _)| k == "cursor").map(|(_, v)| v.into_owned())
+}

@@ -120,6 +120,8 @@ pub struct Me {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
+    /// The same as `full_name` (the template UI's header reads `name`).
+    pub name: String,
     pub organization: Option<String>,
     pub company_id: String,
     pub role: String,
@@ -138,6 +140,9 @@ struct TokenResponse {
     token_type: &'static str,
     expires_in: i64,
     expires_at: DateTime<Utc>,
+    /// The same instant as `expires_at` (the template UI's fixtures read camelCase).
+    #[serde(rename = "expiresAt")]
+    expires_at_camel: DateTime<Utc>,
     user: Me,
 }
 
@@ -160,6 +165,7 @@ async fn profile(state: &AppState, user_id: Uuid) -> Result<(Me, User, bool), Ap
         id: user_id,
         email: user.email.clone(),
         full_name: user.full_name.clone(),
+        name: user.full_name.clone(),
         organization: (!organization.is_empty()).then_some(organization),
         company_id: user.company_id.clone(),
         role: user.primary_role().map(|r| r.as_str().to_owned()).unwrap_or_default(),
@@ -207,6 +213,7 @@ async fn session(
         token_type: "bearer",
         expires_in: issued.expires_in,
         expires_at: issued.expires_at,
+        expires_at_camel: issued.expires_at,
         user: me,
     };
     let mut response = (status, Json(body)).into_response();

@@ -49,13 +49,6 @@ pub struct CallListResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallListPage {
-    pub items: Vec<CallListResponse>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -109,14 +102,6 @@ struct NextQuery {
     min_position: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberPage {
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<MemberRow>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
 /// The next contacts to dial. Empty with a `blocked_reason` when the campaign may not dial now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NextToDial {
@@ -126,7 +111,6 @@ pub struct NextToDial {
     /// campaign_not_active | before_start_time | after_end_time, or null when dialing.
     pub blocked_reason: Option<String>,
     pub evaluated_at: DateTime<Utc>,
-    #[schema(value_type = Vec<Object>)]
     pub items: Vec<MemberRow>,
 }
 
@@ -229,13 +213,14 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/call-lists", tag = "call-lists", operation_id = "call_lists_list", params(ListQuery),
-    responses((status = 200, body = CallListPage, description = "Newest first")), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<CallListResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Newest first")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<CallListPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CallListResponse>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c).ok_or_else(bad_cursor)).transpose()?;
@@ -254,7 +239,7 @@ async fn list(
     for row in page.items {
         items.push(response(&state, &user, parse(row)?).await?);
     }
-    Ok(Json(CallListPage { items, next_cursor: page.next_cursor, limit }))
+    Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/call-lists/{id}", tag = "call-lists", operation_id = "call_lists_read", params(("id" = Uuid, Path)),
@@ -333,7 +318,7 @@ fn offset_cursor(raw: Option<&str>) -> Result<i64, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/call-lists/{id}/contacts", tag = "call-lists", operation_id = "call_lists_members", params(("id" = Uuid, Path), MembersQuery),
-    responses((status = 200, body = MemberPage, description = "The list's contacts in dialing order, with this campaign's attempts"),
+    responses((status = 200, body = Vec<MemberRow>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "The list's contacts in dialing order, with this campaign's attempts"),
         (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn members(
@@ -342,7 +327,8 @@ async fn members(
     PathId(id): PathId,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<MembersQuery>,
-) -> Result<Json<MemberPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<MemberRow>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let offset = offset_cursor(q.cursor.as_deref())?;
@@ -367,7 +353,7 @@ async fn members(
     items.truncate(limit as usize);
     let next_cursor = more
         .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{}", offset + limit)));
-    Ok(Json(MemberPage { items, next_cursor, limit }))
+    Ok(super::common::Paged::new(items, next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/call-lists/{id}/next", tag = "call-lists", operation_id = "call_lists_next", params(("id" = Uuid, Path), NextQuery),

@@ -214,13 +214,6 @@ pub struct CallDetail {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CallPage {
-    pub items: Vec<CallResponse>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct Transcript {
     pub call_id: Uuid,
     /// In spoken order (by start offset).
@@ -327,14 +320,15 @@ async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<CallRow, A
 }
 
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls", operation_id = "calls_list", params(ListQuery),
-    responses((status = 200, body = CallPage, description = "Newest first (by start)"), (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
+    responses((status = 200, body = Vec<CallResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Newest first (by start)"), (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
     security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<CallPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CallResponse>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     one_of("status", q.status.as_deref(), &view::STATUSES)?;
@@ -356,7 +350,7 @@ async fn list(
         .await
         .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
     let items = page.items.into_iter().map(CallResponse::from).collect();
-    Ok(Json(CallPage { items, next_cursor: page.next_cursor, limit }))
+    Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", operation_id = "calls_read", params(("id" = Uuid, Path),

@@ -58,13 +58,6 @@ impl TemplateResponse {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TemplatePage {
-    pub items: Vec<TemplateResponse>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -153,13 +146,14 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaign-templates", tag = "campaign-templates", operation_id = "campaign_templates_list", params(ListQuery),
-    responses((status = 200, body = TemplatePage, description = "Newest first")), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<TemplateResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Newest first")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<TemplatePage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<TemplateResponse>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c).ok_or_else(bad_cursor)).transpose()?;
@@ -174,7 +168,7 @@ async fn list(
     .await
     .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
     let items = page.items.into_iter().map(TemplateResponse::from_row).collect::<Result<_, _>>()?;
-    Ok(Json(TemplatePage { items, next_cursor: page.next_cursor, limit }))
+    Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaign-templates/{id}", tag = "campaign-templates", operation_id = "campaign_templates_read", params(("id" = Uuid, Path)),

@@ -97,13 +97,6 @@ impl CampaignResponse {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CampaignPage {
-    pub items: Vec<CampaignResponse>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -221,14 +214,15 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", operation_id = "campaigns_list", params(ListQuery),
-    responses((status = 200, body = CampaignPage, description = "Newest first"), (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
+    responses((status = 200, body = Vec<CampaignResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Newest first"), (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
     security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<CampaignPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CampaignResponse>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     if let Some(s) = q.status.as_deref() {
@@ -252,7 +246,7 @@ async fn list(
             }
         })?;
     let items = page.items.into_iter().map(CampaignResponse::from_row).collect::<Result<_, _>>()?;
-    Ok(Json(CampaignPage { items, next_cursor: page.next_cursor, limit }))
+    Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "campaigns_read", params(("id" = Uuid, Path)),

@@ -117,6 +117,53 @@ pub fn written_id(outcome: &Outcome, asked: uuid::Uuid) -> uuid::Uuid {
     }
 }
 
+/// A page of a list, answered the one way every list answers: the body is the bare JSON array
+/// of the items (what the template UIs read); the next page, if any, is in
+/// `Link: </same/path?…&cursor=…>; rel="next"` (RFC 8288) and in `X-Next-Cursor`.
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+    /// The request's URI: the next page's link keeps its path and other parameters.
+    pub uri: axum::http::Uri,
+}
+
+impl<T> Paged<T> {
+    pub fn new(items: Vec<T>, next_cursor: Option<String>, uri: &axum::http::Uri) -> Self {
+        Self { items, next_cursor, uri: uri.clone() }
+    }
+}
+
+/// The request's URI with `cursor` set to `cursor` (other parameters kept, in order).
+pub fn next_link(uri: &axum::http::Uri, cursor: &str) -> String {
+    let mut query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).into_owned().filter(|(k, _)| k != "cursor").collect()
+        })
+        .unwrap_or_default();
+    query.push(("cursor".into(), cursor.to_owned()));
+    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
+    format!("{}?{encoded}", uri.path())
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Paged<T> {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self.items).into_response();
+        if let Some(cursor) = self.next_cursor {
+            let headers = response.headers_mut();
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_link(&self.uri, &cursor)))
+            {
+                headers.insert(header::LINK, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&cursor) {
+                headers.insert("x-next-cursor", v);
+            }
+        }
+        response
+    }
+}
+
 /// Reader roles: everyone in the company. Writer roles differ per resource.
 pub const READERS: &[kraliki_domain::values::Role] = &[
     kraliki_domain::values::Role::Agent,

@@ -68,13 +68,6 @@ impl From<CompanyRow> for CompanyResponse {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CompanyPage {
-    pub items: Vec<CompanyResponse>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -340,14 +333,15 @@ async fn read(
 }
 
 #[utoipa::path(get, path = "/api/v1/companies", tag = "companies", operation_id = "companies_list", params(ListQuery),
-    responses((status = 200, body = CompanyPage, description = "OK"), (status = 400, body = crate::error::Problem, description = "Bad request (problem+json)"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")),
+    responses((status = 200, body = Vec<CompanyResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "OK"), (status = 400, body = crate::error::Problem, description = "Bad request (problem+json)"), (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)")),
     security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<CompanyPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CompanyResponse>, ApiError> {
     let limit = page_limit(q.limit)?;
     let sort = match q.sort.as_deref() {
         None | Some("created_at") => CompanySort::CreatedAt,
@@ -375,9 +369,6 @@ async fn list(
     let only = (!user.is_operator()).then(|| vec![user.company_id]);
     let filter = CompanyFilter { only, is_active: q.is_active, search: q.q };
     let page = view::list(&state.pool, &filter, sort, descending, cursor.as_ref(), limit).await?;
-    Ok(Json(CompanyPage {
-        items: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-        limit,
-    }))
+    let items = page.items.into_iter().map(Into::into).collect();
+    Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }

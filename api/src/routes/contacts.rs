@@ -12,7 +12,7 @@ use kraliki_domain::do_not_call::{DoNotCallCommand, DoNotCallNumber};
 use kraliki_domain::values::{PhoneNumber, Role};
 use kraliki_projections::company::Cursor;
 use kraliki_projections::contact::{self as view, ContactQuery, ContactRow};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -33,14 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Who may add to the do-not-call list: anyone who talks to callers.
 pub(crate) const DNC_WRITERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ContactPage {
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<ContactRow>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -108,7 +100,7 @@ fn contact_input(body: Map<String, Value>) -> Result<ContactInput, ApiError> {
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", operation_id = "contacts_create",
     request_body(content = ContactInput, description = "A contact; `default_region` (ISO 3166, e.g. US) reads national numbers; `contact_list_id` adds it to a contact list."),
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = Object, description = "Created"), (status = 409, body = crate::error::Problem, description = "Duplicate number (problem+json)"),
+    responses((status = 201, body = ContactRow, description = "Created"), (status = 409, body = crate::error::Problem, description = "Duplicate number (problem+json)"),
         (status = 422, body = crate::error::Problem, description = "Invalid (problem+json)")),
     security(("bearer" = [])))]
 async fn create(
@@ -143,13 +135,14 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", operation_id = "contacts_list", params(ListQuery),
-    responses((status = 200, body = ContactPage, description = "Oldest first")), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<ContactRow>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Oldest first")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<ContactPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<ContactRow>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c).ok_or_else(bad_cursor)).transpose()?;
@@ -165,11 +158,11 @@ async fn list(
     let page = view::list(&state.pool, user.company_id, &query, cursor.as_ref(), limit)
         .await
         .map_err(|e| if e.is::<chrono::ParseError>() { bad_cursor() } else { ApiError::from(e) })?;
-    Ok(Json(ContactPage { items: page.items, next_cursor: page.next_cursor, limit }))
+    Ok(super::common::Paged::new(page.items, page.next_cursor, &uri))
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "contacts_read", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Object, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    responses((status = 200, body = ContactRow, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn read(
     State(state): State<AppState>,
@@ -214,7 +207,7 @@ async fn change(
 #[utoipa::path(put, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "contacts_update",
     request_body(content = Object, description = "A JSON merge patch over the contact"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Object, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+    responses((status = 200, body = ContactRow, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Duplicate number (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid (problem+json)")),
     security(("bearer" = [])))]
 async fn update(
@@ -231,7 +224,7 @@ async fn update(
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "contacts_patch",
     request_body(content = Object, description = "A JSON merge patch over the contact"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Object, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+    responses((status = 200, body = ContactRow, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Duplicate number (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid (problem+json)")),
     security(("bearer" = [])))]
 async fn patch(
@@ -271,7 +264,7 @@ struct DncBody {
 
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/do-not-call", tag = "contacts", operation_id = "contacts_mark_dnc", params(("id" = Uuid, Path)),
     request_body(content = Option<DncBody>, description = "Optional `{reason}`"),
-    responses((status = 200, body = Object, description = "The contact, flagged; its number is also put on the tenant's do-not-call list"),
+    responses((status = 200, body = ContactRow, description = "The contact, flagged; its number is also put on the tenant's do-not-call list"),
         (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn mark_dnc(
@@ -301,11 +294,13 @@ async fn mark_dnc(
             &ctx,
         )
         .await?;
+    // The tenant's list is a read model of its own: the answer shows it updated too.
+    state.wait_for(kraliki_projections::do_not_call::NAME, outcome.position).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}/do-not-call", tag = "contacts", operation_id = "contacts_clear_dnc", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Object, description = "The contact's own flag cleared (the tenant list is changed at /api/v1/do-not-call)"),
+    responses((status = 200, body = ContactRow, description = "The contact's own flag cleared (the tenant list is changed at /api/v1/do-not-call)"),
         (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn clear_dnc(

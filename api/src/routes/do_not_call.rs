@@ -9,7 +9,7 @@ use chrono::Utc;
 use kraliki_domain::do_not_call::{DoNotCallCommand, DoNotCallNumber};
 use kraliki_domain::values::PhoneNumber;
 use kraliki_projections::do_not_call::DncRow;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -23,14 +23,6 @@ use super::contacts::DNC_WRITERS;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(dnc_list, dnc_add)).routes(routes!(dnc_remove))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DncPage {
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<DncRow>,
-    pub next_cursor: Option<String>,
-    pub limit: i64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -52,13 +44,14 @@ struct DncAddBody {
 }
 
 #[utoipa::path(get, path = "/api/v1/do-not-call", tag = "do-not-call", operation_id = "dnc_list", params(DncQuery),
-    responses((status = 200, body = DncPage, description = "By number")), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<DncRow>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "By number")), security(("bearer" = [])))]
 async fn dnc_list(
     State(state): State<AppState>,
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<DncQuery>,
-) -> Result<Json<DncPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<DncRow>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     if q.cursor.as_deref().is_some_and(|c| !c.starts_with('+')) {
@@ -68,7 +61,7 @@ async fn dnc_list(
     let (items, next_cursor) =
         kraliki_projections::do_not_call::list_dnc(&state.pool, user.company_id, q.cursor.as_deref(), limit)
             .await?;
-    Ok(Json(DncPage { items, next_cursor, limit }))
+    Ok(super::common::Paged::new(items, next_cursor, &uri))
 }
 
 #[utoipa::path(post, path = "/api/v1/do-not-call", tag = "do-not-call", operation_id = "dnc_add", request_body = DncAddBody,

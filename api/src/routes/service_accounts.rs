@@ -113,7 +113,7 @@ async fn issue(
 
 #[utoipa::path(get, path = "/api/v1/companies/{id}/service-accounts", tag = "service-accounts", operation_id = "service_accounts_list",
     params(("id" = Uuid, Path), ListQuery),
-    responses((status = 200, body = AccountPage, description = "OK"), (status = 403, body = Problem, description = "Not allowed"),
+    responses((status = 200, body = Vec<AccountResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "OK"), (status = 403, body = Problem, description = "Not allowed"),
         (status = 404, body = Problem, description = "Not found")),
     security(("bearer" = [])))]
 async fn list(
@@ -121,7 +121,8 @@ async fn list(
     caller: AuthUser,
     ApiPath(company): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<AccountPage>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<AccountResponse>, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Auditor])?;
     let limit = page_limit(q.limit)?;
@@ -131,7 +132,7 @@ async fn list(
     };
     let (rows, more) = view::list_for_company(&state.pool, company, after, limit).await?;
     let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(Json(AccountPage { items: rows.into_iter().map(Into::into).collect(), next_cursor, limit }))
+    Ok(super::common::Paged::new(rows.into_iter().map(Into::into).collect(), next_cursor, &uri))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -142,13 +143,6 @@ struct ListQuery {
     limit: Option<i64>,
     #[serde(default)]
     cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct AccountPage {
-    items: Vec<AccountResponse>,
-    next_cursor: Option<String>,
-    limit: i64,
 }
 
 #[utoipa::path(post, path = "/api/v1/companies/{id}/service-accounts", tag = "service-accounts", operation_id = "service_accounts_create",

@@ -122,7 +122,7 @@ async fn member(state: &AppState, company: Uuid, user_id: Uuid) -> Result<User, 
 }
 
 #[utoipa::path(get, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_list", params(("id" = Uuid, Path), ListQuery),
-    responses((status = 200, description = "`{items: [User], next_cursor, limit}`", body = Object), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"),
+    responses((status = 200, description = "The company's users, oldest first", body = Vec<UserResponse>, headers(("Link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"` (RFC 8288); absent on the last page"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"),
         (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
 async fn list(
@@ -130,7 +130,8 @@ async fn list(
     caller: AuthUser,
     ApiPath(company): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<super::common::Paged<UserResponse>, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin, Role::Supervisor, Role::Auditor])?;
     let limit = page_limit(q.limit)?;
@@ -150,7 +151,7 @@ async fn list(
     let next =
         if more { rows.last().map(|r| format!("{}~{}", r.created_at.to_rfc3339(), r.id)) } else { None };
     let items: Vec<UserResponse> = rows.into_iter().map(Into::into).collect();
-    Ok(Json(serde_json::json!({ "items": items, "next_cursor": next, "limit": limit })))
+    Ok(super::common::Paged::new(items, next, &uri))
 }
 
 #[utoipa::path(post, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_create", params(("id" = Uuid, Path)), request_body = CreateBody,

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kraliki_api::auth::tokens::{self, AccessClaims};
 use kraliki_domain::values::Role;
-use kraliki_tests::{client_with, spawn_app, TestApp};
+use kraliki_tests::{client_with, listed, spawn_app, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -96,8 +96,7 @@ async fn sign_up_login_me_refresh_and_logout() {
     );
 
     // The new admin sees their company, and only it.
-    let page: Value =
-        client_with(token).get(app.url("/api/v1/companies")).send().await.unwrap().json().await.unwrap();
+    let page = listed(client_with(token).get(app.url("/api/v1/companies")).send().await.unwrap()).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["name"], "Acme");
 
@@ -299,10 +298,9 @@ async fn tenants_see_only_themselves_and_roles_are_enforced() {
     assert_eq!(admin_a.delete(&b_url).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let r = admin_a.post(app.url(&format!("/api/v1/companies/{b_company}/reactivate"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let listed: Value =
-        admin_a.get(app.url("/api/v1/companies?limit=100")).send().await.unwrap().json().await.unwrap();
+    let companies = listed(admin_a.get(app.url("/api/v1/companies?limit=100")).send().await.unwrap()).await;
     let names: Vec<&str> =
-        listed["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        companies["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Tenant A"]);
 
     // Role × endpoint on the caller's own company.
@@ -394,22 +392,16 @@ async fn company_admins_manage_their_people_and_no_one_elses() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The admin lists, renames and changes roles.
-    let page: Value = admin_a.get(&users_a).send().await.unwrap().json().await.unwrap();
+    let page = listed(admin_a.get(&users_a).send().await.unwrap()).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let page: Value =
-        admin_a.get(format!("{users_a}?role=agent")).send().await.unwrap().json().await.unwrap();
+    let page = listed(admin_a.get(format!("{users_a}?role=agent")).send().await.unwrap()).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    let page: Value = admin_a.get(format!("{users_a}?limit=1")).send().await.unwrap().json().await.unwrap();
+    let page = listed(admin_a.get(format!("{users_a}?limit=1")).send().await.unwrap()).await;
     let next = page["next_cursor"].as_str().unwrap().to_owned();
-    let rest: Value = admin_a
-        .get(&users_a)
-        .query(&[("limit", "1"), ("cursor", next.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest = listed(
+        admin_a.get(&users_a).query(&[("limit", "1"), ("cursor", next.as_str())]).send().await.unwrap(),
+    )
+    .await;
     assert_ne!(rest["items"][0]["id"], page["items"][0]["id"]);
     assert!(rest["next_cursor"].is_null());
     assert_eq!(
@@ -495,11 +487,11 @@ async fn service_accounts_call_with_api_keys_that_are_shown_once_and_revocable()
     let key = created["api_key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("kvk_"));
     let account = created["id"].as_str().unwrap().to_owned();
-    let page: Value = admin.get(&accounts).send().await.unwrap().json().await.unwrap();
-    let listed = &page["items"];
-    assert!(listed[0]["api_key"].is_null(), "a key is shown once");
-    assert_eq!(listed[0]["keys"].as_array().unwrap().len(), 1);
-    assert!(key.starts_with(listed[0]["keys"][0]["prefix"].as_str().unwrap()));
+    let page = listed(admin.get(&accounts).send().await.unwrap()).await;
+    let accounts_listed = &page["items"];
+    assert!(accounts_listed[0]["api_key"].is_null(), "a key is shown once");
+    assert_eq!(accounts_listed[0]["keys"].as_array().unwrap().len(), 1);
+    assert!(key.starts_with(accounts_listed[0]["keys"][0]["prefix"].as_str().unwrap()));
 
     // The key authenticates as the account, within its company and roles.
     let own = app.url(&format!("/api/v1/companies/{company}"));

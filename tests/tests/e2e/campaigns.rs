@@ -42,7 +42,7 @@ async fn import_csv(app: &TestApp, csv: impl Into<Vec<u8>>, fields: &[(&str, &st
 
 async fn contact_count(app: &TestApp) -> usize {
     let r = app.client.get(app.url("/api/v1/contacts?limit=500")).send().await.unwrap();
-    json_of(r, StatusCode::OK).await["items"].as_array().unwrap().len()
+    kraliki_tests::listed(r).await["items"].as_array().unwrap().len()
 }
 
 /// One dial attempt as the telephony side records it: initiated at `at`, ended 30 s later.
@@ -155,7 +155,7 @@ async fn create_import_build_a_list_start_dial_pause_and_clone() {
 
     let r =
         c.get(app.url(&format!("/api/v1/contacts?import_id={import_id}&list=winter"))).send().await.unwrap();
-    let contacts = json_of(r, StatusCode::OK).await;
+    let contacts = kraliki_tests::listed(r).await;
     assert_eq!(names(&contacts), ["Ada", "Bob", "Cyd", "Fay"]);
     let fay = &contacts["items"][3];
     assert_eq!((fay["do_not_call"].as_bool(), fay["status"].as_str()), (Some(true), Some("do_not_call")));
@@ -297,7 +297,7 @@ async fn create_import_build_a_list_start_dial_pause_and_clone() {
     assert_eq!(copy["origin"], json!({"kind": "clone", "campaign_id": id, "include_call_lists": true}));
     assert_eq!(copy["calls_per_hour"], 250);
     let r = c.get(app.url(&format!("/api/v1/call-lists?campaign_id={copy_id}"))).send().await.unwrap();
-    let lists = json_of(r, StatusCode::OK).await;
+    let lists = kraliki_tests::listed(r).await;
     assert_eq!(lists["items"][0]["name"], "VIPs by score");
     assert_eq!(lists["items"][0]["dialable"], 2, "the copy has dialed no one yet");
 
@@ -323,7 +323,7 @@ async fn create_import_build_a_list_start_dial_pause_and_clone() {
     assert_eq!(json_of(r, StatusCode::CREATED).await["origin"]["kind"], "template");
 
     let r = c.get(app.url("/api/v1/campaigns?status=draft")).send().await.unwrap();
-    let drafts = json_of(r, StatusCode::OK).await;
+    let drafts = kraliki_tests::listed(r).await;
     assert_eq!(drafts["items"].as_array().unwrap().len(), 3);
 
     // A running campaign cannot be deleted; a completed one is archived, read-only.
@@ -552,7 +552,7 @@ async fn json_bulk_answers_the_seed_result_and_ndjson_streams() {
     assert_eq!(v["errors"][0]["row"], 2);
     assert!(v["errors"][0]["error"].as_str().unwrap().contains("not a valid number"), "{v}");
     let r = app.client.get(app.url("/api/v1/contacts?list=spring")).send().await.unwrap();
-    let list = json_of(r, StatusCode::OK).await;
+    let list = kraliki_tests::listed(r).await;
     assert_eq!(list["items"][0]["phone_number"], "+420603123456");
     assert_eq!(list["items"][0]["timezone"], "Europe/Prague", "from the number");
     assert_eq!(list["items"][0]["custom_fields"]["plan"], "gold");
@@ -612,7 +612,7 @@ async fn the_next_contacts_respect_do_not_call_attempts_and_every_zone_of_the_nu
     assert_eq!(next(wed_18 + ChronoDuration::days(3)).await, Vec::<String>::new());
 
     // West has two attempts at most; the campaign's delays apply between them.
-    let contacts = json_of(c.get(app.url("/api/v1/contacts")).send().await.unwrap(), StatusCode::OK).await;
+    let contacts = kraliki_tests::listed(c.get(app.url("/api/v1/contacts")).send().await.unwrap()).await;
     let west = contacts["items"].as_array().unwrap().iter().find(|c| c["first_name"] == "West").unwrap()
         ["id"]
         .as_str()
@@ -658,7 +658,7 @@ async fn campaigns_and_contacts_stay_inside_their_company_and_roles_apply() {
     let r = other.post(app.url(&format!("/api/v1/campaigns/{id}/start"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = other.get(app.url("/api/v1/campaigns")).send().await.unwrap();
-    assert_eq!(json_of(r, StatusCode::OK).await["items"], json!([]));
+    assert_eq!(kraliki_tests::listed(r).await["items"], json!([]));
     let r = other
         .post(app.url("/api/v1/call-lists"))
         .json(&json!({"campaign_id": id, "name": "x"}))
@@ -681,7 +681,7 @@ async fn campaigns_and_contacts_stay_inside_their_company_and_roles_apply() {
     let flagged = json_of(r, StatusCode::OK).await;
     assert_eq!(flagged["status"], "do_not_call");
     let r = app.client.get(app.url("/api/v1/do-not-call")).send().await.unwrap();
-    let listed = json_of(r, StatusCode::OK).await;
+    let listed = kraliki_tests::listed(r).await;
     assert_eq!(listed["items"][0]["phone_number"], "+420603123456");
     assert_eq!(listed["items"][0]["reason"], "asked on the call");
 

@@ -135,59 +135,49 @@ async fn lists_page_with_cursors_filter_and_sort() {
         last = r.headers()["kraliki-position"].to_str().unwrap().parse().unwrap();
     }
     let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
+    // The body is the page's bare array; the next page is the `Link` (rel="next"), followed
+    // as given to the end, as a client would.
+    let mut url = app.url(&format!("/api/v1/companies?limit=3&min_position={last}"));
+    let mut pages = 0;
     loop {
-        let mut url = app.url(&format!("/api/v1/companies?limit=3&min_position={last}"));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={}", urlencode(c)));
-        }
-        let page: Value = app.client.get(url).send().await.unwrap().json().await.unwrap();
+        let page = kraliki_tests::listed(app.client.get(&url).send().await.unwrap()).await;
+        pages += 1;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 3);
         seen.extend(items.iter().map(|i| i["domain"].as_str().unwrap().to_owned()));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
+        match page["link"].as_str() {
+            Some(link) => {
+                let target = link.trim_start_matches('<').split('>').next().unwrap();
+                assert!(
+                    target.contains("limit=3") && target.contains("min_position="),
+                    "other parameters kept: {target}"
+                );
+                url = app.url(target);
+            }
             None => break,
         }
     }
+    assert_eq!(pages, 3);
     let expected: Vec<String> = (0..7).map(|i| format!("c{i}.example")).collect();
     assert_eq!(seen, expected, "creation order, each once");
 
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/companies?sort=name&order=desc&limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = kraliki_tests::listed(
+        app.client.get(app.url("/api/v1/companies?sort=name&order=desc&limit=2")).send().await.unwrap(),
+    )
+    .await;
     let names: Vec<&str> =
         page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Co 7", "Co 6"]);
-    let page: Value =
-        app.client.get(app.url("/api/v1/companies?q=c3.exa")).send().await.unwrap().json().await.unwrap();
+    let page =
+        kraliki_tests::listed(app.client.get(app.url("/api/v1/companies?q=c3.exa")).send().await.unwrap())
+            .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/companies?is_active=false"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = kraliki_tests::listed(
+        app.client.get(app.url("/api/v1/companies?is_active=false")).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
     app.cleanup().await;
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -920,7 +920,7 @@ async fn an_outbound_call_is_placed_through_twilio_and_counts_as_an_attempt() {
     // The dialer sees the attempt: connected, so the contact is done for this campaign.
     app.caught_up().await;
     let r = c.get(app.url(&format!("/api/v1/call-lists/{list}/contacts"))).send().await.unwrap();
-    let members: Value = r.json().await.unwrap();
+    let members = kraliki_tests::listed(r).await;
     let ada = members["items"].as_array().unwrap().iter().find(|m| m["id"] == contact.as_str()).unwrap();
     assert_eq!(
         (ada["campaign_attempts"].as_i64(), ada["campaign_last_outcome"].as_str()),

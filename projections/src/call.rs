@@ -103,12 +103,22 @@ async fn call(
     let table = t.get(CALLS);
     let seq = e.sequence;
     match event {
-        CallEvent::CallRequested { direction, provider, from, to, campaign_id, contact_id, at, .. } => {
+        CallEvent::CallRequested {
+            direction,
+            provider,
+            from,
+            to,
+            campaign_id,
+            contact_id,
+            metadata,
+            at,
+            ..
+        } => {
             let direction = serde_json::to_value(direction)?;
             sqlx::query(&format!(
                 "INSERT INTO {table} (id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
-                 campaign_id, contact_id, status, started_at, version, updated_at) \
-                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, 'requested', $9, $10, $9) ON CONFLICT (id) DO NOTHING"
+                                  campaign_id, contact_id, status, started_at, version, updated_at, metadata) \
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, 'requested', $9, $10, $9, $11) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(id)
             .bind(e.tenant()?)
@@ -120,6 +130,7 @@ async fn call(
             .bind(contact_id)
             .bind(at)
             .bind(seq)
+            .bind(metadata)
             .execute(&mut *conn)
             .await?;
         }
@@ -321,11 +332,12 @@ pub struct CallRow {
     pub ended_at: Option<DateTime<Utc>>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    pub metadata: Option<Value>,
 }
 
 const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
     campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
-    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at";
+    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at, metadata";
 
 /// Calls of a campaign started since `since` (its hourly pace).
 pub async fn started_since(pool: &PgPool, campaign: Uuid, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {

@@ -331,6 +331,17 @@ pub async fn outcomes(pool: &PgPool, campaign: Uuid) -> Result<Vec<OutcomeCount>
     .await
 }
 
+/// The caller ids of a tenant's campaigns (what an ad-hoc call may call from), oldest first.
+pub async fn caller_ids(pool: &PgPool, tenant: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT caller_id FROM (SELECT settings->>'caller_id' AS caller_id, min(created_at) AS first \
+         FROM {CAMPAIGNS} WHERE tenant_id = $1 AND settings->>'caller_id' IS NOT NULL GROUP BY 1) c ORDER BY first"
+    ))
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+}
+
 /// The active inbound campaign answering `number` (its caller id), and its tenant.
 pub async fn inbound_for_number(pool: &PgPool, number: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
     sqlx::query_as(&format!(

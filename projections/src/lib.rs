@@ -19,6 +19,7 @@ pub mod publisher;
 pub mod runner;
 pub mod service_account;
 pub mod status;
+pub mod tenant_settings;
 pub mod user;
 pub mod wake;
 

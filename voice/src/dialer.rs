@@ -35,7 +35,7 @@ use kraliki_projections::{call, position, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::calls::{CallService, CallsError, Dial};
+use crate::calls::{CallService, Callee, CallsError, Dial};
 
 pub const NAME: &str = "dialer";
 
@@ -148,8 +148,16 @@ impl Dialer {
             let ctx = effects.context_for(row.tenant_id.to_string());
             let key = ctx.idempotency_key.clone().unwrap_or_default();
             let call_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes());
-            let dial =
-                Dial { call_id, campaign: &row, contact: &member.contact, detect_machine, carrier: None };
+            let dial = Dial {
+                call_id,
+                tenant: row.tenant_id,
+                campaign: Some(&row),
+                callee: Callee::Contact(&member.contact),
+                from: None,
+                detect_machine,
+                carrier: None,
+                metadata: None,
+            };
             // Whatever happens next, a call left requested is failed in a minute.
             effects.set_timer(
                 format!("placing:{call_id}"),

@@ -45,6 +45,7 @@ mod impls {
     use kraliki_domain::contact_import::ContactImportError;
     use kraliki_domain::do_not_call::DoNotCallError;
     use kraliki_domain::service_account::ServiceAccountError;
+    use kraliki_domain::tenant_settings::TenantSettingsError;
     use kraliki_domain::user::UserError;
 
     use super::{invalid, ErrorCode};
@@ -166,6 +167,20 @@ mod impls {
         }
     }
 
+    impl ErrorCode for TenantSettingsError {
+        fn code(&self) -> Code {
+            match self {
+                Self::Invalid(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::Invalid(problems) => invalid(problems),
+            }
+        }
+    }
+
     impl ErrorCode for DoNotCallError {
         fn code(&self) -> Code {
             match self {
@@ -208,6 +223,9 @@ impl From<kraliki_voice::calls::CallsError> for ApiError {
             E::InvalidWebhook(_) => ApiError::new(Code::ValidationFailed).detail(detail),
             E::CampaignNotActive(_) | E::DoNotCall | E::OutsideCallingWindow => {
                 ApiError::new(Code::InvalidState).detail(detail)
+            }
+            E::UnknownCallerId(_) => {
+                ApiError::new(Code::ValidationFailed).field("from_number", "unknown_caller_id", detail)
             }
             E::NoCallerId => ApiError::new(Code::ValidationFailed).field(
                 "caller_id",

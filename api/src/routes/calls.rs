@@ -73,10 +73,13 @@ pub async fn outbound(
     let ctx = super::common::tenant_context(&headers, &user, key, body.fingerprint);
     let dial = kraliki_voice::calls::Dial {
         call_id: Uuid::now_v7(),
-        campaign: &campaign,
-        contact: &contact,
+        tenant: user.company_id,
+        campaign: Some(&campaign),
+        callee: kraliki_voice::calls::Callee::Contact(&contact),
+        from: None,
         detect_machine: b.detect_machine,
         carrier: b.provider,
+        metadata: None,
     };
     let placed = state.calls.place(dial, &ctx).await?;
     Ok((axum::http::StatusCode::CREATED, Json(placed)).into_response())
@@ -122,6 +125,8 @@ pub struct CallResponse {
     /// Sequence of the call's stream this row reflects.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// What the requester of the call asked to keep with it.
+    pub metadata: Option<Value>,
 }
 
 impl From<CallRow> for CallResponse {
@@ -151,6 +156,7 @@ impl From<CallRow> for CallResponse {
             ended_at: r.ended_at,
             version: r.version,
             updated_at: r.updated_at,
+            metadata: r.metadata,
         }
     }
 }

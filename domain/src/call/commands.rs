@@ -18,6 +18,8 @@ pub enum CallCommand {
         campaign_id: Option<Uuid>,
         contact_id: Option<Uuid>,
         detect_machine: bool,
+        /// What the requester wants kept with the call (the seed's `metadata`).
+        metadata: Option<Value>,
         at: DateTime<Utc>,
     },
     /// The carrier took the requested call: its call id.

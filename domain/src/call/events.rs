@@ -20,6 +20,8 @@ pub enum CallEvent {
         campaign_id: Option<Uuid>,
         contact_id: Option<Uuid>,
         detect_machine: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Value>,
         at: DateTime<Utc>,
     },
     /// The carrier took the requested call.

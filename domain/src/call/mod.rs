@@ -192,7 +192,7 @@ impl Aggregate for Call {
         use CallCommand as C;
         use CallEvent as E;
         let event = match command {
-            C::RequestCall { provider, from, to, campaign_id, contact_id, detect_machine, at } => {
+            C::RequestCall { provider, from, to, campaign_id, contact_id, detect_machine, metadata, at } => {
                 if self.status != CallStatus::None {
                     return Err(CallError::AlreadyExists);
                 }
@@ -204,6 +204,7 @@ impl Aggregate for Call {
                     campaign_id,
                     contact_id,
                     detect_machine,
+                    metadata,
                     at,
                 }
             }

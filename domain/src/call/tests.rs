@@ -143,6 +143,7 @@ fn requested() -> CallEvent {
         campaign_id: None,
         contact_id: None,
         detect_machine: false,
+        metadata: None,
         at: at(0),
     }
 }
@@ -156,6 +157,7 @@ fn a_requested_call_is_placed_once_and_a_request_is_made_once() {
         campaign_id: None,
         contact_id: None,
         detect_machine: false,
+        metadata: None,
         at: at(0),
     };
     Given::with(()).given_no_previous_events().when(request()).then_expect_events(vec![requested()]);

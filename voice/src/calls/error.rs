@@ -24,6 +24,8 @@ pub enum CallsError {
     OutsideCallingWindow,
     #[error("the campaign has no caller id to call from")]
     NoCallerId,
+    #[error("{0} is not one of this company's caller ids (the caller ids of its campaigns)")]
+    UnknownCallerId(String),
     /// The carrier would not place or change the call.
     #[error("{0}")]
     CarrierRefused(String),

@@ -150,7 +150,14 @@ impl CallService {
             tools: controller.tools(),
             greeting,
         };
-        match ai::connect(&provider, &session_config).await {
+        let name = settings.primary_provider.as_str();
+        let connecting = std::time::Instant::now();
+        let connected = ai::connect(&provider, &session_config).await;
+        match &connected {
+            Ok(_) => self.health().success(name, connecting.elapsed()),
+            Err(e) => self.health().failure(name, &e.to_string()),
+        }
+        match connected {
             Ok(session) => Ok(CallSetup {
                 call_id,
                 tenant_id: target.tenant.to_string(),

@@ -14,6 +14,7 @@
 pub mod config;
 mod error;
 mod functions;
+mod health;
 mod media;
 mod placement;
 mod webhooks;
@@ -29,7 +30,8 @@ use uuid::Uuid;
 pub use config::ProviderSettings;
 pub use error::CallsError;
 pub use functions::AgentFunctions;
-pub use placement::{Carrier, Dial, PlacedCall};
+pub use health::{HealthBook, ProviderHealth};
+pub use placement::{Callee, Carrier, Dial, PlacedCall};
 pub use webhooks::{TelnyxRequest, TwilioRequest, WebhookAnswer};
 
 use crate::telephony::telnyx_control::TelnyxClient;
@@ -65,6 +67,8 @@ struct Inner {
     telnyx: Option<TelnyxClient>,
     twilio_validator: Option<TwilioValidator>,
     telnyx_verifier: Option<TelnyxVerifier>,
+    /// How each provider did when this instance last used it.
+    health: HealthBook,
 }
 
 impl CallService {
@@ -110,8 +114,28 @@ impl CallService {
                 telnyx,
                 twilio_validator,
                 telnyx_verifier,
+                health: HealthBook::default(),
             }),
         })
+    }
+
+    /// Every provider with how it did in real use here (voice AI first, then carriers).
+    pub fn provider_health(&self) -> Vec<ProviderHealth> {
+        use kraliki_domain::campaign::VoiceProvider;
+        let configured = self.inner.settings.configured_voice();
+        let mut out: Vec<ProviderHealth> =
+            [VoiceProvider::Openai, VoiceProvider::Gemini, VoiceProvider::Deepgram]
+                .into_iter()
+                .map(|p| self.inner.health.report(p.as_str(), "voice_ai", configured.contains(&p)))
+                .collect();
+        out.push(self.inner.health.report("twilio", "telephony", self.inner.twilio.is_some()));
+        let telnyx = self.inner.telnyx.is_some() && self.inner.settings.telnyx_connection_id.is_some();
+        out.push(self.inner.health.report("telnyx", "telephony", telnyx));
+        out
+    }
+
+    pub(crate) fn health(&self) -> &HealthBook {
+        &self.inner.health
     }
 
     pub fn settings(&self) -> &ProviderSettings {

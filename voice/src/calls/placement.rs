@@ -34,16 +34,51 @@ impl Carrier {
     }
 }
 
-/// A campaign's call to one of its tenant's contacts.
+/// Who is called: a contact, or a number (an ad-hoc call).
+pub enum Callee<'a> {
+    Contact(&'a ContactRow),
+    Number {
+        /// E.164.
+        number: String,
+        /// Every zone the number may be in (the calling window must hold in all of them).
+        zones: Vec<String>,
+    },
+}
+
+impl Callee<'_> {
+    fn number(&self) -> &str {
+        match self {
+            Self::Contact(c) => &c.phone_number,
+            Self::Number { number, .. } => number,
+        }
+    }
+
+    fn zones(&self) -> &[String] {
+        match self {
+            Self::Contact(c) => &c.timezones,
+            Self::Number { zones, .. } => zones,
+        }
+    }
+}
+
+/// An outbound call to place.
 pub struct Dial<'a> {
     /// The call's id, chosen by the caller (a process manager derives it from its key).
     pub call_id: Uuid,
-    pub campaign: &'a CampaignRow,
-    pub contact: &'a ContactRow,
+    pub tenant: Uuid,
+    /// A campaign's call (its settings, window and caller id), or an ad-hoc one (the
+    /// defaults: 08:00–21:00 in the callee's zones, one of the tenant's caller ids).
+    pub campaign: Option<&'a CampaignRow>,
+    pub callee: Callee<'a>,
+    /// The caller id; it must be one of the tenant's (the caller ids of its campaigns). Else
+    /// the campaign's, else the tenant's first.
+    pub from: Option<String>,
     pub detect_machine: bool,
     /// Else the campaign's `configuration.telephony_provider`, else Twilio when configured,
     /// else Telnyx.
     pub carrier: Option<Carrier>,
+    /// Kept with the call as given (the seed's `metadata`).
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A call the carrier took.
@@ -69,22 +104,41 @@ impl CallService {
     /// nobody — then the carrier is asked, and its answer recorded (`CallPlaced`) or the call
     /// failed with the carrier's reason.
     pub async fn place(&self, dial: Dial<'_>, ctx: &CommandContext) -> Result<PlacedCall, CallsError> {
-        let (campaign, contact) = (dial.campaign, dial.contact);
-        let tenant = campaign.tenant_id;
-        if !campaign.is_active() {
-            return Err(CallsError::CampaignNotActive(campaign.status.clone()));
+        let tenant = dial.tenant;
+        let number = dial.callee.number().to_owned();
+        if let Some(campaign) = dial.campaign {
+            if !campaign.is_active() {
+                return Err(CallsError::CampaignNotActive(campaign.status.clone()));
+            }
         }
-        if contact.do_not_call
-            || kraliki_projections::do_not_call::is_dnc(&self.inner.pool, tenant, &contact.phone_number)
-                .await?
+        let listed_on_contact = matches!(dial.callee, Callee::Contact(c) if c.do_not_call);
+        if listed_on_contact
+            || kraliki_projections::do_not_call::is_dnc(&self.inner.pool, tenant, &number).await?
         {
             return Err(CallsError::DoNotCall);
         }
-        let settings = campaign.settings().map_err(CallsError::Store)?;
-        if !settings.may_call_at(&contact.timezones, Utc::now()) {
+        let settings = match dial.campaign {
+            Some(campaign) => campaign.settings().map_err(CallsError::Store)?,
+            None => kraliki_domain::campaign::CampaignSettings::default(),
+        };
+        if !settings.may_call_at(dial.callee.zones(), Utc::now()) {
             return Err(CallsError::OutsideCallingWindow);
         }
-        let from = settings.caller_id.clone().ok_or(CallsError::NoCallerId)?;
+        let caller_ids = kraliki_projections::campaign::caller_ids(&self.inner.pool, tenant).await?;
+        let from = match dial.from.clone() {
+            Some(from) if caller_ids.contains(&from) || settings.caller_id.as_ref() == Some(&from) => from,
+            Some(from) => return Err(CallsError::UnknownCallerId(from)),
+            None => settings
+                .caller_id
+                .clone()
+                .or_else(|| caller_ids.first().cloned())
+                .ok_or(CallsError::NoCallerId)?,
+        };
+        let contact_id = match dial.callee {
+            Callee::Contact(c) => Some(c.id),
+            Callee::Number { .. } => None,
+        };
+        let campaign_id = dial.campaign.map(|c| c.id);
         let carrier = match dial.carrier {
             Some(carrier) => carrier,
             None => {
@@ -112,10 +166,11 @@ impl CallService {
         let request = CallCommand::RequestCall {
             provider: carrier.as_str().into(),
             from: from.clone(),
-            to: contact.phone_number.clone(),
-            campaign_id: Some(campaign.id),
-            contact_id: Some(contact.id),
+            to: number.clone(),
+            campaign_id,
+            contact_id,
             detect_machine: dial.detect_machine,
+            metadata: dial.metadata.clone(),
             at: Utc::now(),
         };
         let requested = self.inner.dispatcher.execute::<Call>(&call_id.to_string(), request, ctx).await?;
@@ -124,7 +179,7 @@ impl CallService {
             provider: carrier.as_str().into(),
             provider_call_id: String::new(),
             status: "requested".into(),
-            to: contact.phone_number.clone(),
+            to: number.clone(),
             from: from.clone(),
             repeated: requested.replayed,
         };
@@ -140,15 +195,16 @@ impl CallService {
             }
             return Ok(answer);
         }
-        let target = Target { tenant, campaign: Some(campaign.id), contact: Some(contact.id) };
+        let target = Target { tenant, campaign: campaign_id, contact: contact_id };
+        let asked = std::time::Instant::now();
         let placed = match carrier {
-            Carrier::Twilio => {
-                self.dial_twilio(call_id, &target, &contact.phone_number, &from, dial.detect_machine).await
-            }
-            Carrier::Telnyx => {
-                self.dial_telnyx(call_id, &contact.phone_number, &from, dial.detect_machine).await
-            }
+            Carrier::Twilio => self.dial_twilio(call_id, &target, &number, &from, dial.detect_machine).await,
+            Carrier::Telnyx => self.dial_telnyx(call_id, &number, &from, dial.detect_machine).await,
         };
+        match &placed {
+            Ok(_) => self.health().success(carrier.as_str(), asked.elapsed()),
+            Err(reason) => self.health().failure(carrier.as_str(), reason),
+        }
         let plain = CommandContext::new(tenant.to_string(), format!("system:{}", carrier.as_str()))
             .with_correlation(ctx.correlation_id.clone());
         match placed {

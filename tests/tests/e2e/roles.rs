@@ -200,6 +200,21 @@ async fn every_role_gets_exactly_its_rights() {
             let got = req.send().await.unwrap().status();
             assert_eq!(got, expected[index], "{caller}: {method} {path}");
         }
+        // "own" and "all": which companies the list holds.
+        if role.is_some() {
+            let r = client.get(app.url("/api/v1/companies?limit=500")).send().await.unwrap();
+            let listed: Vec<Uuid> = r.json::<Value>().await.unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().parse().unwrap())
+                .collect();
+            if role == Some(Role::PlatformOperator) {
+                assert!(listed.contains(&company) && listed.contains(&doomed), "{caller}: all, {listed:?}");
+            } else {
+                assert_eq!(listed, [company], "{caller}: own");
+            }
+        }
     }
     app.cleanup().await;
 }

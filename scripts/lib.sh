@@ -393,27 +393,94 @@ ensure_toolchain() {
     fi
 }
 
+# The test tools' Python packages, at exact versions (the SDK oracles validate against what
+# these releases accept): a new release on PyPI changes a test run only through a commit here.
+# Every package of the environment is pinned, dependencies included (pydantic decides what the
+# strict oracles accept). Changing this list rebuilds .data/venv from scratch.
+KRALIKI_TEST_REQUIREMENTS=(
+    aiohappyeyeballs==2.7.1
+    aiohttp==3.14.5
+    aiohttp-retry==2.9.1
+    aiosignal==1.4.0
+    annotated-types==0.8.0
+    anyio==4.16.0
+    attrs==26.1.0
+    certifi==2026.10.19.post1
+    cffi==2.1.1
+    charset-normalizer==3.5.3
+    cryptography==50.0.2
+    deepgram-sdk==7.17.0
+    distro==1.9.0
+    frozenlist==1.8.0
+    google-auth==2.63.0
+    google-genai==3.6.1
+    h11==0.16.0
+    httpcore==1.0.9
+    httpcore2==2.16.2
+    httpx==0.29.0
+    httpx2==2.16.2
+    idna==3.20
+    jiter==0.19.0
+    jsonschema==4.26.0
+    jsonschema-path==0.5.0
+    jsonschema-specifications==2025.9.1
+    lazy-object-proxy==1.13.0
+    multidict==7.2.1
+    openai==3.57.0
+    openapi-schema-validator==0.9.0
+    openapi-spec-validator==0.9.0
+    pathable==0.6.0
+    propcache==0.5.4
+    pyasn1==0.6.5
+    pyasn1_modules==0.4.2
+    pycparser==3.12
+    pydantic==2.14.4
+    pydantic-settings==2.16.3
+    pydantic_core==2.50.5
+    PyJWT==2.15.1
+    python-dotenv==1.2.4
+    PyYAML==6.0.4
+    referencing==0.37.0
+    requests==2.34.2
+    rfc3339-validator==0.1.4
+    rpds-py==2026.9.1
+    six==1.17.0
+    sniffio==1.3.1
+    telnyx==4.189.0
+    tenacity==9.1.4
+    truststore==0.10.5
+    twilio==9.13.0
+    typing-inspection==0.4.5
+    typing_extensions==4.16.0
+    urllib3==2.8.0
+    websockets==17.4
+    yarl==1.25.1
+)
+
 # Test tools outside Rust: a Python virtual environment (under .data/) with the OpenAPI
-# validator, and Debian's Chromium for the /docs browser test. Exports KRALIKI_TEST_PYTHON and
+# validator and the provider SDKs (openapi-spec-validator; twilio's RequestValidator, openai's
+# realtime types, google-genai's LiveClientMessage, telnyx and deepgram-sdk as oracles), and
+# Debian's Chromium for the /docs browser test. Exports KRALIKI_TEST_PYTHON and
 # KRALIKI_TEST_CHROMIUM.
 ensure_test_tools() {
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-venv
     fi
     local venv="$KRALIKI_REPO/.data/venv"
-    if [[ ! -x $venv/bin/python ]]; then
+    # The stamp holds the requirement list the environment was built from.
+    local stamp="$venv/.kraliki-requirements" wanted
+    wanted="$(printf '%s\n' "${KRALIKI_TEST_REQUIREMENTS[@]}")"
+    if [[ ! -x $venv/bin/python || ! -f $stamp || "$(<"$stamp")" != "$wanted" ]]; then
+        log "building .data/venv with the pinned test tools (PyPI)"
+        rm -rf "$venv"
         if ! python3 -m venv "$venv" >/dev/null 2>&1; then
             apt_install python3-venv
+            rm -rf "$venv"
             python3 -m venv "$venv"
         fi
-    fi
-    # The official SDKs are oracles: twilio's RequestValidator, openai's realtime types,
-    # google-genai's LiveClientMessage, telnyx and deepgram-sdk.
-    if ! "$venv/bin/python" -c 'import openapi_spec_validator, twilio, openai, google.genai, telnyx, deepgram' \
-        >/dev/null 2>&1; then
-        log "installing openapi-spec-validator and the provider SDKs (PyPI) into .data/venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator>=0.7' \
-            twilio openai google-genai telnyx deepgram-sdk
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${KRALIKI_TEST_REQUIREMENTS[@]}" ||
+            die "could not install the pinned test tools into .data/venv"
+        printf '%s\n' "$wanted" >"$stamp"
     fi
     export KRALIKI_TEST_PYTHON="$venv/bin/python"
     local chromium

@@ -1,4 +1,5 @@
-//! The `kraliki` command line: serve, migrate, operate projections, export events, benchmark.
+//! The `kraliki` command line: serve, migrate, operate projections, export events (and start the
+//! benchmarks, which live in the `bench` crate).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,14 +47,13 @@ pub enum Command {
         command: EventsCommand,
     },
     /// Measure appends, rebuild throughput, projection lag, imports and the media bridge
-    /// against baselines run side by side.
-    Bench(crate::bench::BenchArgs),
-    /// The media benchmark's echo voice provider, run as its own process (internal).
-    #[command(hide = true)]
-    BenchEcho,
-    /// The media benchmark's load generator, run as its own process (internal).
-    #[command(hide = true)]
-    BenchPhones,
+    /// against baselines run side by side: runs `kraliki-bench` (the `bench` crate, built next
+    /// to this binary: `cargo build --release -p kraliki-bench`) with these arguments.
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -150,6 +150,9 @@ pub enum EventsCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Bench { args } = &cli.command {
+        return bench(cli.config.as_deref(), args);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -169,6 +172,28 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kraliki: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kraliki bench`: the benchmarks live outside the product, in `kraliki-bench`.
+fn bench(config: Option<&std::path::Path>, args: &[String]) -> ExitCode {
+    let Some(exe) = std::env::current_exe().ok().map(|e| e.with_file_name("kraliki-bench")) else {
+        return ExitCode::FAILURE;
+    };
+    let mut command = std::process::Command::new(&exe);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    match command.args(args).status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!(
+                "kraliki: cannot run {} ({e}); build it with `cargo build --release -p kraliki-bench`",
+                exe.display()
+            );
             ExitCode::FAILURE
         }
     }
@@ -254,9 +279,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             eprintln!("exported {count} events");
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(settings, args).await,
-        Command::BenchEcho => crate::bench_media::serve_echo().await,
-        Command::BenchPhones => crate::bench_media::serve_phones().await,
+        Command::Bench { .. } => anyhow::bail!("`kraliki bench` runs kraliki-bench"),
         Command::Keys { command: KeysCommand::Rotate } => {
             let kid = crate::auth::keys::generate(&settings.keys_dir())?;
             println!("new signing key {kid} in {}", settings.keys_dir().display());

@@ -1,8 +1,6 @@
 //! The Kraliki Voice server: HTTP API, configuration, telemetry and the `kraliki` CLI.
 
 pub mod auth;
-pub mod bench;
-pub mod bench_media;
 pub mod cli;
 pub mod config;
 pub mod db;

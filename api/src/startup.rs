@@ -179,7 +179,6 @@ impl Application {
             calls,
             managers,
             dialer,
-            bridge_stats: Arc::default(),
             keys,
             principals,
             settings: Arc::new(settings),

@@ -32,8 +32,6 @@ pub struct AppState {
     /// What process managers run with (for driving one by hand, e.g. a dialer round).
     pub managers: kraliki_commands::ManagerEnv,
     pub dialer: Arc<kraliki_voice::dialer::Dialer>,
-    /// Per-frame bridge latencies, collected only while `kraliki bench` measures.
-    pub bridge_stats: Arc<std::sync::Mutex<Option<kraliki_voice::bridge::BridgeStats>>>,
 }
 
 impl AppState {

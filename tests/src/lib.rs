@@ -34,26 +34,30 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Databases of earlier runs (other pids that have exited) are dropped once per process.
+/// Whether the test process that named a database `kraliki_test_<pid>_<n>` has ended (another
+/// run's databases, on a server several checkouts share, are left alone while it runs).
+fn stale(db: &str) -> bool {
+    let pid = db.strip_prefix("kraliki_test_").and_then(|rest| rest.split('_').next());
+    match pid.and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+/// Databases of earlier runs (other pids, no longer running) are dropped once per process.
 async fn sweep(admin: &mut PgConnection) {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
         .get_or_init(|| async {
             let mine = format!("kraliki_test_{}_%", std::process::id());
-            let stale: Vec<String> = sqlx::query_scalar(
+            let others: Vec<String> = sqlx::query_scalar(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'kraliki\\_test\\_%' AND datname NOT LIKE $1",
             )
             .bind(mine)
             .fetch_all(&mut *admin)
             .await
             .unwrap_or_default();
-            // Only those of test processes that are gone: another run may be going on beside us.
-            let alive = |db: &str| {
-                db.strip_prefix("kraliki_test_")
-                    .and_then(|rest| rest.split('_').next())
-                    .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
-            };
-            for db in stale.into_iter().filter(|db| !alive(db)) {
+            for db in others.into_iter().filter(|db| stale(db)) {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut *admin).await;
             }
         })

@@ -331,21 +331,8 @@ pub enum Ending {
     },
 }
 
-/// Per-frame figures for the benchmark: how long a frame spent inside the bridge.
-#[derive(Debug, Default, Clone)]
-pub struct BridgeStats {
-    pub frames_in: u64,
-    pub frames_out: u64,
-    /// Microseconds from reading a phone frame to handing its audio to the agent.
-    pub inbound_us: Vec<u32>,
-    /// Microseconds from an agent audio event to its phone frame being written.
-    pub outbound_us: Vec<u32>,
-}
-
 pub struct Bridge {
     dispatcher: Dispatcher,
-    /// Record per-frame latencies (benchmarks only).
-    pub measure: bool,
 }
 
 /// Bookkeeping of the agent item being played: audio queued to the phone, where its last mark
@@ -376,24 +363,18 @@ struct Live {
 
 impl Bridge {
     pub fn new(dispatcher: Dispatcher) -> Self {
-        Self { dispatcher, measure: false }
+        Self { dispatcher }
     }
 
     /// Runs one media stream to its end: `phone` is the media socket (the caller closes it
     /// afterwards); `setup` resolves the call at `start`.
-    pub async fn run<P, F, Fut>(
-        &self,
-        dialect: Dialect,
-        phone: &mut P,
-        setup: F,
-    ) -> Result<(Ending, BridgeStats), String>
+    pub async fn run<P, F, Fut>(&self, dialect: Dialect, phone: &mut P, setup: F) -> Result<Ending, String>
     where
         P: PhoneSocket,
         F: FnOnce(StreamStart) -> Fut,
         Fut: std::future::Future<Output = Result<CallSetup, String>>,
     {
         let mut wire = Wire::new(dialect);
-        let mut stats = BridgeStats::default();
         // Until `start`: only `connected` frames may come first.
         let start = loop {
             let text = match tokio::time::timeout(START_TIMEOUT, phone.recv()).await {
@@ -437,7 +418,6 @@ impl Bridge {
                     let Some(text) = frame else {
                         break Ending::Completed { disposition: None };
                     };
-                    let read_at = Instant::now();
                     let frames = match wire.parse(&text) {
                         Ok(f) => f,
                         Err(e) => {
@@ -450,12 +430,8 @@ impl Bridge {
                     for frame in frames {
                         match frame {
                             Phone::Media(audio) => {
-                                stats.frames_in += 1;
                                 if let Err(e) = session.send_audio(&audio).await {
                                     tracing::debug!(call = %live.call_id, error = %e, "agent refused audio");
-                                }
-                                if self.measure {
-                                    stats.inbound_us.push(read_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
                                 }
                             }
                             Phone::Dtmf(digits) => {
@@ -485,7 +461,6 @@ impl Bridge {
                     let Some(event) = event else {
                         break Ending::Failed { reason: "the voice provider ended the session".into() };
                     };
-                    let event_at = Instant::now();
                     match event {
                         AgentEvent::AudioOut { ulaw_8k, item_id } => {
                             let id = item_id.unwrap_or_else(|| "agent".to_owned());
@@ -512,7 +487,6 @@ impl Bridge {
                                     Some(format!("{}@{}", current.id, current.queued_ms))
                                 }
                             };
-                            stats.frames_out += 1;
                             // The audio and its mark leave in one write.
                             let mut sent = phone.feed(wire.media(&ulaw_8k)).await;
                             if let Some(mark) = mark {
@@ -522,9 +496,6 @@ impl Bridge {
                             }
                             if sent.is_err() || phone.flush().await.is_err() {
                                 break Ending::Completed { disposition: None };
-                            }
-                            if self.measure {
-                                stats.outbound_us.push(event_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
                             }
                         }
                         AgentEvent::SpeechStopped => {
@@ -625,7 +596,7 @@ impl Bridge {
         // Everything the call did is written before the bridge says it is over.
         drop(recorder);
         let _ = writer.await;
-        Ok((ending, stats))
+        Ok(ending)
     }
 }
 

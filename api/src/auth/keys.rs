@@ -19,10 +19,15 @@ pub struct KeyRing {
 
 /// Writes a new key pair into `dir`; returns its kid.
 pub fn generate(dir: &Path) -> anyhow::Result<String> {
+    generate_at(dir, chrono::Utc::now())
+}
+
+/// [`generate`] as of `at`, which names the key (tests rotate without waiting for the clock).
+pub fn generate_at(dir: &Path, at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let secret: [u8; 32] = rand::random();
     let key = SigningKey::from_bytes(&secret);
-    let mut kid = format!("k{}", chrono::Utc::now().timestamp());
+    let mut kid = format!("k{}", at.timestamp());
     while dir.join(format!("{kid}.private.pem")).exists() {
         kid.push('x');
     }

@@ -11,6 +11,9 @@ use crate::campaign::CampaignSettings;
 use crate::values::InvalidValue;
 use crate::CommandPolicy;
 
+#[cfg(test)]
+mod tests;
+
 // A command lives for one decision; boxing its settings would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::CommandPolicy;
 
+#[cfg(test)]
+mod tests;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DoNotCallCommand {
     AddNumber { phone_number: String, reason: Option<String>, source: Option<String>, at: DateTime<Utc> },

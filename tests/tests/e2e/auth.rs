@@ -263,12 +263,15 @@ async fn rotated_keys_keep_verifying_old_tokens() {
     let body = register(&app, "kim@kim.example", "Kim Co").await;
     let old = body["access_token"].as_str().unwrap().to_owned();
     let old_kid = app.app().state().keys.signing_kid.clone();
-    // A new key appears (kraliki keys rotate); the server restarts with both.
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // kids are per second
-    kraliki_api::auth::keys::generate(&app.settings.keys_dir()).unwrap();
+    // A new key appears (kraliki keys rotate, an hour later by its clock); the server restarts
+    // with both and signs with the new one.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let new_kid = kraliki_api::auth::keys::generate_at(&app.settings.keys_dir(), later).unwrap();
+    assert_eq!(new_kid, format!("k{}", later.timestamp()));
     app.stop().await;
     app.start().await;
-    assert_ne!(app.app().state().keys.signing_kid, old_kid);
+    assert_eq!(app.app().state().keys.signing_kid, new_kid, "the newest key signs");
+    assert_ne!(new_kid, old_kid);
     let r = app.anon.get(app.url("/api/v1/auth/me")).bearer_auth(&old).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "tokens of the previous key still verify");
     let fresh: Value = login(&app, "kim@kim.example", "s3cret-pass").await.json().await.unwrap();

@@ -530,6 +530,57 @@ async fn an_import_cut_off_by_a_crash_is_failed_at_restart_and_its_contacts_drop
     app.cleanup().await;
 }
 
+/// One event per 5,000 rows (the default batch), each batch its own stream: 12,001 rows are
+/// three batch events of 5,000, 5,000 and 2,001 contacts, between the import's own events.
+#[tokio::test]
+async fn an_import_records_one_event_per_5000_rows() {
+    let app = spawn().await;
+    assert_eq!(app.settings.imports.batch_size, 5_000, "the default");
+    let mut csv = String::from("phone_number,first_name\n");
+    for i in 0..12_001 {
+        csv.push_str(&format!("+420603{i:06},P{i}\n"));
+    }
+    let v = import_csv(&app, csv, &[]).await;
+    assert_eq!((v["status"].as_str(), v["successful"].as_i64()), (Some("completed"), Some(12_001)), "{v}");
+    let import_id = v["id"].as_str().unwrap();
+
+    let events: Vec<(String, String, String, Option<i32>)> = sqlx::query_as(
+        "SELECT aggregate_type, aggregate_id, event_type, jsonb_array_length(payload -> 'ContactBatchImported' -> 'contacts') \
+         FROM events WHERE aggregate_id <> ALL($1) ORDER BY global_position",
+    )
+    .bind(
+        sqlx::query_scalar::<_, String>("SELECT aggregate_id FROM events WHERE aggregate_type IN ('User', 'Company')")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap(),
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let batch = |n: u64, contacts: i32| {
+        (
+            "ContactBatch".to_owned(),
+            format!("{import_id}:{n}"),
+            "ContactBatchImported".to_owned(),
+            Some(contacts),
+        )
+    };
+    let own = |event: &str| ("ContactImport".to_owned(), import_id.to_owned(), event.to_owned(), None);
+    assert_eq!(
+        events,
+        [
+            own("ContactImportStarted"),
+            own("ContactImportValidated"),
+            batch(1, 5_000),
+            batch(2, 5_000),
+            batch(3, 2_001),
+            own("ContactImportCompleted"),
+        ],
+        "the whole log of the import"
+    );
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn json_bulk_answers_the_seed_result_and_ndjson_streams() {
     let app = spawn().await;

@@ -48,6 +48,13 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
     let app = spawn_app_with(|_| {}, vec![Arc::new(EventLog { gate: None })]).await;
     let dispatcher = app.app().state().dispatcher.clone();
 
+    // An earlier transaction (a lower transaction id) that commits only once the others
+    // have: when its event is projected, the runner has demonstrably read the log after
+    // everything below was committed.
+    let early_id = Uuid::now_v7().to_string();
+    let mut early = app.pool.begin().await.unwrap();
+    insert_created(&mut early, &early_id).await;
+
     // A transaction takes a low global_position and stays open while others commit after it.
     let held_id = Uuid::now_v7().to_string();
     let mut held = app.pool.begin().await.unwrap();
@@ -75,7 +82,7 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
         w.await.unwrap();
     }
     let committed = app.count_events().await;
-    assert_eq!(committed, 16 * 16, "the held event is not visible yet");
+    assert_eq!(committed, 16 * 16, "the held and the early event are not visible yet");
     let later: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
         .bind(held_position)
         .fetch_one(&app.pool)
@@ -85,19 +92,44 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
 
     // While it is open the barrier holds: the log projection stops short of it, and the
     // barrier's age is visible.
+    early.commit().await.unwrap();
     let status = kraliki_projections::status::read_side(&app.pool).await.unwrap();
     assert!(status.barrier_age_ms > 0.0);
-    let projected_past: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENT_LOG} WHERE global_position > $1"))
-            .bind(held_position)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(projected_past, 0, "nothing committed after the open transaction is projected yet");
+    let log_count = |filter: &'static str, bind: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {EVENT_LOG} WHERE {filter}"))
+                .bind(bind)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (past_barrier, early_event) = ("global_position > $1::bigint", "aggregate_id = $1");
+    // Wait until the runner has polled since every writer committed: the early event (below
+    // the barrier) is projected — or, if the barrier failed, something past it is.
+    eventually(Duration::from_secs(30), "the runner reads past the writers' commits", || async {
+        let seen = log_count(early_event, early_id.clone()).await
+            + log_count(past_barrier, held_position.to_string()).await;
+        (seen > 0).then_some(())
+    })
+    .await;
+    let past = log_count(past_barrier, held_position.to_string()).await;
+    assert_eq!(past, 0, "nothing committed after the open transaction is projected yet");
+    assert_eq!(
+        log_count(early_event, early_id.clone()).await,
+        1,
+        "what is below the barrier is projected meanwhile"
+    );
+    let writers_in_view: i64 = sqlx::query_scalar("SELECT count(*) FROM company_view WHERE name LIKE 'W%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(writers_in_view, 0, "the company read model holds at the barrier too");
 
     held.commit().await.unwrap();
-    // The writers' events, the held one, and the test's operator (a fixture user).
-    let total = 16 * 16 + 1 + app.fixture_events().await;
+    // The writers' events, the held and the early one, and the test's operator (a fixture user).
+    let total = 16 * 16 + 2 + app.fixture_events().await;
     let pool = app.pool.clone();
     eventually(Duration::from_secs(30), "every event projected", || {
         let pool = pool.clone();

@@ -71,6 +71,25 @@ async fn wait_published(app: &TestApp, js: &async_nats::jetstream::Context, stre
     .await;
 }
 
+/// Waits until JetStream's duplicate window (1 s in tests) has passed for every message in the
+/// stream: the newest one was stored more than 1.5 s ago by the server's clock. After this a
+/// message sent again is stored again, so only the publisher's own skip logic can keep the
+/// stream free of duplicates.
+async fn past_duplicate_window(js: &async_nats::jetstream::Context, stream: &str) {
+    let stream = stream.to_owned();
+    eventually(Duration::from_secs(30), "the newest message is older than the duplicate window", || {
+        let (js, stream) = (js.clone(), stream.clone());
+        async move {
+            let mut s = js.get_stream(&stream).await.ok()?;
+            let last = s.info().await.ok()?.state.last_sequence;
+            let newest = s.get_raw_message(last).await.ok()?;
+            let now = chrono::Utc::now().timestamp_nanos_opt()? as i128;
+            (now - newest.time.unix_timestamp_nanos() > 1_500_000_000).then_some(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn each_event_is_published_once_in_order_across_restart_lost_checkpoint_and_rebuild() {
     let mut nats = None;
@@ -82,6 +101,9 @@ async fn each_event_is_published_once_in_order_across_restart_lost_checkpoint_an
     create_companies(&app, 4, "a").await;
     wait_published(&app, &js, &nats.stream).await;
 
+    // Every replay below re-sends messages only after the duplicate window has passed for them.
+    past_duplicate_window(&js, &nats.stream).await;
+
     // Restart.
     app.stop().await;
     app.start().await;
@@ -91,6 +113,7 @@ async fn each_event_is_published_once_in_order_across_restart_lost_checkpoint_an
 
     // A crash after publishing but before the checkpoint committed: the checkpoint goes back
     // to the start while the runner is live; the replay must publish nothing twice.
+    past_duplicate_window(&js, &nats.stream).await;
     sqlx::query("UPDATE projection_builds SET last_tx = '0', last_position = 0 WHERE name = $1")
         .bind(publisher::NAME)
         .execute(&app.pool)
@@ -101,6 +124,7 @@ async fn each_event_is_published_once_in_order_across_restart_lost_checkpoint_an
     app.caught_up().await;
 
     // Rebuild.
+    past_duplicate_window(&js, &nats.stream).await;
     let r =
         app.client.post(app.url("/api/v1/admin/projections/event_publisher/rebuild")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);

@@ -1,7 +1,9 @@
 //! Health, readiness, metrics, export and configuration as an operator sees them.
 
 use kraliki_api::export::{export, ExportFilter};
-use kraliki_tests::spawn_app;
+use std::time::Duration;
+
+use kraliki_tests::{eventually, spawn_app, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -54,22 +56,113 @@ async fn health_readiness_and_metrics_report_the_real_state() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    app.cleanup().await;
+}
 
-    // A projection that falls behind makes the instance not ready.
-    sqlx::query("UPDATE projection_builds SET last_tx = '0', last_position = 0, updated_at = now() WHERE name = 'company_view'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET recorded_at = recorded_at - interval '1 hour'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let r = c.get(app.url("/ready")).send().await.unwrap();
-    // Either the runner already re-applied (then ready) or the lag shows; both are truthful,
-    // but the answer must match the lag it reports.
-    let body: Value = r.json().await.unwrap();
-    let item = &body["checks"]["projections"]["items"][0];
-    assert_eq!(body["status"] == "ready", item["ok"] == true);
+/// Restarts `app` on the same database with no projection runners (events are appended, none
+/// applied): reads wait at most `read_wait_ms`, `/ready` allows `ready_lag_ms` of lag.
+async fn with_runners_stopped(app: &mut TestApp, read_wait_ms: u64, ready_lag_ms: f64) {
+    app.caught_up().await;
+    app.stop().await;
+    app.settings.projections.run = false;
+    app.settings.http.read_wait_max_ms = read_wait_ms;
+    app.settings.projections.ready_max_lag_ms = ready_lag_ms;
+    app.start().await;
+}
+
+/// And back with its runners (and the tests' usual read wait).
+async fn with_runners_started(app: &mut TestApp) {
+    app.stop().await;
+    app.settings.projections.run = true;
+    app.settings.http.read_wait_max_ms = 10_000;
+    app.start().await;
+}
+
+async fn ready(app: &TestApp) -> (StatusCode, Value) {
+    let r = app.anon.get(app.url("/ready")).send().await.unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+fn item<'a>(ready: &'a Value, name: &str) -> &'a Value {
+    ready["checks"]["projections"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from {ready}"))
+}
+
+#[tokio::test]
+async fn a_lagging_read_model_makes_the_instance_not_ready_until_it_catches_up() {
+    let mut app = spawn_app().await;
+    with_runners_stopped(&mut app, 200, 300.0).await;
+    // Nothing appended since the runners stopped: nothing lags.
+    let (status, body) = ready(&app).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
+
+    // Appended, never applied: once the oldest unapplied event is older than the allowed lag,
+    // the instance is out, and the answer names the read model.
+    let r = app.post_json("/api/v1/companies", json!({"name": "Lag", "domain": "lag.example"})).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "the read model has not caught up");
+    let body = eventually(Duration::from_secs(10), "/ready answers 503 for company_view", || async {
+        let (status, body) = ready(&app).await;
+        (status == StatusCode::SERVICE_UNAVAILABLE && item(&body, "company_view")["ok"] == false)
+            .then_some(body)
+    })
+    .await;
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(
+        (body["checks"]["database"]["ok"].as_bool(), body["checks"]["migrations"]["ok"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let company = item(&body, "company_view");
+    assert_eq!(
+        (company["ok"].as_bool(), company["serves_reads"].as_bool()),
+        (Some(false), Some(true)),
+        "{body}"
+    );
+    assert!(company["lag_events"].as_i64().unwrap() >= 1, "{body}");
+    assert!(company["lag_ms"].as_f64().unwrap() > 300.0, "{body}");
+
+    // The runners come back and catch up: ready again.
+    with_runners_started(&mut app).await;
+    let body = eventually(Duration::from_secs(30), "/ready answers 200 ready", || async {
+        let (status, body) = ready(&app).await;
+        (status == StatusCode::OK && body["status"] == "ready").then_some(body)
+    })
+    .await;
+    let company = item(&body, "company_view");
+    assert_eq!((company["ok"].as_bool(), company["lag_events"].as_i64()), (Some(true), Some(0)), "{body}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_read_past_what_the_read_model_has_applied_answers_503_projection_lagging() {
+    let mut app = spawn_app().await;
+    with_runners_stopped(&mut app, 300, 10_000.0).await;
+    let r = app.post_json("/api/v1/companies", json!({"name": "Later", "domain": "later.example"})).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let position: i64 = r.headers()["kraliki-position"].to_str().unwrap().parse().unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let by_query = app.url(&format!("/api/v1/companies/{id}?min_position={position}"));
+    let list = app.url("/api/v1/companies");
+    for request in [app.client.get(&by_query), app.client.get(&list).header("kraliki-min-position", position)]
+    {
+        let started = std::time::Instant::now();
+        let r = request.send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "projection_lagging");
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "waited {took:?}");
+    }
+
+    with_runners_started(&mut app).await;
+    let by_query = app.url(&format!("/api/v1/companies/{id}?min_position={position}"));
+    let r = app.client.get(&by_query).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the read waits for the position, then answers");
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "Later");
     app.cleanup().await;
 }
 

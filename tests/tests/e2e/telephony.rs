@@ -162,6 +162,15 @@ async fn call_events(app: &TestApp, call_id: &str) -> Vec<(String, Value)> {
         .unwrap()
 }
 
+/// A call list's next contacts as of `at`.
+async fn next_at(app: &TestApp, list: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+    let url = app.url(&format!("/api/v1/call-lists/{list}/next"));
+    let r = app.client.get(url).query(&[("at", at.to_rfc3339())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page: Value = r.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
 async fn events_until(app: &TestApp, call_id: &str, last: &str) -> Vec<(String, Value)> {
     kraliki_tests::eventually(Duration::from_secs(20), last, || async {
         let events = call_events(app, call_id).await;
@@ -254,7 +263,10 @@ async fn an_inbound_twilio_call_talks_with_the_ai_agent_from_greeting_to_disposi
         .await
         .expect("truncate");
     assert_eq!(truncate["item_id"], "item_greet");
-    assert!(truncate["audio_end_ms"].as_u64().unwrap() <= 200, "{truncate}");
+    // At a mark the phone echoed (this phone plays instantly; timing is checked with a phone
+    // that plays in real time below).
+    let heard = truncate["audio_end_ms"].as_u64().unwrap();
+    assert!(heard > 0 && phone.echoed_marks().contains(&format!("item_greet@{heard}")), "{truncate}");
     // Caller audio reached the provider unchanged.
     let appended: Vec<Value> =
         openai.received_json().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
@@ -414,6 +426,266 @@ async fn a_transfer_the_provider_cannot_make_fails_the_call_with_the_reason() {
     let (_, failed) = events.iter().find(|(t, _)| t == "CallFailed").unwrap();
     let reason = failed["CallFailed"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("the transfer to queue billing failed: TWILIO_ACCOUNT_SID"), "{reason}");
+    app.cleanup().await;
+}
+
+/// When the provider's `response.output_audio_transcript.done` for the interrupted greeting
+/// reaches the bridge, relative to the marks the phone returns because of `clear`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TranscriptDone {
+    BeforeClearedMarks,
+    AfterClearedMarks,
+}
+
+/// A 2 s greeting played by a phone in real time, interrupted after about 550 ms: the truncate
+/// says what the echoed marks reported played (within one mark), and the agent's transcript
+/// segment spans exactly that, whichever comes first of the transcript and the cleared marks.
+async fn barge_in_while_the_phone_plays_in_real_time(order: TranscriptDone) {
+    use base64::Engine;
+    use kraliki_voice::bridge::MARK_EVERY_MS;
+    use kraliki_voice::telephony::testing::media::EchoCause;
+    const SID: &str = "CA0007";
+    // Sent by the caller once the cleared marks are on their way: on one socket, so the bridge
+    // has read those marks when this frame reaches the provider.
+    let after_marks = [0x7fu8; 160];
+    let after_marks_b64 = base64::engine::general_purpose::STANDARD.encode(after_marks);
+
+    let openai = FakeOpenAi::start().await.unwrap();
+    // 2 s of greeting in 100 ms deltas: the bridge puts a mark after each (`item_greet@100`,
+    // `@200`, …), and a phone playing in real time echoes each as its audio ends.
+    let greeting = vec![0x55u8; 16_000];
+    openai.push(Step::wait_for_type("response.create"));
+    openai.push(Step::Json(FakeOpenAi::response_created("resp_1")));
+    for chunk in greeting.chunks(800) {
+        openai.push(Step::Json(FakeOpenAi::audio_delta("resp_1", "item_greet", chunk)));
+    }
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    openai.push(Step::Json(FakeOpenAi::speech_started("item_caller", 0)));
+    openai.push(Step::wait_for_type("conversation.item.truncate"));
+    if order == TranscriptDone::AfterClearedMarks {
+        openai.push(Step::wait_for_json(move |v| {
+            v["type"] == "input_audio_buffer.append" && v["audio"] == after_marks_b64.as_str()
+        }));
+    }
+    openai.push(Step::Json(FakeOpenAi::audio_transcript_done(
+        "resp_1",
+        "item_greet",
+        "Hello, this is Acme.",
+    )));
+    openai.push(Step::Json(FakeOpenAi::response_done("resp_1", "cancelled")));
+    let app = spawn(&openai).await;
+    inbound_campaign(&app, "+14155550107").await;
+    let params =
+        [("CallSid", SID), ("From", "+420603123456"), ("To", "+14155550107"), ("Direction", "inbound")];
+    let twiml = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let parameters = stream_parameters(&twiml);
+    let call_id = parameters.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+    let mut dialect = TwilioDialect::new(SID, "MZ0007");
+    for (k, v) in &parameters {
+        dialect = dialect.parameter(k.clone(), v.clone());
+    }
+    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
+    let mut phone = FakeMediaClient::connect(&ws, dialect, Playout::RealTime).await.unwrap();
+    if order == TranscriptDone::BeforeClearedMarks {
+        phone.hold_cleared_marks();
+    }
+
+    // The caller speaks up halfway between two marks (the one at 500 ms is back, the one at
+    // 600 ms not yet), so the truncate's figure does not depend on a race with an echo.
+    let barge_at = Duration::from_millis(550);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while phone.played() < barge_at {
+        assert!(tokio::time::Instant::now() < deadline, "the greeting never played {barge_at:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    phone.send_audio(&[0xffu8; 160], Pace::AsFastAsPossible).await.unwrap();
+    assert!(phone.wait_for(Duration::from_secs(10), |f| *f == ServerFrame::Clear).await.is_some());
+    let truncate = openai
+        .wait_for_json(Duration::from_secs(10), |v| v["type"] == "conversation.item.truncate")
+        .await
+        .expect("truncate");
+    assert_eq!(truncate["item_id"], "item_greet");
+    let audio_end_ms = truncate["audio_end_ms"].as_u64().unwrap();
+
+    // What the phone reported played: the marks it echoed as played before the clear.
+    let echoes = phone.echoes();
+    let played: Vec<u64> = echoes
+        .iter()
+        .filter(|e| e.cause == EchoCause::Played)
+        .map(|e| e.name.strip_prefix("item_greet@").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        played.last().copied(),
+        Some(audio_end_ms),
+        "the truncate is at the last mark played: {echoes:?}"
+    );
+    // And what it actually played when the clear came, to one mark's precision.
+    let heard = phone.played_at_clears()[0].as_millis() as u64;
+    assert!(
+        audio_end_ms <= heard && heard - audio_end_ms <= u64::from(MARK_EVERY_MS),
+        "truncated at {audio_end_ms} ms, the phone had played {heard} ms"
+    );
+
+    match order {
+        TranscriptDone::BeforeClearedMarks => {
+            // The transcript is recorded while the cleared marks are still held back.
+            events_until(&app, &call_id, "TranscriptSegmentAdded").await;
+            assert!(phone.echoes().iter().all(|e| e.cause == EchoCause::Played));
+            assert!(phone.release_held_marks() > 0, "the clear had marks to return");
+        }
+        TranscriptDone::AfterClearedMarks => {
+            assert!(echoes.iter().any(|e| e.cause == EchoCause::Cleared), "{echoes:?}");
+            phone.send_audio(&after_marks, Pace::AsFastAsPossible).await.unwrap();
+        }
+    }
+    let events = events_until(&app, &call_id, "TranscriptSegmentAdded").await;
+    let (_, segment) = events.iter().find(|(t, _)| t == "TranscriptSegmentAdded").unwrap();
+    let segment = &segment["TranscriptSegmentAdded"];
+    assert_eq!(
+        (segment["speaker"].as_str(), segment["text"].as_str()),
+        (Some("agent"), Some("Hello, this is Acme."))
+    );
+    let span = segment["end_ms"].as_u64().unwrap() - segment["start_ms"].as_u64().unwrap();
+    assert_eq!(span, audio_end_ms, "the agent's segment is what the truncate said was heard: {segment}");
+
+    phone.stop().unwrap();
+    events_until(&app, &call_id, "CallCompleted").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_barge_in_truncates_at_the_audio_played_and_the_transcript_says_so_when_it_comes_first() {
+    barge_in_while_the_phone_plays_in_real_time(TranscriptDone::BeforeClearedMarks).await;
+}
+
+#[tokio::test]
+async fn a_barge_in_truncates_at_the_audio_played_and_the_transcript_says_so_when_it_comes_last() {
+    barge_in_while_the_phone_plays_in_real_time(TranscriptDone::AfterClearedMarks).await;
+}
+
+/// The value of a counter in /metrics with these labels (0 when not there yet).
+async fn counter(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = app.anon.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Twilio resends status callbacks (the same SequenceNumber on a retry, a new one when it
+/// reports a status again): each (CallSid, status, sequence) is applied once, a step already
+/// passed records nothing, and a callback the ended call refuses is counted, not dropped.
+#[tokio::test]
+async fn twilio_status_callbacks_apply_once_per_call_status_and_sequence() {
+    use kraliki_voice::telephony::testing::api::FakeTwilioApi;
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    let openai = FakeOpenAi::start().await.unwrap();
+    let app = outbound_app(&twilio, &openai, None).await;
+    let r = app
+        .post_json(
+            "/api/v1/contacts",
+            json!({"phone_number": "+420603123459", "timezone": zone_where_it_is(12)}),
+        )
+        .await;
+    let contact = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r =
+        app.post_json("/api/v1/campaigns", json!({"name": "Statuses", "caller_id": "+14155550100"})).await;
+    let campaign = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let r = app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = app
+        .post_json("/api/v1/calls/outbound", json!({"campaign_id": campaign, "contact_id": contact}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    let placed: Value = r.json().await.unwrap();
+    let (sid, call_id) = (
+        placed["provider_call_id"].as_str().unwrap().to_owned(),
+        placed["call_id"].as_str().unwrap().to_owned(),
+    );
+
+    let callback = |extra: &[(&'static str, &'static str)]| {
+        let mut params = vec![
+            ("CallSid", sid.clone()),
+            ("AccountSid", ACCOUNT.to_owned()),
+            ("From", "+14155550100".to_owned()),
+            ("To", "+420603123459".to_owned()),
+        ];
+        params.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let app = &app;
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = webhook(app, "/api/telephony/twilio/status", &params, None).await;
+            assert_eq!(r.status(), StatusCode::NO_CONTENT, "{params:?}");
+        }
+    };
+    let refused_before = counter(
+        &app,
+        "kraliki_webhook_commands_refused_total",
+        &[("provider", "twilio"), ("command", "ReceiveDtmf")],
+    )
+    .await;
+    for extra in [
+        &[("CallStatus", "ringing"), ("SequenceNumber", "0")][..],
+        // A retry of the same callback.
+        &[("CallStatus", "ringing"), ("SequenceNumber", "0")],
+        &[("CallStatus", "in-progress"), ("SequenceNumber", "1")],
+        &[("CallStatus", "in-progress"), ("SequenceNumber", "1")],
+        // The same status reported again under a new sequence number: a step already passed.
+        &[("CallStatus", "in-progress"), ("SequenceNumber", "2")],
+        // Callbacks the call would apply every time (digits, a recording): only the key
+        // keeps them once.
+        &[("Digits", "42")],
+        &[("Digits", "42")],
+        &[
+            ("RecordingSid", "RE0001"),
+            ("RecordingUrl", "https://api.twilio.com/rec/RE0001"),
+            ("RecordingStatus", "completed"),
+        ],
+        &[
+            ("RecordingSid", "RE0001"),
+            ("RecordingUrl", "https://api.twilio.com/rec/RE0001"),
+            ("RecordingStatus", "completed"),
+        ],
+        &[("CallStatus", "completed"), ("CallDuration", "7"), ("SequenceNumber", "3")],
+        &[("CallStatus", "completed"), ("CallDuration", "7"), ("SequenceNumber", "3")],
+        // Late: digits for a call that has ended, which the call refuses.
+        &[("Digits", "9")],
+        // A late `ringing` after the end: a step already passed.
+        &[("CallStatus", "ringing"), ("SequenceNumber", "0")],
+    ] {
+        callback(extra).await;
+    }
+
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT event_type, metadata ->> 'idempotency_key' FROM events WHERE aggregate_type = 'Call' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(&call_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let key = |rest: &str| Some(format!("twilio:{sid}:{rest}"));
+    assert_eq!(
+        rows,
+        [
+            ("CallInitiated".to_owned(), None),
+            ("CallRinging".to_owned(), key("ringing:0")),
+            ("CallAnswered".to_owned(), key("in-progress:1")),
+            ("DtmfReceived".to_owned(), key("digits:42")),
+            ("RecordingAvailable".to_owned(), key("recording:RE0001:completed")),
+            ("CallCompleted".to_owned(), key("completed:3")),
+        ],
+        "one event per (CallSid, status, sequence), none for a step already passed"
+    );
+    let refused_after = counter(
+        &app,
+        "kraliki_webhook_commands_refused_total",
+        &[("provider", "twilio"), ("command", "ReceiveDtmf")],
+    )
+    .await;
+    assert_eq!(refused_after - refused_before, 1.0, "the late digits were refused and counted");
     app.cleanup().await;
 }
 
@@ -675,17 +947,18 @@ mod telnyx {
             events.iter().find(|(t, _)| t == "CallbackScheduled").expect("callback scheduled");
         assert_eq!(callback["CallbackScheduled"]["note"], "after lunch");
 
-        // Connected, but the callback reopens the contact: not before its time, then first.
-        let next = || async {
-            let url = app.url(&format!("/api/v1/call-lists/{list}/next"));
-            let page: Value = app.client.get(url).send().await.unwrap().json().await.unwrap();
-            page["items"].as_array().unwrap().iter().find(|m| m["id"] == contact.as_str()).cloned()
-        };
+        // Connected, but the callback reopens the contact: not before its time, then first. The
+        // list is asked as of a given instant, so this holds however slow the run.
+        let callback_at = chrono::DateTime::parse_from_rfc3339(&callback_at).unwrap().to_utc();
         app.caught_up().await;
-        if chrono::Utc::now() < chrono::DateTime::parse_from_rfc3339(&callback_at).unwrap() {
-            assert!(next().await.is_none(), "the callback is not due yet");
-        }
-        let due = kraliki_tests::eventually(Duration::from_secs(10), "the callback due", next).await;
+        let before = next_at(&app, &list, callback_at - chrono::Duration::seconds(1)).await;
+        assert!(
+            before.iter().all(|m| m["id"] != contact.as_str()),
+            "the callback is not due yet: {before:?}"
+        );
+        let after = next_at(&app, &list, callback_at + chrono::Duration::seconds(1)).await;
+        let due = after.first().unwrap_or_else(|| panic!("the callback is due: {after:?}"));
+        assert_eq!(due["id"], contact.as_str(), "a due callback comes first");
         assert_eq!(due["callback_note"], "after lunch");
         assert_eq!(due["campaign_last_outcome"], "connected");
         app.cleanup().await;

@@ -78,7 +78,7 @@ impl CallService {
         if let Err(reason) = &result {
             tracing::warn!(%reason, "media stream refused");
         }
-        result.map(|(ending, _)| ending)
+        result
     }
 
     /// Resolves a stream's call: checks its token, reads the campaign's agent settings and the

@@ -302,10 +302,31 @@ pub type FakeTwilioMediaClient = FakeMediaClient<TwilioDialect>;
 /// A fake Telnyx dialing our `stream_url`.
 pub type FakeTelnyxMediaClient = FakeMediaClient<TelnyxDialect>;
 
-#[derive(Default)]
+/// Why the fake sent a mark back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoCause {
+    /// The audio queued before the mark has played.
+    Played,
+    /// `clear` dropped the audio before it: pending marks come back at once.
+    Cleared,
+}
+
+/// A mark the fake sent back to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo {
+    pub name: String,
+    pub cause: EchoCause,
+}
+
 struct Log {
     received: Vec<ServerFrame>,
-    echoed_marks: Vec<String>,
+    echoes: Vec<Echo>,
+    player: Player,
+    /// The audio played when each `clear` arrived.
+    played_at_clears: Vec<Duration>,
+    /// Marks returned by `clear` are kept back (not sent) until released.
+    hold_cleared: bool,
+    held: Vec<String>,
     closed_by_server: bool,
 }
 
@@ -330,7 +351,15 @@ impl<D: Dialect> FakeMediaClient<D> {
         let (mut sink, mut stream) = socket.split();
         let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
         let (frames_tx, frames) = mpsc::unbounded_channel();
-        let log = Arc::new(Mutex::new(Log::default()));
+        let log = Arc::new(Mutex::new(Log {
+            received: Vec::new(),
+            echoes: Vec::new(),
+            player: Player::new(playout, Instant::now()),
+            played_at_clears: Vec::new(),
+            hold_cleared: false,
+            held: Vec::new(),
+            closed_by_server: false,
+        }));
         let sequence = Arc::new(AtomicU64::new(1));
 
         let writer = tokio::spawn(async move {
@@ -346,14 +375,14 @@ impl<D: Dialect> FakeMediaClient<D> {
         let reader = {
             let (dialect, log, sequence, out) = (dialect.clone(), log.clone(), sequence.clone(), out.clone());
             tokio::spawn(async move {
-                let mut player = Player { playout, playing_until: Instant::now(), pending: VecDeque::new() };
                 loop {
-                    let due = player.pending.front().map(|(at, _)| *at);
+                    let due = lock(&log).player.pending.front().map(|(at, _)| *at);
                     let message = tokio::select! {
                         message = stream.next() => message,
                         () = sleep_until_opt(due) => {
-                            for name in player.due(Instant::now()) {
-                                echo(&dialect, &sequence, &out, &log, &name);
+                            let mut log = lock(&log);
+                            for name in log.player.due(Instant::now()) {
+                                echo(&dialect, &sequence, &out, &mut log, name, EchoCause::Played);
                             }
                             continue;
                         }
@@ -364,10 +393,18 @@ impl<D: Dialect> FakeMediaClient<D> {
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                         Some(Ok(_)) => continue,
                     };
-                    for name in player.on_frame(&frame, Instant::now()) {
-                        echo(&dialect, &sequence, &out, &log, &name);
+                    {
+                        let mut log = lock(&log);
+                        let now = Instant::now();
+                        if frame == ServerFrame::Clear {
+                            let played = log.player.played(now);
+                            log.played_at_clears.push(played);
+                        }
+                        for (name, cause) in log.player.on_frame(&frame, now) {
+                            echo(&dialect, &sequence, &out, &mut log, name, cause);
+                        }
+                        log.received.push(frame.clone());
                     }
-                    lock(&log).received.push(frame.clone());
                     let _ = frames_tx.send(frame);
                 }
                 lock(&log).closed_by_server = true;
@@ -483,7 +520,42 @@ impl<D: Dialect> FakeMediaClient<D> {
 
     /// Marks the fake has echoed back to the server, in order.
     pub fn echoed_marks(&self) -> Vec<String> {
-        lock(&self.log).echoed_marks.clone()
+        lock(&self.log).echoes.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Marks the fake has echoed back, in order, with why each came back.
+    pub fn echoes(&self) -> Vec<Echo> {
+        lock(&self.log).echoes.clone()
+    }
+
+    /// The audio the fake has played so far (with [`Playout::Instant`], all it received).
+    pub fn played(&self) -> Duration {
+        lock(&self.log).player.played(Instant::now())
+    }
+
+    /// How much audio had played when each `clear` arrived, in order.
+    pub fn played_at_clears(&self) -> Vec<Duration> {
+        lock(&self.log).played_at_clears.clone()
+    }
+
+    /// From now on the marks a `clear` returns are kept back until
+    /// [`release_held_marks`](Self::release_held_marks): a test decides whether the server sees
+    /// them before or after something else.
+    pub fn hold_cleared_marks(&self) {
+        lock(&self.log).hold_cleared = true;
+    }
+
+    /// Sends the marks kept back by [`hold_cleared_marks`](Self::hold_cleared_marks), and stops
+    /// keeping them. Returns how many were sent.
+    pub fn release_held_marks(&self) -> usize {
+        let mut log = lock(&self.log);
+        log.hold_cleared = false;
+        let held = std::mem::take(&mut log.held);
+        let count = held.len();
+        for name in held {
+            echo(&self.dialect, &self.sequence, &self.out, &mut log, name, EchoCause::Cleared);
+        }
+        count
     }
 
     /// Whether the server closed the connection (or it broke).
@@ -511,31 +583,55 @@ impl<D: Dialect> Drop for FakeMediaClient<D> {
 struct Player {
     playout: Playout,
     playing_until: Instant,
+    /// All the audio received, and what `clear` dropped of it unplayed.
+    queued: Duration,
+    dropped: Duration,
     /// Marks waiting for the audio before them to finish, with when that is.
     pending: VecDeque<(Instant, String)>,
 }
 
 impl Player {
+    fn new(playout: Playout, now: Instant) -> Self {
+        Self {
+            playout,
+            playing_until: now,
+            queued: Duration::ZERO,
+            dropped: Duration::ZERO,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The audio played by `now`.
+    fn played(&self, now: Instant) -> Duration {
+        let left = self.playing_until.saturating_duration_since(now);
+        self.queued.saturating_sub(self.dropped).saturating_sub(left)
+    }
+
     /// Marks to echo now because of `frame`.
-    fn on_frame(&mut self, frame: &ServerFrame, now: Instant) -> Vec<String> {
+    fn on_frame(&mut self, frame: &ServerFrame, now: Instant) -> Vec<(String, EchoCause)> {
         match (frame, self.playout) {
-            (ServerFrame::Mark(name), Playout::Instant) => vec![name.clone()],
-            (ServerFrame::Media(bytes), Playout::RealTime) => {
-                let secs = bytes.len() as f64 / f64::from(crate::audio::TELEPHONY_HZ);
-                self.playing_until = self.playing_until.max(now) + Duration::from_secs_f64(secs);
+            (ServerFrame::Media(bytes), playout) => {
+                let length =
+                    Duration::from_secs_f64(bytes.len() as f64 / f64::from(crate::audio::TELEPHONY_HZ));
+                self.queued += length;
+                if playout == Playout::RealTime {
+                    self.playing_until = self.playing_until.max(now) + length;
+                }
                 Vec::new()
             }
+            (ServerFrame::Mark(name), Playout::Instant) => vec![(name.clone(), EchoCause::Played)],
             (ServerFrame::Mark(name), Playout::RealTime) => {
                 if self.playing_until <= now && self.pending.is_empty() {
-                    vec![name.clone()]
+                    vec![(name.clone(), EchoCause::Played)]
                 } else {
                     self.pending.push_back((self.playing_until.max(now), name.clone()));
                     Vec::new()
                 }
             }
             (ServerFrame::Clear, _) => {
+                self.dropped += self.playing_until.saturating_duration_since(now);
                 self.playing_until = now;
-                self.pending.drain(..).map(|(_, name)| name).collect()
+                self.pending.drain(..).map(|(_, name)| (name, EchoCause::Cleared)).collect()
             }
             _ => Vec::new(),
         }
@@ -552,16 +648,22 @@ impl Player {
     }
 }
 
+/// Sends `name` back (or keeps it back, if cleared marks are held).
 fn echo<D: Dialect>(
     dialect: &D,
     sequence: &AtomicU64,
     out: &mpsc::UnboundedSender<Message>,
-    log: &Mutex<Log>,
-    name: &str,
+    log: &mut Log,
+    name: String,
+    cause: EchoCause,
 ) {
+    if cause == EchoCause::Cleared && log.hold_cleared {
+        log.held.push(name);
+        return;
+    }
     let seq = sequence.fetch_add(1, Ordering::Relaxed);
-    if out.send(Message::text(dialect.mark(seq, name))).is_ok() {
-        lock(log).echoed_marks.push(name.to_owned());
+    if out.send(Message::text(dialect.mark(seq, &name))).is_ok() {
+        log.echoes.push(Echo { name, cause });
     }
 }
 

@@ -24,15 +24,9 @@ use super::twiml::parse_xml;
 const TWILIO_ORACLE: &str = include_str!("oracle_twilio.py");
 const TELNYX_ORACLE: &str = include_str!("oracle_telnyx.py");
 
-/// The interpreter with the SDKs, or `None` (and a note) when this run has none.
-fn python() -> Option<String> {
-    match std::env::var("KRALIKI_TEST_PYTHON") {
-        Ok(python) if !python.trim().is_empty() => Some(python),
-        _ => {
-            eprintln!("skipping the SDK oracle: KRALIKI_TEST_PYTHON is not set");
-            None
-        }
-    }
+/// The interpreter with the SDKs (a run without one fails, as every oracle does).
+fn python() -> String {
+    crate::helpers::test_python()
 }
 
 fn run(python: &str, script: &str, input: &Value) -> Value {
@@ -60,7 +54,7 @@ const NASTY: &str = "a \"quoted\" & <tagged> 'value', tab\tand newline\n, ✓ ž
 
 #[test]
 fn our_twiml_parses_equal_to_the_twilio_sdks() {
-    let Some(python) = python() else { return };
+    let python = python();
     // (ours, the same verbs as the SDK script takes them)
     let cases: Vec<(VoiceResponse, Value)> = vec![
         (
@@ -144,7 +138,7 @@ fn our_twiml_parses_equal_to_the_twilio_sdks() {
 
 #[test]
 fn twilio_sdk_signatures_validate_with_ours_and_tampering_does_not() {
-    let Some(python) = python() else { return };
+    let python = python();
     let token = "12345";
     let upstream_params = [
         ("CallSid", "CA1234567890ABCDE"),
@@ -218,7 +212,7 @@ fn shape(request: &RecordedRequest, sid: &str) -> (String, String, Vec<(String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_twilio_requests_match_the_twilio_sdks() {
-    let Some(python) = python() else { return };
+    let python = python();
     let (account, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-auth-token");
     let fake = FakeTwilioApi::start(account, token).await.unwrap();
     let twiml = VoiceResponse::new().connect(Connect::stream(
@@ -266,7 +260,7 @@ async fn our_twilio_requests_match_the_twilio_sdks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_telnyx_requests_match_the_telnyx_sdks() {
-    let Some(python) = python() else { return };
+    let python = python();
     let key = "KEY_telnyx_oracle";
     let fake = FakeTelnyxApi::start(key).await.unwrap();
     let stream_url = "wss://voice.example.com/api/telephony/telnyx/media";

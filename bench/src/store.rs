@@ -1,10 +1,12 @@
-//! `kraliki bench`: the event store's figures, measured side by side with a baseline in one run.
+//! The event store's and the import's figures, each measured side by side with a baseline in one
+//! run (the media bridge's are in [`crate::media`]).
 //!
 //! 1. Appends/s through the command dispatcher with N concurrent writers (projection runners
 //!    running, as in production), against pgbench inserting the same row shape into a copy of
 //!    the events table with the same number of clients (pgbench runs before and after; the
 //!    baseline is their mean). Printed as a ratio.
-//! 2. Full-rebuild throughput of the company projection over a log of M events.
+//! 2. Full-rebuild throughput of the company projection over a log of exactly M events, M/10
+//!    companies of 10 events each, interleaved by construction (in a database of its own).
 //! 3. Projection lag (command answered → visible in the read model) under a steady rate.
 //! 4. Contact import: a CSV of N contacts uploaded over HTTP until every contact is queryable,
 //!    against PostgreSQL's `COPY` of the same file into a plain table (the floor for loading
@@ -23,7 +25,8 @@ use chrono::Utc;
 use clap::Args;
 use kraliki_commands::{CommandContext, Dispatcher};
 use kraliki_domain::company::{Company, CompanyCommand, CompanyProfile};
-use kraliki_domain::values::CompanyName;
+use kraliki_domain::user::{User, UserCommand};
+use kraliki_domain::values::{CompanyName, Email, PersonName, Role};
 use kraliki_projections::company::CompanyProjection;
 use kraliki_projections::{builds, position, Projection, Supervisor, Wake};
 use secrecy::{ExposeSecret, SecretString};
@@ -32,9 +35,10 @@ use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::Settings;
+use kraliki_api::Settings;
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Measurements")]
 pub struct BenchArgs {
     /// Concurrent writers (and pgbench clients).
     #[arg(long, default_value_t = 16)]
@@ -42,7 +46,8 @@ pub struct BenchArgs {
     /// Seconds per append measurement.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Events in the log for the rebuild measurement.
+    /// Events in the log for the rebuild measurement (a tenth as many companies, 10 events
+    /// each).
     #[arg(long, default_value_t = 300_000)]
     pub rebuild_events: i64,
     /// Events per second for the lag measurement.
@@ -55,12 +60,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     pub import_contacts: usize,
     /// Concurrent calls in the media bridge measurement.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 300)]
     pub calls: usize,
     /// Seconds of each media measurement.
     #[arg(long, default_value_t = 10)]
     pub call_seconds: u64,
-    /// Which measurements: all, event-store (1–3), import (4) or media (5).
+    /// Which measurements: all, event-store (1–3), rebuild (2), import (4) or media (5).
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub only: Which,
     /// Keep the scratch database.
@@ -71,7 +76,10 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
     All,
+    /// Appends, lag and the rebuild.
     EventStore,
+    /// The rebuild alone.
+    Rebuild,
     Import,
     Media,
 }
@@ -269,51 +277,80 @@ async fn lag(dispatcher: &Dispatcher, wake: &Wake, rate: u64, seconds: u64) -> a
     Ok(l)
 }
 
-/// Fills the log with `n` company events straight through SQL (creations and renames over
-/// n/10 companies), in batches, for the rebuild measurement.
-async fn fill(conn: &mut PgConnection, n: i64) -> anyhow::Result<()> {
-    let per_company = 10i64;
-    let companies = (n / per_company).max(1);
+/// Company `n`'s id in the rebuild log (the same in every round).
+const COMPANY_ID: &str = "md5('bench company ' || c.n)::uuid::text";
+
+/// Fills the log with `companies` × 10 company events straight through SQL, in ten rounds: round
+/// `r` appends event `r` of every company (its creation, then renames), so each company's
+/// events are spread over the whole log and a batch of the rebuild touches many companies.
+/// Returns the events written.
+async fn fill(conn: &mut PgConnection, companies: i64) -> anyhow::Result<i64> {
     let chunk = 10_000i64;
-    let mut start = 0;
-    while start < companies {
-        let end = (start + chunk).min(companies);
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT 'Company', c.id, s.seq, \
-                    CASE WHEN s.seq = 1 THEN 'CompanyCreated' ELSE 'CompanyRenamed' END, '1.0', \
-                    CASE WHEN s.seq = 1 THEN jsonb_build_object('CompanyCreated', jsonb_build_object( \
-                        'name', 'Company ' || c.n, 'domain', 'c' || c.n || '.example', 'size', null, 'industry', null, \
-                        'description', null, 'website', null, 'at', '2026-11-24T09:00:00Z')) \
-                    ELSE jsonb_build_object('CompanyRenamed', jsonb_build_object('name', 'Company ' || c.n || '/' || s.seq, \
-                        'previous', 'x', 'at', '2026-11-24T09:00:00Z')) END, \
-                    jsonb_build_object('event_id', gen_random_uuid(), 'tenant_id', c.id, 'actor', 'bench') \
-             FROM (SELECT n, gen_random_uuid()::text AS id FROM generate_series($1::bigint, $2::bigint - 1) n) c \
-             CROSS JOIN generate_series(1, $3::bigint) AS s(seq)",
-        )
-        .bind(start)
-        .bind(end)
-        .bind(per_company)
-        .execute(&mut *conn)
-        .await?;
-        start = end;
+    let mut written = 0;
+    for round in 1..=EVENTS_PER_COMPANY {
+        let mut start = 0;
+        while start < companies {
+            let end = (start + chunk).min(companies);
+            let sql = format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                 SELECT 'Company', {COMPANY_ID}, $3, \
+                        CASE WHEN $3 = 1 THEN 'CompanyCreated' ELSE 'CompanyRenamed' END, '1.0', \
+                        CASE WHEN $3 = 1 THEN jsonb_build_object('CompanyCreated', jsonb_build_object( \
+                            'name', 'Company ' || c.n, 'domain', 'c' || c.n || '.example', 'size', null, 'industry', null, \
+                            'description', null, 'website', null, 'at', '2026-11-24T09:00:00Z')) \
+                        ELSE jsonb_build_object('CompanyRenamed', jsonb_build_object('name', 'Company ' || c.n || '/' || $3, \
+                            'previous', CASE WHEN $3 = 2 THEN 'Company ' || c.n ELSE 'Company ' || c.n || '/' || ($3 - 1) END, \
+                            'at', '2026-11-24T09:00:00Z')) END, \
+                        jsonb_build_object('event_id', gen_random_uuid(), 'tenant_id', {COMPANY_ID}, 'actor', 'bench') \
+                 FROM generate_series($1::bigint, $2::bigint - 1) AS c(n) ORDER BY c.n"
+            );
+            let done = sqlx::query(&sql).bind(start).bind(end).bind(round).execute(&mut *conn).await?;
+            written += done.rows_affected() as i64;
+            start = end;
+        }
     }
+    Ok(written)
+}
+
+const EVENTS_PER_COMPANY: i64 = 10;
+
+/// Creates database `name` on the server of `base` (dropping a leftover of that name).
+async fn create_database(admin: &mut PgConnection, name: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut *admin).await?;
     Ok(())
+}
+
+/// The configured URL pointed at database `name` (pgbench reads it too: no sqlx-only
+/// parameters).
+fn url_of(settings: &Settings, name: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(settings.database_url.expose_secret()).context("DATABASE_URL")?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
 }
 
 pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     let base: PgConnectOptions = settings.database_url.expose_secret().parse().context("DATABASE_URL")?;
     let scratch = format!("kraliki_bench_{}", std::process::id());
+    let rebuild_db = format!("{scratch}_rebuild");
     let mut admin = PgConnection::connect_with(&base.clone().database("postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch}")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {scratch}")).execute(&mut admin).await?;
-    // The same URL with the scratch database: pgbench reads it too, so no sqlx-only parameters.
-    let mut url = url::Url::parse(settings.database_url.expose_secret()).context("DATABASE_URL")?;
-    url.set_path(&format!("/{scratch}"));
-    let result = run_in(&settings, &args, url.as_str()).await;
+    let result = async {
+        if args.only != Which::Rebuild {
+            create_database(&mut admin, &scratch).await?;
+            run_in(&settings, &args, &url_of(&settings, &scratch)?).await?;
+        }
+        if matches!(args.only, Which::All | Which::EventStore | Which::Rebuild) {
+            create_database(&mut admin, &rebuild_db).await?;
+            rebuild_measurement(&settings, &args, &url_of(&settings, &rebuild_db)?).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
     if !args.keep {
-        let _ =
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).execute(&mut admin).await;
+        for db in [&scratch, &rebuild_db] {
+            let _ =
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin).await;
+        }
     }
     result
 }
@@ -321,33 +358,28 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
 async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Result<()> {
     let mut settings = settings.clone();
     settings.database_url = SecretString::from(url.to_owned());
+    // A port of its own: a server may be running on the configured one.
+    settings.bind = "127.0.0.1:0".parse()?;
     settings.database.max_connections = (args.writers as u32 * 2 + 8).max(24);
     settings.nats_url = None;
     // The benchmark's calls are its own; nothing else dials.
     settings.dialer.enabled = false;
-    println!(
-        "kraliki bench: {} writers, {} s per append run, {} events for rebuild, lag at {} events/s",
-        args.writers, args.seconds, args.rebuild_events, args.lag_rate
-    );
     settings.imports.spool_dir =
         Some(std::env::temp_dir().join(format!("kraliki-bench-{}", std::process::id())));
-    let echo = if matches!(args.only, Which::All | Which::Media) {
-        let (child, addr) = crate::bench_media::start_echo()?;
-        crate::bench_media::echo_settings(&mut settings, addr);
-        Some(child)
+    let mut echo = if matches!(args.only, Which::All | Which::Media) {
+        let echo = crate::media::Echo::start()?;
+        echo.configure(&mut settings);
+        Some(echo)
     } else {
         None
     };
-    let app = crate::Application::build(settings.clone()).await?;
-    let pool = app.state().pool.clone();
-    let wake = app.state().wake.clone();
+    let app = kraliki_api::Application::build(settings.clone()).await?;
     let measured = async {
         if matches!(args.only, Which::All | Which::Import) {
             import_measurement(&app, args).await?;
         }
-        if matches!(args.only, Which::All | Which::Media) {
-            let pid = echo.as_ref().map(|c| c.id()).unwrap_or_default();
-            crate::bench_media::run(&app, args.calls, args.call_seconds, pid).await?;
+        if let Some(echo) = echo.as_mut() {
+            crate::media::run(&app, args.calls, args.call_seconds, echo).await?;
         }
         if matches!(args.only, Which::All | Which::EventStore) {
             live_measurements(&app, args, url).await?;
@@ -356,15 +388,8 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     }
     .await;
     app.stop().await;
-    if let Some(mut child) = echo {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    measured?;
-    if matches!(args.only, Which::Import | Which::Media) {
-        return Ok(());
-    }
-    rebuild_measurement(&settings, args, pool, wake).await
+    drop(echo);
+    measured
 }
 
 /// A CSV of `n` distinct, valid contacts (San Francisco numbers, two tags, a custom field).
@@ -382,7 +407,7 @@ fn contacts_csv(n: usize) -> String {
     out
 }
 
-async fn import_measurement(app: &crate::Application, args: &BenchArgs) -> anyhow::Result<()> {
+async fn import_measurement(app: &kraliki_api::Application, args: &BenchArgs) -> anyhow::Result<()> {
     let n = args.import_contacts;
     let csv = contacts_csv(n);
     let pool = app.state().pool.clone();
@@ -401,14 +426,44 @@ async fn import_measurement(app: &crate::Application, args: &BenchArgs) -> anyho
     let copy_secs = started.elapsed().as_secs_f64();
     drop(conn);
 
-    // Ours: upload over HTTP, then wait until every contact is in the read model.
+    // Ours: upload over HTTP, then wait until every contact is in the read model. The caller
+    // is a real admin of a real company (the server checks who a token's holder is now).
     let state = app.state();
-    let company = Uuid::now_v7();
-    let token = crate::auth::tokens::issue(
+    let (company, admin) = (Uuid::now_v7(), Uuid::now_v7());
+    let ctx = CommandContext::new(company.to_string(), "system:bench");
+    let create = CompanyCommand::CreateCompany {
+        name: CompanyName::parse("Bench imports")?,
+        profile: CompanyProfile {
+            domain: "imports.bench.example".into(),
+            size: None,
+            industry: None,
+            description: None,
+            website: None,
+        },
+        at: Utc::now(),
+    };
+    state
+        .dispatcher
+        .execute::<Company>(&company.to_string(), create, &ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let register = UserCommand::RegisterUser {
+        company_id: company.to_string(),
+        email: Email::parse("bench@imports.bench.example")?,
+        full_name: PersonName::parse("Bench")?,
+        roles: [Role::Admin].into_iter().collect(),
+        at: Utc::now(),
+    };
+    state
+        .dispatcher
+        .execute::<User>(&admin.to_string(), register, &ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = kraliki_api::auth::tokens::issue(
         &state.keys,
         &state.settings.auth,
-        Uuid::now_v7(),
-        "bench@example.com",
+        admin,
+        "bench@imports.bench.example",
         &["admin".to_owned()],
         "admin",
         &company.to_string(),
@@ -457,7 +512,11 @@ async fn import_measurement(app: &crate::Application, args: &BenchArgs) -> anyho
     Ok(())
 }
 
-async fn live_measurements(app: &crate::Application, args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+async fn live_measurements(
+    app: &kraliki_api::Application,
+    args: &BenchArgs,
+    url: &str,
+) -> anyhow::Result<()> {
     let pool = app.state().pool.clone();
     sqlx::query("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)").execute(&pool).await?;
 
@@ -476,22 +535,28 @@ async fn live_measurements(app: &crate::Application, args: &BenchArgs, url: &str
     Ok(())
 }
 
-async fn rebuild_measurement(
-    settings: &Settings,
-    args: &BenchArgs,
-    pool: sqlx::PgPool,
-    wake: Wake,
-) -> anyhow::Result<()> {
-    // 2. Full rebuild.
+async fn rebuild_measurement(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    // 2. Full rebuild, in a database holding exactly the log described.
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(url).await?;
+    kraliki_api::db::migrate(&pool).await?;
+    let companies = (args.rebuild_events / EVENTS_PER_COMPANY).max(1);
     let mut conn = pool.acquire().await?;
-    fill(&mut conn, args.rebuild_events).await?;
+    let written = fill(&mut conn, companies).await?;
     drop(conn);
-    let total = kraliki_projections::status::total_events(&pool).await?;
+    let (total, first_rounds): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE global_position <= (SELECT min(global_position) + $1 - 1 FROM events) AND sequence = 1) FROM events",
+    )
+    .bind(companies)
+    .fetch_one(&pool)
+    .await?;
+    if total != written || total != companies * EVENTS_PER_COMPANY || first_rounds != companies {
+        bail!("the rebuild log is not {companies} companies x {EVENTS_PER_COMPANY} events in rounds ({total} events)");
+    }
     let projection: Arc<dyn Projection> = Arc::new(CompanyProjection);
     let supervisor = Supervisor::new(
         pool.clone(),
-        wake,
-        crate::startup::runner_settings(settings),
+        Wake::new(),
+        kraliki_api::startup::runner_settings(settings),
         vec![projection.clone()],
     );
     let build = builds::request_rebuild(&pool, projection.as_ref()).await?;
@@ -518,9 +583,14 @@ async fn rebuild_measurement(
     let secs = started.elapsed().as_secs_f64();
     stop.cancel();
     let _ = worker.await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM company_view").fetch_one(&pool).await?;
+    if rows != companies {
+        bail!("the rebuilt company_view has {rows} rows for {companies} companies");
+    }
     println!(
-        "rebuild:  {:>9.0} events/s ({total} events in {secs:.2} s; goal >= 50,000)",
+        "rebuild:  {:>9.0} events/s ({total} events in {secs:.2} s: {companies} companies x {EVENTS_PER_COMPANY} events, round by round, so each company's events span the whole log; goal >= 50,000)",
         total as f64 / secs
     );
+    pool.close().await;
     Ok(())
 }

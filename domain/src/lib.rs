@@ -11,6 +11,7 @@ pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
 pub mod pacing;
+pub mod providers;
 pub mod queue;
 pub mod routing;
 pub mod routing_rule;

@@ -39,7 +39,7 @@ impl Projection for CallProjection {
     }
 
     fn version(&self) -> i32 {
-        3 // 2: summary; 3: requested calls, typed transfer targets
+        4 // 2: summary; 3: requested calls, typed transfer targets; 4: the voice agent
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -264,6 +264,20 @@ async fn call(
             .execute(&mut *conn)
             .await?;
         }
+        CallEvent::AgentConnected { provider, model, voice, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET ai_provider = $4, ai_model = $5, ai_voice = $6, agent_connected_at = $3, \
+                 version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(provider)
+            .bind(model)
+            .bind(voice)
+            .execute(&mut *conn)
+            .await?;
+        }
         CallEvent::MediaStreamStarted { at, .. }
         | CallEvent::MediaStreamStopped { at, .. }
         | CallEvent::DtmfReceived { at, .. }
@@ -333,11 +347,16 @@ pub struct CallRow {
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     pub metadata: Option<Value>,
+    /// The voice agent on the call: provider, model, voice, since when.
+    pub ai_provider: Option<String>,
+    pub ai_model: Option<String>,
+    pub ai_voice: Option<String>,
+    pub agent_connected_at: Option<DateTime<Utc>>,
 }
 
 const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
     campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
-    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at, metadata";
+    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at, metadata, ai_provider, ai_model, ai_voice, agent_connected_at";
 
 /// Calls of a campaign started since `since` (its hourly pace).
 pub async fn started_since(pool: &PgPool, campaign: Uuid, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
@@ -459,4 +478,116 @@ pub async fn history(pool: &PgPool, tenant: Uuid, call_id: Uuid) -> Result<Vec<S
     .fetch_all(pool)
     .await?;
     rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The company's calls with a voice agent connected now (on any instance), newest first.
+pub async fn live_sessions(pool: &PgPool, tenant: Uuid, limit: i64) -> Result<Vec<CallRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CALL_COLUMNS} FROM {CALLS} WHERE tenant_id = $1 AND agent_connected_at IS NOT NULL \
+         AND ended_at IS NULL ORDER BY agent_connected_at DESC, id LIMIT $2"
+    ))
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Counts over a company's calls, for one carrier or voice-AI provider or all of them.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct CallStats {
+    /// The carrier (`twilio`, `telnyx`, `browser`) or the voice-AI provider; `None` for all.
+    pub provider: Option<String>,
+    pub total: i64,
+    /// Ended normally (`completed`), whatever the outcome.
+    pub completed: i64,
+    pub failed: i64,
+    /// Not ended yet.
+    pub active: i64,
+    pub inbound: i64,
+    pub outbound: i64,
+    /// Someone (or a machine) answered.
+    pub answered: i64,
+    /// Ended with the outcome `connected` (a conversation took place).
+    pub connected: i64,
+    /// Talk time of the ended, answered calls.
+    pub talk_seconds: i64,
+    /// Ended calls that were answered (the denominator of the average talk time).
+    pub answered_ended: i64,
+}
+
+impl CallStats {
+    /// Average talk time of the answered calls that ended; `None` when there are none.
+    pub fn average_talk_seconds(&self) -> Option<f64> {
+        (self.answered_ended > 0).then(|| self.talk_seconds as f64 / self.answered_ended as f64)
+    }
+
+    /// Share of ended calls that connected; `None` before any ended.
+    pub fn success_rate(&self) -> Option<f64> {
+        let ended = self.completed + self.failed;
+        (ended > 0).then(|| self.connected as f64 / ended as f64)
+    }
+}
+
+/// Which provider a [`stats`] breakdown is by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsBy {
+    Carrier,
+    VoiceAi,
+}
+
+/// The company's call counts since `since` (all time when `None`): the totals, then one row per
+/// provider (carrier or voice AI), in name order.
+pub async fn stats(
+    pool: &PgPool,
+    tenant: Uuid,
+    since: Option<DateTime<Utc>>,
+    by: StatsBy,
+) -> Result<(CallStats, Vec<CallStats>), sqlx::Error> {
+    let group = match by {
+        StatsBy::Carrier => "provider",
+        StatsBy::VoiceAi => "ai_provider",
+    };
+    let rows: Vec<CallStats> = sqlx::query_as(&format!(
+        "SELECT {group} AS provider, count(*) AS total, \
+         count(*) FILTER (WHERE status = 'completed') AS completed, \
+         count(*) FILTER (WHERE status = 'failed') AS failed, \
+         count(*) FILTER (WHERE ended_at IS NULL) AS active, \
+         count(*) FILTER (WHERE direction = 'inbound') AS inbound, \
+         count(*) FILTER (WHERE direction = 'outbound') AS outbound, \
+         count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered, \
+         count(*) FILTER (WHERE outcome = 'connected') AS connected, \
+         coalesce(sum(duration_seconds) FILTER (WHERE answered_at IS NOT NULL AND ended_at IS NOT NULL), 0)::bigint AS talk_seconds, \
+         count(*) FILTER (WHERE answered_at IS NOT NULL AND ended_at IS NOT NULL) AS answered_ended \
+         FROM {CALLS} WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR started_at >= $2) \
+         GROUP BY {group} ORDER BY {group} NULLS LAST"
+    ))
+    .bind(tenant)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let mut all = CallStats::default();
+    for r in &rows {
+        all.total += r.total;
+        all.completed += r.completed;
+        all.failed += r.failed;
+        all.active += r.active;
+        all.inbound += r.inbound;
+        all.outbound += r.outbound;
+        all.answered += r.answered;
+        all.connected += r.connected;
+        all.talk_seconds += r.talk_seconds;
+        all.answered_ended += r.answered_ended;
+    }
+    Ok((all, rows.into_iter().filter(|r| r.provider.is_some()).collect()))
+}
+
+/// The company's calls not ended yet, and how many of them have a voice agent connected.
+pub async fn live_counts(pool: &PgPool, tenant: Uuid) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE agent_connected_at IS NOT NULL) FROM {CALLS} \
+         WHERE tenant_id = $1 AND ended_at IS NULL"
+    ))
+    .bind(tenant)
+    .fetch_one(pool)
+    .await
 }

@@ -131,6 +131,8 @@ pub struct CallSetup {
     pub tenant_id: String,
     pub session: Box<dyn AgentSession>,
     pub controller: Box<dyn CallController>,
+    /// How the agent connected (`ConnectAgent`), recorded right after the stream's start.
+    pub connected: Option<CallCommand>,
 }
 
 /// How many call steps may wait for the database before the bridge waits too. A step is a
@@ -392,7 +394,7 @@ impl Bridge {
             }
         };
         let stream_id = start.stream_id.clone();
-        let CallSetup { call_id, tenant_id, mut session, controller } = setup(start).await?;
+        let CallSetup { call_id, tenant_id, mut session, controller, connected } = setup(start).await?;
         let (recorder, writer) = Recorder::start(
             self.dispatcher.clone(),
             call_id,
@@ -411,6 +413,9 @@ impl Bridge {
                 at: Utc::now(),
             })
             .await;
+        if let Some(connected) = connected {
+            live.recorder.record(connected).await;
+        }
 
         let ending = loop {
             tokio::select! {

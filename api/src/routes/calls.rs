@@ -127,6 +127,10 @@ pub struct CallResponse {
     pub updated_at: DateTime<Utc>,
     /// What the requester of the call asked to keep with it.
     pub metadata: Option<Value>,
+    /// The voice agent's provider (openai | gemini | deepgram), model and voice, once connected.
+    pub ai_provider: Option<String>,
+    pub ai_model: Option<String>,
+    pub ai_voice: Option<String>,
 }
 
 impl From<CallRow> for CallResponse {
@@ -157,6 +161,9 @@ impl From<CallRow> for CallResponse {
             version: r.version,
             updated_at: r.updated_at,
             metadata: r.metadata,
+            ai_provider: r.ai_provider,
+            ai_model: r.ai_model,
+            ai_voice: r.ai_voice,
         }
     }
 }
@@ -363,7 +370,7 @@ async fn list(
         ("min_position" = Option<i64>, Query, description = "Wait until the read model has applied this log position")),
     responses((status = 200, body = CallDetail, description = "The call, every step of it and its transcript"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
     security(("bearer" = [])))]
-async fn read(
+pub(super) async fn read(
     State(state): State<AppState>,
     user: AuthUser,
     PathId(id): PathId,

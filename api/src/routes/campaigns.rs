@@ -40,6 +40,37 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(archive))
         .routes(routes!(clone_campaign))
         .routes(routes!(analytics))
+        .routes(routes!(list_alias, create_alias))
+}
+
+/// The seed's MCP client's unversioned path for [`list`].
+#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", operation_id = "campaigns_list_alias", params(ListQuery),
+    responses((status = 200, body = Vec<CampaignResponse>, headers(("Link" = String, description = "The next page (RFC 8288)"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Alias of `GET /api/v1/campaigns`"), (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
+    security(("bearer" = [])))]
+async fn list_alias(
+    state: State<AppState>,
+    user: AuthUser,
+    min: MinPosition,
+    q: ApiQuery<ListQuery>,
+    uri: axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CampaignResponse>, ApiError> {
+    list(state, user, min, q, uri).await
+}
+
+/// The seed's MCP client's unversioned path for [`create`].
+#[utoipa::path(post, path = "/api/campaigns", tag = "campaigns", operation_id = "campaigns_create_alias",
+    request_body(content = CampaignSettings, description = "As `POST /api/v1/campaigns`"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first outcome")),
+    responses((status = 201, body = CampaignResponse, description = "Alias of `POST /api/v1/campaigns`"), (status = 422, body = crate::error::Problem, description = "Invalid settings (problem+json)")),
+    security(("bearer" = [])))]
+async fn create_alias(
+    state: State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    key: IdempotencyKey,
+    body: ApiJson<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    create(state, user, headers, key, body).await
 }
 
 /// The seed's campaign read shape: every setting, flat, plus state and statistics.

@@ -26,6 +26,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(read, update, deactivate))
         .routes(routes!(reactivate))
+        .routes(routes!(list_alias))
+}
+
+/// The template UI's unversioned path for [`list`].
+#[utoipa::path(get, path = "/api/companies", tag = "companies", operation_id = "companies_list_alias", params(ListQuery),
+    responses((status = 200, body = Vec<CompanyResponse>, headers(("Link" = String, description = "The next page (RFC 8288)"), ("X-Next-Cursor" = String, description = "The next page's cursor")), description = "Alias of `GET /api/v1/companies`"), (status = 400, body = crate::error::Problem, description = "Bad request (problem+json)")),
+    security(("bearer" = [])))]
+async fn list_alias(
+    state: State<AppState>,
+    user: AuthUser,
+    min: MinPosition,
+    q: ApiQuery<ListQuery>,
+    uri: axum::extract::OriginalUri,
+) -> Result<super::common::Paged<CompanyResponse>, ApiError> {
+    list(state, user, min, q, uri).await
 }
 
 /// The read shape (the seed's fields plus counts, state and version).

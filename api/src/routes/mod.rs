@@ -9,10 +9,14 @@ pub mod campaigns;
 pub mod common;
 pub mod companies;
 pub mod contacts;
+pub mod dial;
 pub mod do_not_call;
 pub mod health;
 pub mod imports;
+pub mod providers;
 pub mod service_accounts;
+pub mod sessions;
+pub mod stats;
 pub mod telephony;
 pub mod users;
 
@@ -26,7 +30,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Kraliki Voice API", description = "Event-sourced AI call-center backend. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "campaigns"), (name = "call-lists"), (name = "campaign-templates"), (name = "contacts"), (name = "do-not-call"), (name = "calls"), (name = "telephony"), (name = "operations"))
+    tags((name = "auth"), (name = "companies"), (name = "users"), (name = "service-accounts"), (name = "campaigns"), (name = "call-lists"), (name = "campaign-templates"), (name = "contacts"), (name = "do-not-call"), (name = "calls"), (name = "telephony"), (name = "providers"), (name = "sessions"), (name = "analytics"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -62,6 +66,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(do_not_call::router())
         .merge(calls::router())
         .merge(telephony::router())
+        .merge(dial::router())
+        .merge(providers::router())
+        .merge(sessions::router())
+        .merge(stats::router())
 }
 
 /// Routes that take large bodies: their own size limit and no request timeout.

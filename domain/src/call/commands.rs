@@ -55,6 +55,15 @@ pub enum CallCommand {
         stream_id: String,
         at: DateTime<Utc>,
     },
+    /// The call's voice agent is connected: which provider, model and voice it talks with,
+    /// and how long the connect took.
+    ConnectAgent {
+        provider: String,
+        model: Option<String>,
+        voice: Option<String>,
+        connect_ms: u64,
+        at: DateTime<Utc>,
+    },
     ReceiveDtmf {
         digits: String,
         at: DateTime<Utc>,
@@ -118,6 +127,7 @@ impl CommandPolicy for CallCommand {
             Self::AnswerCall { .. } => "AnswerCall",
             Self::StartMediaStream { .. } => "StartMediaStream",
             Self::StopMediaStream { .. } => "StopMediaStream",
+            Self::ConnectAgent { .. } => "ConnectAgent",
             Self::ReceiveDtmf { .. } => "ReceiveDtmf",
             Self::AddTranscriptSegment { .. } => "AddTranscriptSegment",
             Self::RecordFunctionCall { .. } => "RecordFunctionCall",

@@ -56,6 +56,14 @@ pub enum CallEvent {
         stream_id: String,
         at: DateTime<Utc>,
     },
+    /// The voice agent (an AI session) joined the call.
+    AgentConnected {
+        provider: String,
+        model: Option<String>,
+        voice: Option<String>,
+        connect_ms: u64,
+        at: DateTime<Utc>,
+    },
     DtmfReceived {
         digits: String,
         at: DateTime<Utc>,
@@ -122,6 +130,7 @@ impl DomainEvent for CallEvent {
             Self::CallAnswered { .. } => "CallAnswered",
             Self::MediaStreamStarted { .. } => "MediaStreamStarted",
             Self::MediaStreamStopped { .. } => "MediaStreamStopped",
+            Self::AgentConnected { .. } => "AgentConnected",
             Self::DtmfReceived { .. } => "DtmfReceived",
             Self::TranscriptSegmentAdded { .. } => "TranscriptSegmentAdded",
             Self::AiFunctionCalled { .. } => "AiFunctionCalled",
@@ -152,6 +161,7 @@ impl CallEvent {
             | E::CallAnswered { at, .. }
             | E::MediaStreamStarted { at, .. }
             | E::MediaStreamStopped { at, .. }
+            | E::AgentConnected { at, .. }
             | E::DtmfReceived { at, .. }
             | E::TranscriptSegmentAdded { at, .. }
             | E::AiFunctionCalled { at, .. }

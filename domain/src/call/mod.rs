@@ -273,6 +273,10 @@ impl Aggregate for Call {
                 }
                 E::MediaStreamStopped { stream_id, at }
             }
+            C::ConnectAgent { provider, model, voice, connect_ms, at } => {
+                self.live()?;
+                E::AgentConnected { provider, model, voice, connect_ms, at }
+            }
             C::ReceiveDtmf { digits, at } => {
                 self.live()?;
                 E::DtmfReceived { digits, at }
@@ -372,6 +376,7 @@ impl Aggregate for Call {
             CallEvent::CallCompleted { .. } => self.status = CallStatus::Completed,
             CallEvent::CallFailed { .. } => self.status = CallStatus::Failed,
             CallEvent::DtmfReceived { .. }
+            | CallEvent::AgentConnected { .. }
             | CallEvent::TranscriptSegmentAdded { .. }
             | CallEvent::AiFunctionCalled { .. }
             | CallEvent::TransferRequested { .. }

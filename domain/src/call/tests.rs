@@ -200,3 +200,31 @@ fn transfer_targets_read_back_from_the_typed_and_the_legacy_shape() {
     let ai: TransferTarget = serde_json::from_value(serde_json::json!({"type": "ai_agent"})).expect("ai");
     assert_eq!(ai, TransferTarget::AiAgent);
 }
+
+#[test]
+fn the_voice_agent_joins_a_live_call_only() {
+    let connect = || CallCommand::ConnectAgent {
+        provider: "openai".into(),
+        model: Some("gpt-realtime".into()),
+        voice: Some("marin".into()),
+        connect_ms: 140,
+        at: at(3),
+    };
+    Given::with(()).given(vec![initiated()]).when(connect()).then_expect_events(vec![
+        CallEvent::AgentConnected {
+            provider: "openai".into(),
+            model: Some("gpt-realtime".into()),
+            voice: Some("marin".into()),
+            connect_ms: 140,
+            at: at(3),
+        },
+    ]);
+    Given::with(())
+        .given(vec![
+            initiated(),
+            CallEvent::CallFailed { reason: "x".into(), campaign_id: None, contact_id: None, at: at(2) },
+        ])
+        .when(connect())
+        .then_expect_error(CallError::Ended);
+    Given::with(()).given_no_previous_events().when(connect()).then_expect_error(CallError::NotFound);
+}

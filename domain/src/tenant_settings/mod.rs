@@ -53,6 +53,23 @@ impl ProviderDefaults {
         };
         let model = text("model", self.model, &mut problems);
         let voice = text("voice", self.voice, &mut problems);
+        let provider = self.ai_provider;
+        if model.as_deref().is_some_and(|m| !provider.offers_model(m)) {
+            let offer = provider.offer();
+            problems.push(InvalidValue::new(
+                "model",
+                "not_offered",
+                format!("{} offers: {}", provider.as_str(), offer.models.join(", ")),
+            ));
+        }
+        if voice.as_deref().is_some_and(|v| !provider.offers_voice(v)) {
+            let offer = provider.offer();
+            problems.push(InvalidValue::new(
+                "voice",
+                "not_offered",
+                format!("{} offers: {}", provider.as_str(), offer.voices.join(", ")),
+            ));
+        }
         let telephony_provider = match self.telephony_provider.as_deref() {
             None => None,
             Some(p @ ("twilio" | "telnyx")) => Some(p.to_owned()),

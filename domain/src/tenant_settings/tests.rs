@@ -13,11 +13,12 @@ fn at() -> DateTime<Utc> {
 fn provider_defaults_are_set_once_and_checked() {
     let defaults = ProviderDefaults {
         ai_provider: VoiceProvider::Gemini,
-        model: Some(" gemini-live ".into()),
+        model: Some(" models/gemini-live-2.5-flash-preview ".into()),
         voice: Some("Puck".into()),
         telephony_provider: Some("telnyx".into()),
     };
-    let recorded = ProviderDefaults { model: Some("gemini-live".into()), ..defaults.clone() };
+    let recorded =
+        ProviderDefaults { model: Some("models/gemini-live-2.5-flash-preview".into()), ..defaults.clone() };
     Given::with(())
         .given_no_previous_events()
         .when(TenantSettingsCommand::SetProviderDefaults { defaults: defaults.clone(), at: at() })
@@ -58,4 +59,29 @@ fn session_defaults_keep_line_breaks_and_refuse_other_control_characters() {
             "invalid_characters",
             "must not contain control characters",
         )]));
+}
+
+#[test]
+fn a_voice_or_model_the_provider_does_not_offer_is_refused_at_once() {
+    let bad = ProviderDefaults {
+        ai_provider: VoiceProvider::Openai,
+        model: Some("gpt-realtime".into()),
+        voice: Some("Puck".into()),
+        telephony_provider: None,
+    };
+    let err = bad.validated().expect_err("Puck is Gemini's");
+    assert_eq!(err.len(), 1);
+    assert_eq!((err[0].field.as_ref(), err[0].code), ("voice", "not_offered"));
+    let worse = ProviderDefaults {
+        model: Some("gpt-3".into()),
+        voice: Some("Kore".into()),
+        ..ProviderDefaults::default()
+    };
+    let fields: Vec<String> = worse
+        .validated()
+        .expect_err("neither is offered")
+        .into_iter()
+        .map(|e| e.field.into_owned())
+        .collect();
+    assert_eq!(fields, ["model", "voice"]);
 }

@@ -41,6 +41,7 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "contact_import_view",
             "do_not_call_view",
             "call_view",
+            "tenant_settings_view",
             "event_publisher",
             "campaign_cloner"
         ]

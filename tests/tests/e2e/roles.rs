@@ -203,7 +203,10 @@ async fn every_role_gets_exactly_its_rights() {
         // "own" and "all": which companies the list holds.
         if role.is_some() {
             let r = client.get(app.url("/api/v1/companies?limit=500")).send().await.unwrap();
-            let listed: Vec<Uuid> = r.json::<Value>().await.unwrap()["items"]
+            let listed: Vec<Uuid> = r
+                .json::<Value>()
+                .await
+                .unwrap()
                 .as_array()
                 .unwrap()
                 .iter()

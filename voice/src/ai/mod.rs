@@ -242,6 +242,37 @@ impl ProviderConfig {
             ProviderConfig::Deepgram(_) | ProviderConfig::DeepgramAgent(_) => Provider::Deepgram,
         }
     }
+
+    /// The model the session talks with (the Voice Agent's "think" model; the speech-to-text
+    /// model of the classic pipeline).
+    pub fn model(&self) -> &str {
+        match self {
+            ProviderConfig::OpenAi(c) => &c.model,
+            ProviderConfig::Gemini(c) => &c.model,
+            ProviderConfig::Deepgram(c) => &c.stt_model,
+            ProviderConfig::DeepgramAgent(c) => &c.think_model,
+        }
+    }
+
+    pub fn set_model(&mut self, model: &str) {
+        let slot = match self {
+            ProviderConfig::OpenAi(c) => &mut c.model,
+            ProviderConfig::Gemini(c) => &mut c.model,
+            ProviderConfig::Deepgram(c) => &mut c.stt_model,
+            ProviderConfig::DeepgramAgent(c) => &mut c.think_model,
+        };
+        *slot = model.to_owned();
+    }
+
+    /// The voice used when the session names none; `None` where the provider picks it.
+    pub fn default_voice(&self) -> Option<&str> {
+        match self {
+            ProviderConfig::OpenAi(c) => Some(&c.default_voice),
+            ProviderConfig::Gemini(_) => None,
+            ProviderConfig::Deepgram(c) => Some(&c.tts_model),
+            ProviderConfig::DeepgramAgent(c) => Some(&c.speak_model),
+        }
+    }
 }
 
 /// Opens a session with the configured provider and, if `session.greeting` is set, starts the

@@ -111,13 +111,20 @@ impl CallService {
             }
         };
         let pool = &self.inner.pool;
-        let settings = match target.campaign {
+        // A campaign's call talks as the campaign says; any other call (ad-hoc, a browser
+        // session) as the company's defaults say.
+        let (settings, model) = match target.campaign {
             Some(c) => match kraliki_projections::campaign::get(pool, target.tenant, c).await {
-                Ok(Some(row)) => row.settings().map_err(|e| e.to_string())?,
+                Ok(Some(row)) => (row.settings().map_err(|e| e.to_string())?, None),
                 Ok(None) => return Err(fail("the call's campaign no longer exists".into()).await),
                 Err(e) => return Err(e.to_string()),
             },
-            None => kraliki_domain::campaign::CampaignSettings::default(),
+            None => {
+                let defaults = kraliki_projections::tenant_settings::get(pool, target.tenant)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (defaults_settings(&defaults), defaults.provider.model)
+            }
         };
         let contact = match target.contact {
             Some(c) => kraliki_projections::contact::get(pool, target.tenant, c).await.ok().flatten().map(|row| {
@@ -126,10 +133,13 @@ impl CallService {
             }),
             None => None,
         };
-        let provider = match self.provider_config(settings.primary_provider) {
+        let mut provider = match self.provider_config(settings.primary_provider) {
             Ok(p) => p,
             Err(reason) => return Err(fail(reason).await),
         };
+        if let Some(model) = &model {
+            provider.set_model(model);
+        }
         let controller = AgentFunctions {
             service: self.clone(),
             dialect,
@@ -157,14 +167,41 @@ impl CallService {
             Ok(_) => self.health().success(name, connecting.elapsed()),
             Err(e) => self.health().failure(name, &e.to_string()),
         }
+        let agent = CallCommand::ConnectAgent {
+            provider: name.to_owned(),
+            model: Some(provider.model().to_owned()),
+            voice: session_config.voice.clone().or_else(|| provider.default_voice().map(str::to_owned)),
+            connect_ms: u64::try_from(connecting.elapsed().as_millis()).unwrap_or(u64::MAX),
+            at: Utc::now(),
+        };
         match connected {
             Ok(session) => Ok(CallSetup {
                 call_id,
                 tenant_id: target.tenant.to_string(),
                 session,
                 controller: Box::new(controller),
+                connected: Some(agent),
             }),
             Err(e) => Err(fail(format!("voice provider unavailable: {e}")).await),
         }
     }
+}
+
+/// The settings of a call no campaign configures, from the company's defaults.
+fn defaults_settings(
+    d: &kraliki_projections::tenant_settings::TenantDefaults,
+) -> kraliki_domain::campaign::CampaignSettings {
+    let mut s = kraliki_domain::campaign::CampaignSettings {
+        primary_provider: d.provider.ai_provider,
+        voice: d.provider.voice.clone(),
+        instructions: d.session.instructions.clone(),
+        ..Default::default()
+    };
+    if let Some(language) = &d.session.language {
+        s.language = language.clone();
+    }
+    if let Some(greeting) = &d.session.greeting {
+        s.configuration.insert("greeting".into(), serde_json::Value::String(greeting.clone()));
+    }
+    s
 }

@@ -98,6 +98,19 @@ pub struct PlacedCall {
 }
 
 impl CallService {
+    /// The carrier a call goes out through when the request names none: the `preferred` one
+    /// (a campaign's or the company's choice), else Twilio when configured, else Telnyx when
+    /// configured; `None` when neither is.
+    pub fn default_carrier(&self, preferred: Option<&str>) -> Option<Carrier> {
+        match preferred {
+            Some("telnyx") => Some(Carrier::Telnyx),
+            Some("twilio") => Some(Carrier::Twilio),
+            _ if self.inner.twilio.is_some() => Some(Carrier::Twilio),
+            _ if self.inner.telnyx.is_some() => Some(Carrier::Telnyx),
+            _ => None,
+        }
+    }
+
     /// Places `dial` after the checks every dial passes (an active campaign, do-not-call, the
     /// calling window in every zone of the contact, a caller id): `CallRequested` is recorded
     /// first with `ctx` — so a repeated request (the same idempotency key) finds it and dials
@@ -142,12 +155,20 @@ impl CallService {
         let carrier = match dial.carrier {
             Some(carrier) => carrier,
             None => {
-                match settings.configuration.get("telephony_provider").and_then(serde_json::Value::as_str) {
-                    Some("telnyx") => Carrier::Telnyx,
-                    Some("twilio") => Carrier::Twilio,
-                    _ if self.inner.twilio.is_none() && self.inner.telnyx.is_some() => Carrier::Telnyx,
-                    _ => Carrier::Twilio,
-                }
+                let preferred = match dial.campaign {
+                    Some(_) => settings
+                        .configuration
+                        .get("telephony_provider")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    None => {
+                        kraliki_projections::tenant_settings::get(&self.inner.pool, tenant)
+                            .await?
+                            .provider
+                            .telephony_provider
+                    }
+                };
+                self.default_carrier(preferred.as_deref()).unwrap_or(Carrier::Twilio)
             }
         };
         // The carrier must be usable before anything is recorded.

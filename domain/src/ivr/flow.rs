@@ -254,11 +254,13 @@ impl Message {
     }
 }
 
-/// A JSON object read in order with repeated keys kept, so that a flow whose `nodes` repeats
-/// an id, or a menu whose `options` repeats a key, is reported instead of silently keeping one.
-/// Lookups take the first entry with the key. Written back as a JSON object.
+/// A JSON object with repeated keys kept, so that a flow whose `nodes` repeats an id, or a
+/// menu whose `options` repeats a key, is reported instead of silently keeping one. Entries are
+/// kept sorted by key (repeats in the order given): a JSON object's order means nothing, and
+/// the event store (jsonb) does not keep it, so the same flow reads back equal. Lookups take
+/// the first entry with the key. Written as a JSON object.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct KeyedList<T>(pub Vec<(String, T)>);
+pub struct KeyedList<T>(Vec<(String, T)>);
 
 impl<T> KeyedList<T> {
     /// An empty list.
@@ -281,13 +283,20 @@ impl<T> KeyedList<T> {
         self.get(key).is_some()
     }
 
-    /// Replaces the first value under `key`, or appends it.
+    /// Replaces the first value under `key`, or adds it.
     pub fn insert(&mut self, key: impl Into<String>, value: T) {
         let key = key.into();
         match self.get_mut(&key) {
             Some(v) => *v = value,
-            None => self.0.push((key, value)),
+            None => self.push(key, value),
         }
+    }
+
+    /// Adds an entry even when the key is there already (after its repeats).
+    pub fn push(&mut self, key: impl Into<String>, value: T) {
+        let key = key.into();
+        let at = self.0.partition_point(|(k, _)| *k <= key);
+        self.0.insert(at, (key, value));
     }
 
     /// Removes every entry under `key`.
@@ -295,7 +304,7 @@ impl<T> KeyedList<T> {
         self.0.retain(|(k, _)| k != key);
     }
 
-    /// Entries in order (repeats included).
+    /// Entries by key (repeats included).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -315,12 +324,12 @@ impl<T> KeyedList<T> {
         self.0.is_empty()
     }
 
-    /// Keys that appear more than once, each once, in order of their second appearance.
+    /// Keys that appear more than once, each once.
     pub fn repeated_keys(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for (i, (k, _)) in self.0.iter().enumerate() {
-            if self.0[..i].iter().any(|(p, _)| p == k) && !out.contains(&k.as_str()) {
-                out.push(k);
+        for pair in self.0.windows(2) {
+            if pair[0].0 == pair[1].0 && !out.contains(&pair[1].0.as_str()) {
+                out.push(&pair[1].0);
             }
         }
         out
@@ -329,7 +338,9 @@ impl<T> KeyedList<T> {
 
 impl<K: Into<String>, T> FromIterator<(K, T)> for KeyedList<T> {
     fn from_iter<I: IntoIterator<Item = (K, T)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        let mut entries: Vec<(String, T)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Self(entries)
     }
 }
 
@@ -352,11 +363,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for KeyedList<T> {
                 f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
+                let mut entries: Vec<(String, T)> = Vec::new();
                 while let Some((k, v)) = access.next_entry::<String, T>()? {
                     entries.push((k, v));
                 }
-                Ok(KeyedList(entries))
+                Ok(entries.into_iter().collect())
             }
             // `null` reads as empty: the seed's optional objects.
             fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
@@ -799,6 +810,18 @@ impl Flow {
         fields::optional_text("description", &mut self.description, 2000, &mut problems);
         if self.nodes.len() > MAX_NODES {
             problems.push(InvalidValue::new("nodes", "too_many", format!("at most {MAX_NODES} nodes")));
+        }
+        // A repeated key cannot be stored (the event store keeps one of them), so it is refused
+        // here; the validator still names it for a flow that was never saved.
+        for id in self.nodes.repeated_keys() {
+            let msg = format!("node id `{id}` is used twice");
+            problems.push(InvalidValue::new(format!("nodes.{id}"), "duplicate_key", msg));
+        }
+        for (id, node) in self.nodes.iter() {
+            for key in node.options.repeated_keys() {
+                let msg = format!("option `{key}` is given twice");
+                problems.push(InvalidValue::new(format!("nodes.{id}.options.{key}"), "duplicate_key", msg));
+            }
         }
         self.entry_node_id = self.entry_node_id.trim().to_owned();
         if problems.is_empty() {

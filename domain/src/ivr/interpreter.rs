@@ -913,9 +913,14 @@ impl<'f> Run<'f> {
             }
         };
         if attempt <= max {
-            if let Some(p) = self.prompt(node, retry_message) {
-                // The retry message is never cut short: the caller must hear what went wrong.
-                self.say(id, Prompt { interruptible: false, audio_url: None, ..p });
+            let language = self.s.language(self.flow).to_owned();
+            let text = retry_message
+                .and_then(|m| m.text_for(&language, &self.flow.default_language))
+                .map(|t| interpolate(t, &self.s.variables));
+            if let Some(text) = text {
+                // Spoken whatever the node plays, and never cut short: the caller must hear
+                // what went wrong.
+                self.say(id, Prompt { text: Some(text), audio_url: None, language, interruptible: false });
             }
             self.gather(id, node);
             return;

@@ -816,14 +816,13 @@ impl Validator<'_> {
         }
     }
 
+    /// A loop that avoids every menu and gather is a cycle among the other nodes alone (a
+    /// component that merely contains a menu may still hold such a cycle).
     fn loops(&mut self, g: &Graph) {
-        for scc in g.cyclic_components() {
-            let waits = scc.iter().any(|&i| g.waits[i]);
-            if !waits {
-                let names: Vec<&str> = scc.iter().map(|&i| g.ids[i].as_str()).collect();
-                let msg = format!("loop with no menu or gather_input: {}", names.join(" → "));
-                self.push(IssueCode::LoopWithoutInput, Some(names[0]), "nodes", msg);
-            }
+        for scc in g.cyclic_components(&g.waits) {
+            let names: Vec<&str> = scc.iter().map(|&i| g.ids[i].as_str()).collect();
+            let msg = format!("loop with no menu or gather_input through: {}", names.join(", "));
+            self.push(IssueCode::LoopWithoutInput, Some(names[0]), "nodes", msg);
         }
     }
 
@@ -950,9 +949,9 @@ impl Graph {
         seen
     }
 
-    /// Strongly connected components with a cycle (more than one node, or a self-loop), each in
-    /// node order, by first node (iterative Tarjan).
-    pub fn cyclic_components(&self) -> Vec<Vec<usize>> {
+    /// Strongly connected components with a cycle (more than one node, or a self-loop) of the
+    /// graph without the `left_out` nodes, each in node order, by first node (iterative Tarjan).
+    pub fn cyclic_components(&self, left_out: &[bool]) -> Vec<Vec<usize>> {
         let n = self.ids.len();
         let mut index = vec![usize::MAX; n];
         let mut low = vec![0; n];
@@ -960,8 +959,17 @@ impl Graph {
         let mut stack = Vec::new();
         let mut next = 0;
         let mut out = Vec::new();
+        let kept = |i: usize| !left_out.get(i).copied().unwrap_or(false);
+        let edges: Vec<Vec<usize>> = (0..n)
+            .map(|v| {
+                if !kept(v) {
+                    return Vec::new();
+                }
+                self.edges[v].iter().map(|(t, _)| *t).filter(|&t| kept(t)).collect()
+            })
+            .collect();
         for start in 0..n {
-            if index[start] != usize::MAX {
+            if index[start] != usize::MAX || !kept(start) {
                 continue;
             }
             let mut work: Vec<(usize, usize)> = vec![(start, 0)];
@@ -973,7 +981,7 @@ impl Graph {
                     stack.push(v);
                     on_stack[v] = true;
                 }
-                if let Some(&(w, _)) = self.edges[v].get(*ei) {
+                if let Some(&w) = edges[v].get(*ei) {
                     *ei += 1;
                     if index[w] == usize::MAX {
                         work.push((w, 0));
@@ -995,7 +1003,7 @@ impl Graph {
                             break;
                         }
                     }
-                    let self_loop = comp.len() == 1 && self.edges[v].iter().any(|(t, _)| *t == v);
+                    let self_loop = comp.len() == 1 && edges[v].contains(&v);
                     if comp.len() > 1 || self_loop {
                         comp.sort_unstable();
                         out.push(comp);

@@ -26,6 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 : "${KRALIKI_PG_LOCAL_PORT:=55432}"
 : "${KRALIKI_NATS_PORT_PROBE:=4222}"
 : "${KRALIKI_NATS_LOCAL_PORT:=54222}"
+: "${KRALIKI_PG_MIN_CONNECTIONS:=300}"
 
 _kraliki_apt_updated=0
 
@@ -219,7 +220,7 @@ pg_local_cluster() {
         (
             close_inherited_fds
             "${as_pg[@]}" "$bindir/pg_ctl" -D "$datadir" \
-                -o "-p $port -k /tmp -c listen_addresses=127.0.0.1" \
+                -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=$KRALIKI_PG_MIN_CONNECTIONS" \
                 -l "$logfile" -w -t 60 start >&2
         ) || {
             tail -n 20 "$logfile" >&2 || true
@@ -283,6 +284,37 @@ ensure_postgres() {
         fi
     fi
     pg_local_cluster
+}
+
+# ensure_pg_connections: the tests run several servers at once, each with its pool and one
+# connection per projection runner (about 30), so they need more than PostgreSQL's default of
+# 100 connections. A server this script may manage (Debian's cluster on the probe port, run as
+# root) is raised to KRALIKI_PG_MIN_CONNECTIONS and restarted; any other server is left alone
+# and the tests run one at a time instead.
+ensure_pg_connections() {
+    local want=$KRALIKI_PG_MIN_CONNECTIONS have
+    have="$(psql -w -X -tA -d "$KRALIKI_PG_ADMIN_URL" -c 'show max_connections' 2>/dev/null || echo 0)"
+    ((have >= want)) && return 0
+    local port cluster=""
+    port="$(psql -w -X -tA -d "$KRALIKI_PG_ADMIN_URL" -c 'show port' 2>/dev/null || true)"
+    if [[ $EUID -eq 0 && ${KRALIKI_PG_MANAGED:-0} == 1 ]] && command -v pg_lsclusters >/dev/null 2>&1; then
+        cluster="$(pg_lsclusters --no-header 2>/dev/null | awk -v p="$port" '$3 == p {print $1 " " $2; exit}')"
+    fi
+    if [[ -n $cluster ]]; then
+        log "PostgreSQL allows $have connections; raising it to $want and restarting cluster $cluster"
+        psql -w -X -q -d "$KRALIKI_PG_ADMIN_URL" -c "ALTER SYSTEM SET max_connections = $want" >&2
+        # shellcheck disable=SC2086 # "version name"
+        pg_ctlcluster --skip-systemctl-redirect $cluster restart >&2 ||
+            die "could not restart PostgreSQL cluster $cluster"
+        local deadline=$((SECONDS + 60))
+        until pg_can_connect "$KRALIKI_PG_ADMIN_URL"; do
+            ((SECONDS < deadline)) || die "PostgreSQL did not come back after the restart"
+            sleep 0.2
+        done
+    else
+        warn "PostgreSQL allows only $have connections (want $want): running the tests one at a time"
+        export RUST_TEST_THREADS=1
+    fi
 }
 
 # ensure_database NAME: creates database NAME on the server of ensure_postgres if missing.

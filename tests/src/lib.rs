@@ -105,7 +105,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.nats_url = None;
     s.log_format = LogFormat::Text;
     s.log_level = "warn".into();
-    s.database.max_connections = 20;
+    s.database.max_connections = 12;
     s.projections.poll_interval_ms = 200;
     s.http.read_wait_max_ms = 10_000;
     s.data_dir = std::env::temp_dir().join(&db.name);

@@ -10,6 +10,7 @@ pub mod company;
 pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
+pub mod kpi;
 pub mod pacing;
 pub mod queue;
 pub mod routing;

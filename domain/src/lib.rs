@@ -17,6 +17,7 @@ pub mod routing;
 pub mod routing_rule;
 pub mod schedule;
 pub mod service_account;
+pub mod staffing;
 pub mod team;
 pub mod tenant_settings;
 pub mod user;

@@ -11,6 +11,7 @@ pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
 pub mod kpi;
+pub mod metric;
 pub mod pacing;
 pub mod queue;
 pub mod routing;

@@ -2,6 +2,7 @@
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
 pub mod agent;
+pub mod alert;
 pub mod call;
 pub mod call_list;
 pub mod campaign;

@@ -298,6 +298,11 @@ proptest! {
         let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
         prop_assert!(same(k.occupancy, ratio(busy, busy + idle)));
         prop_assert!(same(k.utilization, ratio(busy, busy + idle + away)));
+        let longest = queued.iter().map(|(_, w)| *w).max().map(|ms| ms as f64 / 1000.0);
+        prop_assert!(same(k.longest_wait_seconds, longest));
+        let firsts = facts.iter().filter(|(_, f)| matches!(f, Fact::First)).count();
+        let repeats = facts.iter().filter(|(_, f)| matches!(f, Fact::Repeated)).count().min(firsts);
+        prop_assert!(same(k.fcr, div((firsts - repeats) as f64, firsts)));
         if let Some(sl) = k.service_level {
             prop_assert!((0.0..=1.0).contains(&sl));
         }

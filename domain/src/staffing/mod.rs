@@ -19,7 +19,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use request::{IntervalStaffing, StaffingAnswer, StaffingRequest};
+pub use request::{IntervalStaffing, StaffingAnswer, StaffingRequest, MAX_AGENTS, MAX_INTERVALS};
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::{evaluate, required_agents, Staffing, Target, Workload, MAX_TRAFFIC_ERLANGS};
 use crate::values::InvalidValue;
 
+/// The most agents a request may evaluate.
+pub const MAX_AGENTS: u32 = 1_000_000;
+
 /// The most intervals a day's forecast may have (minute intervals over a day).
 pub const MAX_INTERVALS: usize = 1_440;
 
@@ -167,6 +170,9 @@ impl StaffingRequest {
         }
         if let Some(v) = self.interval_minutes {
             in_range("interval_minutes", v, |v| (1.0..=1_440.0).contains(&v), "from 1 to 1440", &mut p);
+        }
+        if self.agents.is_some_and(|n| n > MAX_AGENTS) {
+            p.push(InvalidValue::new("agents", "out_of_range", format!("at most {MAX_AGENTS}")));
         }
         let interval_ok = self.interval_minutes.is_some_and(|v| (1.0..=1_440.0).contains(&v));
         let mut rates = Vec::new();

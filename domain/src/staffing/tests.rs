@@ -230,6 +230,9 @@ fn every_request_problem_is_named() {
     let flood = json!({"arrival_rate_per_hour": 1e12, "aht_seconds": 180,
         "target_answer_time_seconds": 20, "service_level_target": 0.8});
     assert_eq!(request(flood).answer().expect_err("too much")[0].code, "too_much_traffic");
+    let too_many = json!({"arrival_rate_per_hour": 10, "aht_seconds": 180, "agents": 2_000_000,
+        "target_answer_time_seconds": 20, "service_level_target": 0.8});
+    assert_eq!(request(too_many).answer().expect_err("too many")[0].field, "agents");
     assert!(serde_json::from_value::<StaffingRequest>(json!({"agent_count": 3})).is_err());
 }
 

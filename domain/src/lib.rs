@@ -2,6 +2,7 @@
 //! pure rules around them. No I/O here: time, ids and randomness come in through commands.
 
 pub mod agent;
+pub mod alert;
 pub mod call;
 pub mod call_list;
 pub mod campaign;
@@ -11,6 +12,8 @@ pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
 pub mod ivr;
+pub mod kpi;
+pub mod metric;
 pub mod pacing;
 pub mod providers;
 pub mod queue;
@@ -18,6 +21,7 @@ pub mod routing;
 pub mod routing_rule;
 pub mod schedule;
 pub mod service_account;
+pub mod staffing;
 pub mod team;
 pub mod tenant_settings;
 pub mod user;

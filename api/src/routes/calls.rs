@@ -82,6 +82,7 @@ pub async fn outbound(
         metadata: None,
     };
     let placed = state.calls.place(dial, &ctx).await?;
+    state.wait_for(view::NAME, placed.position).await?;
     Ok((axum::http::StatusCode::CREATED, Json(placed)).into_response())
 }
 

@@ -156,7 +156,10 @@ async fn place(
         carrier: b.provider,
         metadata: b.metadata,
     };
-    Ok(state.calls.place(dial, &ctx).await?)
+    let placed = state.calls.place(dial, &ctx).await?;
+    // The caller may read the call at once (`GET /api/telephony/call/{id}`).
+    state.wait_for(kraliki_projections::call::NAME, placed.position).await?;
+    Ok(placed)
 }
 
 #[utoipa::path(post, path = "/api/telephony/call", tag = "telephony", operation_id = "telephony_call", request_body = CallRequest,

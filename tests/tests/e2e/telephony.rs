@@ -702,6 +702,8 @@ async fn twilio_status_callbacks_apply_once_per_call_status_and_sequence() {
     app.cleanup().await;
 }
 
+mod template_ui;
+
 mod telnyx {
     use super::*;
     use kraliki_voice::telephony::testing::api::{FakeTelnyxApi, FakeTelnyxCall};

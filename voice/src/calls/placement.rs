@@ -95,6 +95,9 @@ pub struct PlacedCall {
     /// True when this request had been placed before (a repeat): nothing was dialled now.
     #[serde(skip)]
     pub repeated: bool,
+    /// Where in the log the call's last step went (for read-your-writes).
+    #[serde(skip)]
+    pub position: Option<i64>,
 }
 
 impl CallService {
@@ -203,6 +206,7 @@ impl CallService {
             to: number.clone(),
             from: from.clone(),
             repeated: requested.replayed,
+            position: requested.position,
         };
         if requested.replayed {
             // Placed (or being placed) by the first request: never dial twice. Answer with that
@@ -234,7 +238,9 @@ impl CallService {
                     provider_call_id: provider_call_id.clone(),
                     at: Utc::now(),
                 };
-                self.inner.dispatcher.execute::<Call>(&call_id.to_string(), command, &plain).await?;
+                let recorded =
+                    self.inner.dispatcher.execute::<Call>(&call_id.to_string(), command, &plain).await?;
+                answer.position = recorded.position.or(answer.position);
                 answer.provider_call_id = provider_call_id;
                 answer.status = status;
                 Ok(answer)

@@ -53,6 +53,8 @@ pub const MARK_EVERY_MS: u32 = 100;
 pub enum Dialect {
     Twilio,
     Telnyx,
+    /// A web page's session ([`crate::browser`]): no carrier, PCM16 at 16 kHz.
+    Browser,
 }
 
 /// The phone's media socket as the bridge drives it: text frames in, text frames out.
@@ -241,11 +243,40 @@ struct Wire {
     dialect: Dialect,
     stream_id: String,
     reorder: MediaReorderer,
+    browser: crate::browser::BrowserAudio,
 }
 
 impl Wire {
     fn new(dialect: Dialect) -> Self {
-        Self { dialect, stream_id: String::new(), reorder: MediaReorderer::new(16) }
+        let browser = crate::browser::BrowserAudio::default();
+        Self { dialect, stream_id: String::new(), reorder: MediaReorderer::new(16), browser }
+    }
+
+    /// What the phone side is told once the call is set up (a page learns its call's id).
+    fn started(&self, call_id: Uuid) -> Option<String> {
+        (self.dialect == Dialect::Browser).then(|| crate::browser::started(call_id))
+    }
+
+    /// A final transcript segment, for a side that shows it (a page does).
+    fn transcript(&self, speaker: &CallSpeaker, text: &str) -> Option<String> {
+        (self.dialect == Dialect::Browser).then(|| {
+            let who = match speaker {
+                CallSpeaker::Caller => "caller",
+                CallSpeaker::Agent => "agent",
+            };
+            crate::browser::transcript(who, text)
+        })
+    }
+
+    /// How the call ended, for a side that is told (a page is).
+    fn ended(&self, ending: &Ending) -> Option<String> {
+        (self.dialect == Dialect::Browser).then(|| {
+            crate::browser::ended(match ending {
+                Ending::Completed { .. } => "completed",
+                Ending::Transferred { .. } => "transferred",
+                Ending::Failed { reason } => reason,
+            })
+        })
     }
 
     fn parse(&mut self, text: &str) -> Result<Vec<Phone>, String> {
@@ -293,13 +324,33 @@ impl Wire {
                 TelnyxInbound::Error(e) => Err(format!("telnyx stream error: {e:?}")),
                 _ => Ok(vec![Phone::Nothing]),
             },
+            Dialect::Browser => {
+                use crate::browser::Inbound;
+                Ok(vec![match self.browser.parse(text)? {
+                    // The page names nothing: its call was set up by the route that upgraded
+                    // its socket (the parameters come from there, never from the page).
+                    Inbound::Start => {
+                        self.stream_id = format!("browser-{}", Uuid::now_v7());
+                        Phone::Start(StreamStart {
+                            stream_id: self.stream_id.clone(),
+                            provider_call_id: String::new(),
+                            parameters: BTreeMap::new(),
+                        })
+                    }
+                    Inbound::Audio(ulaw) => Phone::Media(ulaw),
+                    Inbound::Mark(name) => Phone::Mark(name),
+                    Inbound::Dtmf(digit) => Phone::Dtmf(digit),
+                    Inbound::Stop => Phone::Stop,
+                }])
+            }
         }
     }
 
-    fn media(&self, ulaw: &[u8]) -> String {
+    fn media(&mut self, ulaw: &[u8]) -> String {
         match self.dialect {
             Dialect::Twilio => TwilioOutbound::media(self.stream_id.clone(), ulaw.to_vec()).to_json(),
             Dialect::Telnyx => TelnyxOutbound::Media { payload: ulaw.to_vec() }.to_json(),
+            Dialect::Browser => self.browser.media(ulaw),
         }
     }
 
@@ -307,6 +358,7 @@ impl Wire {
         match self.dialect {
             Dialect::Twilio => TwilioOutbound::mark(self.stream_id.clone(), name).to_json(),
             Dialect::Telnyx => TelnyxOutbound::Mark { name: name.to_owned() }.to_json(),
+            Dialect::Browser => crate::browser::mark(name),
         }
     }
 
@@ -314,6 +366,7 @@ impl Wire {
         match self.dialect {
             Dialect::Twilio => TwilioOutbound::clear(self.stream_id.clone()).to_json(),
             Dialect::Telnyx => TelnyxOutbound::Clear.to_json(),
+            Dialect::Browser => crate::browser::clear(),
         }
     }
 }
@@ -415,6 +468,11 @@ impl Bridge {
             .await;
         if let Some(connected) = connected {
             live.recorder.record(connected).await;
+        }
+        if let Some(started) = wire.started(call_id) {
+            if phone.feed(started).await.is_ok() {
+                let _ = phone.flush().await;
+            }
         }
 
         let ending = loop {
@@ -542,6 +600,11 @@ impl Bridge {
                                     None => (CallSpeaker::Agent, now, now),
                                 },
                             };
+                                                        if let Some(frame) = wire.transcript(&speaker, &text) {
+                                if phone.feed(frame).await.is_ok() {
+                                    let _ = phone.flush().await;
+                                }
+                            }
                             live.recorder.record(CallCommand::AddTranscriptSegment { speaker, text, start_ms, end_ms, at: Utc::now() }).await;
                         }
                         AgentEvent::ToolCall { call_id, name, arguments } => {
@@ -572,6 +635,11 @@ impl Bridge {
             }
         };
         drop(functions);
+        if let Some(frame) = wire.ended(&ending) {
+            if phone.feed(frame).await.is_ok() {
+                let _ = phone.flush().await;
+            }
+        }
         let _ = session.close().await;
         let recorder = live.recorder;
         recorder.record(CallCommand::StopMediaStream { stream_id, at: Utc::now() }).await;

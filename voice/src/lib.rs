@@ -10,6 +10,7 @@
 pub mod ai;
 pub mod audio;
 pub mod bridge;
+pub mod browser;
 pub mod calls;
 pub mod dialer;
 pub mod telephony;

@@ -122,6 +122,18 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// A page's WebSocket cannot send headers: its upgrade request may carry the access token as
+/// `?access_token=` instead (no other request may, so tokens stay out of ordinary URLs).
+fn websocket_token(parts: &Parts) -> Option<String> {
+    let upgrade = parts.headers.get(axum::http::header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+}
+
 pub fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(Code::Unauthorized).detail(detail)
 }
@@ -144,8 +156,10 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(key) = api_key {
             return service_account(state, key).await;
         }
+        let query_token = websocket_token(parts);
         let token = bearer(parts)
             .or_else(|| cookie(parts, "auth_token"))
+            .or(query_token.as_deref())
             .ok_or_else(|| unauthorized("send a bearer token or the auth_token cookie"))?;
         let claims: AccessClaims = tokens::verify(&state.keys, &state.settings.auth, token)?;
         if claims.kind != "access" {

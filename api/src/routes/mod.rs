@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod call_lists;
 pub mod calls;
 pub mod campaign_templates;
@@ -67,6 +68,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(calls::router())
         .merge(telephony::router())
         .merge(dial::router())
+        .merge(browser::router())
         .merge(providers::router())
         .merge(sessions::router())
         .merge(stats::router())

@@ -855,7 +855,7 @@ mod telnyx {
         let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
         let openai = FakeOpenAi::start().await.unwrap();
         openai.push(Step::wait_for_type("input_audio_buffer.append"));
-                // The person asks to be called back later (well after the server is up and the call
+        // The person asks to be called back later (well after the server is up and the call
         // placed, however slow the run: the list is then asked as of instants around it).
         let callback_at = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
         openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
@@ -959,8 +959,10 @@ mod telnyx {
         assert_eq!(events[0].1["CallRequested"]["direction"], "outbound");
         assert_eq!(events[0].1["CallRequested"]["contact_id"], json!(contact));
         assert_eq!(events[1].1["CallPlaced"]["provider_call_id"], json!(ccid));
-        let (_, callback) =
-            events.iter().find(|(t, _)| t == "CallbackScheduled").unwrap_or_else(|| panic!("no callback scheduled: {events:?}"));
+        let (_, callback) = events
+            .iter()
+            .find(|(t, _)| t == "CallbackScheduled")
+            .unwrap_or_else(|| panic!("no callback scheduled: {events:?}"));
         assert_eq!(callback["CallbackScheduled"]["note"], "after lunch");
 
         // Connected, but the callback reopens the contact: not before its time, then first. The

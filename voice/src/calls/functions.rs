@@ -158,6 +158,7 @@ impl CallController for AgentFunctions {
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }
+            Dialect::Browser => Err("a browser session has no carrier to transfer it".into()),
         }
     }
 }

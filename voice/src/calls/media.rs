@@ -63,6 +63,39 @@ impl CallService {
         })
     }
 
+    /// Opens a browser session's call (provider `browser`, answered at once by the person at
+    /// the page) for `tenant`, talking as `campaign` says or else as the company's defaults
+    /// say, and runs `page` through the bridge to its end. `actor` is who opened it.
+    pub async fn browser_session<P: PhoneSocket>(
+        &self,
+        page: &mut P,
+        tenant: Uuid,
+        campaign: Option<Uuid>,
+        actor: &str,
+    ) -> Result<Ending, String> {
+        let call_id = Uuid::now_v7();
+        let ctx = CommandContext::new(tenant.to_string(), actor.to_owned());
+        let dispatcher = &self.inner.dispatcher;
+        let id = call_id.to_string();
+        let initiate = CallCommand::InitiateCall {
+            direction: kraliki_domain::call::CallDirection::Inbound,
+            provider: "browser".into(),
+            provider_call_id: None,
+            from: format!("browser:{actor}"),
+            to: "ai-agent".into(),
+            campaign_id: campaign,
+            contact_id: None,
+            at: Utc::now(),
+        };
+        dispatcher.execute::<Call>(&id, initiate, &ctx).await.map_err(|e| e.to_string())?;
+        let answer = CallCommand::AnswerCall { answered_by: Some("human".into()), at: Utc::now() };
+        dispatcher.execute::<Call>(&id, answer, &ctx).await.map_err(|e| e.to_string())?;
+        let target = Target { tenant, campaign, contact: None };
+        let query: BTreeMap<String, String> =
+            self.stream_parameters(call_id, &target).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        self.media(page, Dialect::Browser, query).await
+    }
+
     /// Runs one media stream (the phone's socket) through the bridge to its end.
     pub async fn media<P: PhoneSocket>(
         &self,

@@ -491,9 +491,10 @@ KRALIKI_TEST_REQUIREMENTS=(
 
 # Test tools outside Rust: a Python virtual environment (under .data/) with the OpenAPI
 # validator and the provider SDKs (openapi-spec-validator; twilio's RequestValidator, openai's
-# realtime types, google-genai's LiveClientMessage, telnyx and deepgram-sdk as oracles), and
-# Debian's Chromium for the /docs browser test. Exports KRALIKI_TEST_PYTHON and
-# KRALIKI_TEST_CHROMIUM.
+# realtime types, google-genai's LiveClientMessage, telnyx and deepgram-sdk as oracles),
+# Debian's Chromium for the /docs browser test and promtool (Debian's prometheus package) for
+# the metrics and alert-rule tests. Exports KRALIKI_TEST_PYTHON, KRALIKI_TEST_CHROMIUM and
+# KRALIKI_TEST_PROMTOOL.
 ensure_test_tools() {
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-venv
@@ -522,4 +523,13 @@ ensure_test_tools() {
         chromium=$(command -v chromium)
     fi
     export KRALIKI_TEST_CHROMIUM="$chromium"
+    local promtool
+    promtool=$(command -v promtool || true)
+    if [[ -z $promtool ]]; then
+        # Debian ships promtool only inside the server package (on a machine with systemd it
+        # also enables a prometheus service the tests never use); no recommended exporters.
+        apt_install --no-install-recommends prometheus
+        promtool=$(command -v promtool)
+    fi
+    export KRALIKI_TEST_PROMTOOL="$promtool"
 }

@@ -329,6 +329,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { crate::error::ApiError::not_found().detail(NO_SUCH_ROUTE) })
         // Outside the limit and timeout layers, so their bare answers become problems too.
         .layer(axum::middleware::from_fn(crate::error::problem_layer))
+        // Outside the problem layer: counts the answer the client gets. A route layer (it
+        // runs after routing), so it labels by the matched route template.
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -26,6 +26,7 @@ use chrono::Utc;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use kraliki_domain::CommandPolicy;
+use kraliki_projections::metrics_catalog as catalog;
 use kraliki_projections::Wake;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ impl Dispatcher {
             Err(DispatchError::IdempotencyKeyReused) => "idempotency_key_reused",
             Err(DispatchError::Store(_)) => "error",
         };
-        metrics::histogram!("kraliki_command_seconds", "command" => name, "status" => status)
+        metrics::histogram!(catalog::COMMAND_DURATION.name, "command" => name, "status" => status)
             .record(started.elapsed().as_secs_f64());
         result
     }
@@ -389,7 +390,7 @@ impl Dispatcher {
             match append(store, A::TYPE, aggregate_id, rows).await {
                 Ok(position) => {
                     let count = events.len();
-                    metrics::counter!("kraliki_events_appended_total", "aggregate" => A::TYPE)
+                    metrics::counter!(catalog::EVENTS_APPENDED.name, "aggregate" => A::TYPE)
                         .increment(count as u64);
                     let last = version + count as i64;
                     self.remember(aggregate_id, Some((aggregate, last)));
@@ -408,7 +409,7 @@ impl Dispatcher {
                         // Only our cache was behind: decide again on the log, no attempt used.
                         continue;
                     }
-                    metrics::counter!("kraliki_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
+                    metrics::counter!(catalog::COMMAND_CONFLICTS.name, "aggregate" => A::TYPE).increment(1);
                     if !command.retry_on_conflict() || attempt >= self.max_retries {
                         return Err(DispatchError::Conflict);
                     }

@@ -13,6 +13,7 @@ pub mod contact_import;
 pub mod do_not_call;
 pub mod event;
 pub mod keyset;
+pub mod metrics_catalog;
 pub mod position;
 pub mod projection;
 pub mod publisher;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::builds::{self, Build, BuildStatus};
 use crate::event::{Position, StoredEvent, EVENT_COLUMNS};
+use crate::metrics_catalog as catalog;
 use crate::projection::{BuildTables, Projection};
 use crate::wake::Wake;
 
@@ -220,7 +221,7 @@ impl Worker {
                         error = format!("{error:#}"),
                         "projection batch failed; retrying"
                     );
-                    metrics::counter!("kraliki_projection_errors_total", "projection" => self.projection.name()).increment(1);
+                    metrics::counter!(catalog::PROJECTION_ERRORS.name, "projection" => self.projection.name()).increment(1);
                     build = None;
                     if conn.ping().await.is_err() {
                         // The lock went with the connection: start over as a standby.
@@ -379,13 +380,13 @@ impl Worker {
         }
         tx.commit().await?;
         let name = self.projection.name();
-        metrics::counter!("kraliki_projection_events_total", "projection" => name)
+        metrics::counter!(catalog::PROJECTION_EVENTS.name, "projection" => name)
             .increment(events.len() as u64);
-        metrics::histogram!("kraliki_projection_batch_seconds", "projection" => name)
+        metrics::histogram!(catalog::PROJECTION_BATCH_DURATION.name, "projection" => name)
             .record(started.elapsed().as_secs_f64());
         if let Some(newest) = events.last() {
             let lag = (chrono::Utc::now() - newest.recorded_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-            metrics::histogram!("kraliki_projection_apply_lag_seconds", "projection" => name)
+            metrics::histogram!(catalog::PROJECTION_APPLY_LAG.name, "projection" => name)
                 .record(lag.max(0.0));
         }
         self.ctx.wake.projected();

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::builds::{self, Build, BuildStatus};
+use crate::metrics_catalog as catalog;
 
 /// Lag is counted up to this many events; beyond it the figure reads "at least".
 pub const LAG_COUNT_CAP: i64 = 1_000_000;
@@ -70,7 +71,7 @@ async fn lag(pool: &PgPool, build: &Build) -> Result<(i64, f64), sqlx::Error> {
 /// Status of every building or active build, with lag. Also sets the lag gauges.
 pub async fn read_side(pool: &PgPool) -> Result<ReadSideStatus, sqlx::Error> {
     let barrier_age_ms = barrier_age_ms(pool).await?;
-    metrics::gauge!("kraliki_barrier_age_seconds").set(barrier_age_ms / 1000.0);
+    metrics::gauge!(catalog::BARRIER_AGE.name).set(barrier_age_ms / 1000.0);
     let total = total_events(pool).await?;
     let mut reports = Vec::new();
     for build in builds::all(pool).await? {
@@ -80,9 +81,9 @@ pub async fn read_side(pool: &PgPool) -> Result<ReadSideStatus, sqlx::Error> {
         let (lag_events, lag_ms) = lag(pool, &build).await?;
         if build.status == BuildStatus::Active {
             let name = build.name.clone();
-            metrics::gauge!("kraliki_projection_lag_events", "projection" => name.clone())
+            metrics::gauge!(catalog::PROJECTION_LAG_EVENTS.name, "projection" => name.clone())
                 .set(lag_events as f64);
-            metrics::gauge!("kraliki_projection_lag_seconds", "projection" => name).set(lag_ms / 1000.0);
+            metrics::gauge!(catalog::PROJECTION_LAG_SECONDS.name, "projection" => name).set(lag_ms / 1000.0);
         }
         let progress = if total == 0 { 1.0 } else { (total - lag_events) as f64 / total as f64 };
         reports.push(BuildStatusReport { build, lag_events, lag_ms, total_events: total, progress });

@@ -33,6 +33,7 @@ use kraliki_commands::{CommandContext, DispatchError, Dispatcher, Outcome};
 use kraliki_domain::call::{
     Call, CallCommand, CallError, CallOutcome, Speaker as CallSpeaker, TransferTarget,
 };
+use kraliki_projections::metrics_catalog as catalog;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -55,6 +56,35 @@ pub enum Dialect {
     Telnyx,
     /// A web page's session ([`crate::browser`]): no carrier, PCM16 at 16 kHz.
     Browser,
+}
+
+impl Dialect {
+    /// The carrier's name (`twilio`, `telnyx`).
+    pub fn carrier(self) -> &'static str {
+        match self {
+            Dialect::Twilio => "twilio",
+            Dialect::Telnyx => "telnyx",
+        }
+    }
+}
+
+/// Counts a bridged call in `kraliki_voice_active_calls` while it lives (also when the bridge's
+/// future is dropped mid-call).
+struct ActiveCall(metrics::Gauge);
+
+impl ActiveCall {
+    fn start(provider: &'static str, carrier: &'static str) -> Self {
+        let gauge =
+            metrics::gauge!(catalog::VOICE_ACTIVE_CALLS.name, "provider" => provider, "carrier" => carrier);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// The phone's media socket as the bridge drives it: text frames in, text frames out.
@@ -189,7 +219,7 @@ impl Recorder {
                                 }
                                 Err(e) => {
                                     tracing::warn!(call = %call_id, command = name, error = %e, "could not record a call step");
-                                    metrics::counter!("kraliki_call_steps_lost_total", "command" => name)
+                                    metrics::counter!(catalog::CALL_STEPS_LOST.name, "command" => name)
                                         .increment(1);
                                     break;
                                 }
@@ -448,6 +478,10 @@ impl Bridge {
         };
         let stream_id = start.stream_id.clone();
         let CallSetup { call_id, tenant_id, mut session, controller, connected } = setup(start).await?;
+        let _active = ActiveCall::start(session.provider().as_str(), dialect.carrier());
+        // From a frame read on one side to its write on the other (handles looked up once).
+        let latency = |direction: &'static str| metrics::histogram!(catalog::BRIDGE_FRAME_LATENCY.name, "direction" => direction);
+        let (to_agent, to_caller) = (latency("caller_to_agent"), latency("agent_to_caller"));
         let (recorder, writer) = Recorder::start(
             self.dispatcher.clone(),
             call_id,
@@ -478,6 +512,7 @@ impl Bridge {
         let ending = loop {
             tokio::select! {
                 frame = phone.recv() => {
+                    let read_at = Instant::now();
                     let Some(text) = frame else {
                         break Ending::Completed { disposition: None };
                     };
@@ -493,8 +528,9 @@ impl Bridge {
                     for frame in frames {
                         match frame {
                             Phone::Media(audio) => {
-                                if let Err(e) = session.send_audio(&audio).await {
-                                    tracing::debug!(call = %live.call_id, error = %e, "agent refused audio");
+                                match session.send_audio(&audio).await {
+                                    Ok(()) => to_agent.record(read_at.elapsed().as_secs_f64()),
+                                    Err(e) => tracing::debug!(call = %live.call_id, error = %e, "agent refused audio"),
                                 }
                             }
                             Phone::Dtmf(digits) => {
@@ -521,6 +557,7 @@ impl Bridge {
                     }
                 }
                 event = session.next_event() => {
+                    let read_at = Instant::now();
                     let Some(event) = event else {
                         break Ending::Failed { reason: "the voice provider ended the session".into() };
                     };
@@ -560,6 +597,7 @@ impl Bridge {
                             if sent.is_err() || phone.flush().await.is_err() {
                                 break Ending::Completed { disposition: None };
                             }
+                            to_caller.record(read_at.elapsed().as_secs_f64());
                         }
                         AgentEvent::SpeechStopped => {
                             let now = live.started.elapsed().as_millis() as u64;

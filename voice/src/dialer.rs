@@ -31,8 +31,10 @@ use kraliki_domain::call_list::{ContactFilter, SortKey};
 use kraliki_domain::campaign::{CampaignEvent, CampaignSettings, DialingMode};
 use kraliki_projections::campaign::{self, CampaignRow};
 use kraliki_projections::contact::{self, CallListQuery, MemberRow};
+use kraliki_projections::metrics_catalog as catalog;
 use kraliki_projections::{call, position, StoredEvent};
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::calls::{CallService, Callee, CallsError, Dial};
@@ -69,27 +71,42 @@ impl Dialer {
         Ok(placed)
     }
 
-    /// One campaign's round; returns how many calls were placed.
+    /// One campaign's round; returns how many calls were placed. Counted by its outcome
+    /// (`kraliki_dialer_rounds_total`).
     async fn round(
         &self,
         effects: &mut Effects<'_>,
         tenant: Uuid,
         campaign_id: Uuid,
     ) -> anyhow::Result<usize> {
+        let round = self.dial_round(effects, tenant, campaign_id).await;
+        let outcome = round.as_ref().map_or("failed", Round::outcome);
+        metrics::counter!(catalog::DIALER_ROUNDS.name, "outcome" => outcome).increment(1);
+        round.map(|r| r.placed)
+    }
+
+    async fn dial_round(
+        &self,
+        effects: &mut Effects<'_>,
+        tenant: Uuid,
+        campaign_id: Uuid,
+    ) -> anyhow::Result<Round> {
         if !self.calls.can_dial() {
-            return Ok(0); // no carrier to dial through
+            return Ok(Round::idle("no_carrier")); // no carrier to dial through
         }
         let pool = effects.pool().clone();
-        let Some(row) = campaign::get(&pool, tenant, campaign_id).await? else { return Ok(0) };
+        let Some(row) = campaign::get(&pool, tenant, campaign_id).await? else {
+            return Ok(Round::idle("not_dialing"));
+        };
         let settings = match row.settings() {
             Ok(settings) => settings,
             Err(error) => {
                 tracing::warn!(campaign = %row.id, %error, "campaign settings unreadable; not dialed");
-                return Ok(0);
+                return Ok(Round::idle("not_dialing"));
             }
         };
         if !dials_now(&row, &settings) {
-            return Ok(0);
+            return Ok(Round::idle("not_dialing"));
         }
         // Count only once every call written so far (by any server) is in the read models.
         let head: Option<i64> =
@@ -108,13 +125,13 @@ impl Dialer {
         }
         let Some(row) = campaign::get(&pool, row.tenant_id, row.id).await?.filter(CampaignRow::is_active)
         else {
-            return Ok(0);
+            return Ok(Round::idle("not_dialing"));
         };
         let started = call::started_since(&pool, row.id, Utc::now() - chrono::Duration::hours(1)).await?;
         let room = (i64::from(settings.max_concurrent_calls) - i64::from(row.calls_in_flight))
             .min(i64::from(settings.calls_per_hour) - started);
         if room <= 0 {
-            return Ok(0);
+            return Ok(Round::idle("no_room"));
         }
         let mut picked: Vec<MemberRow> = Vec::new();
         for list in kraliki_projections::call_list::call_lists_of(&pool, row.id).await? {
@@ -138,12 +155,16 @@ impl Dialer {
             }
         }
         picked.truncate(room as usize);
+        if picked.is_empty() {
+            return Ok(Round::idle("no_contacts"));
+        }
         let detect_machine = settings
             .dialing_rules
             .get("detect_machine")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         let mut placed = 0;
+        let mut refused = false;
         for member in picked {
             let ctx = effects.context_for(row.tenant_id.to_string());
             let key = ctx.idempotency_key.clone().unwrap_or_default();
@@ -168,20 +189,50 @@ impl Dialer {
                 Ok(call) if call.repeated => {}
                 Ok(call) => {
                     placed += 1;
-                    metrics::counter!("kraliki_dialer_calls_placed_total").increment(1);
+                    metrics::counter!(catalog::DIALER_CALLS_PLACED.name).increment(1);
                     tracing::info!(campaign = %row.id, contact = %member.contact.id, call = %call.call_id, "dialed");
                 }
                 Err(CallsError::Store(e)) => return Err(e),
                 Err(error) => {
-                    metrics::counter!("kraliki_dialer_dial_refusals_total").increment(1);
+                    metrics::counter!(catalog::DIALER_DIAL_REFUSALS.name).increment(1);
                     tracing::warn!(campaign = %row.id, contact = %member.contact.id, %error,
                         "the dialer could not place a call; the next round tries again");
+                    refused = true;
                     break;
                 }
             }
         }
-        Ok(placed)
+        let outcome = match (refused, placed) {
+            (true, _) => "refused",
+            (false, 0) => "repeated", // every pick was placed by an earlier firing of this round
+            (false, _) => "placed",
+        };
+        Ok(Round { outcome, placed })
     }
+}
+
+/// What one campaign's round did.
+struct Round {
+    /// placed | refused | repeated | no_room | no_contacts | not_dialing | no_carrier
+    outcome: &'static str,
+    placed: usize,
+}
+
+impl Round {
+    fn idle(outcome: &'static str) -> Self {
+        Self { outcome, placed: 0 }
+    }
+
+    fn outcome(&self) -> &'static str {
+        self.outcome
+    }
+}
+
+/// How many campaigns dial by themselves now, across tenants (the
+/// `kraliki_dialer_campaigns_active` gauge, refreshed at each scrape).
+pub async fn campaigns_dialing(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let rows = campaign::active(pool).await?;
+    Ok(rows.iter().filter(|row| row.settings().is_ok_and(|s| dials_now(row, &s))).count())
 }
 
 /// Whether the campaign dials by itself at this moment.

@@ -127,9 +127,9 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "operations_metrics", responses((status = 200, content_type = "text/plain", body = String, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    // Refresh the lag and barrier gauges at scrape time.
-    if let Err(error) = bounded(kraliki_projections::status::read_side(&state.pool)).await {
-        tracing::warn!(%error, "could not refresh projection gauges");
+    // Refresh the gauges read from the database (lag, barrier, dialing campaigns) at scrape time.
+    if let Err(error) = bounded(crate::telemetry::refresh_gauges(&state.pool)).await {
+        tracing::warn!(%error, "could not refresh the database gauges");
     }
     state.metrics.run_upkeep();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()

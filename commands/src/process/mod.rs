@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use kraliki_domain::CommandPolicy;
+use kraliki_projections::metrics_catalog as catalog;
 use kraliki_projections::{BuildTables, Projection, StoredEvent, Wake};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -203,7 +204,7 @@ impl<'a> Effects<'a> {
             Err(DispatchError::Rejected(_)) => "rejected",
             Err(_) => "error",
         };
-        metrics::counter!("kraliki_process_commands_total", "manager" => self.manager, "status" => status)
+        metrics::counter!(catalog::PROCESS_COMMANDS.name, "manager" => self.manager, "status" => status)
             .increment(1);
         result
     }
@@ -336,7 +337,7 @@ impl Projection for Managed {
         for event in events.iter().filter(|e| self.manager.wants(e)) {
             let mut effects = Effects::new(&self.env, name, Cause::of(event));
             self.manager.handle(event, &mut effects).await?;
-            metrics::counter!("kraliki_process_events_total", "manager" => name).increment(1);
+            metrics::counter!(catalog::PROCESS_EVENTS.name, "manager" => name).increment(1);
             if !effects.timers.is_empty() {
                 writes.push((effects.cause.id.clone(), std::mem::take(&mut effects.timers)));
             }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kraliki_projections::metrics_catalog as catalog;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -62,8 +63,7 @@ impl TimerRunner {
                     Ok(next) => next,
                     Err(error) => {
                         tracing::error!(manager = name, error = format!("{error:#}"), "timer batch failed");
-                        metrics::counter!("kraliki_process_timer_errors_total", "manager" => name)
-                            .increment(1);
+                        metrics::counter!(catalog::PROCESS_TIMER_ERRORS.name, "manager" => name).increment(1);
                         if conn.ping().await.is_err() {
                             break; // the lock went with the connection: stand by again
                         }
@@ -139,7 +139,7 @@ impl TimerRunner {
             let mut effects = Effects::new(&self.env, name, cause);
             manager.on_timer(&timer, &mut effects).await?;
             let late = (Utc::now() - timer.due_at).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("kraliki_process_timer_lateness_seconds", "manager" => name).record(late);
+            metrics::histogram!(catalog::PROCESS_TIMER_LATENESS.name, "manager" => name).record(late);
             let mut tx = conn.begin().await?;
             // Only this firing: a timer moved meanwhile (set again) stays.
             sqlx::query("DELETE FROM process_timers WHERE manager = $1 AND timer_key = $2 AND due_at = $3")

@@ -11,6 +11,7 @@ mod campaigns;
 mod companies;
 mod event_store;
 mod idempotency;
+mod metrics;
 mod nats;
 mod openapi;
 mod operations;

@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-const PUBLIC: &str = "https://voice.example.com";
-const TOKEN: &str = "twilio-test-auth-token";
-const ACCOUNT: &str = "AC00000000000000000000000000000001";
+pub(crate) const PUBLIC: &str = "https://voice.example.com";
+pub(crate) const TOKEN: &str = "twilio-test-auth-token";
+pub(crate) const ACCOUNT: &str = "AC00000000000000000000000000000001";
 
 async fn spawn(openai: &FakeOpenAi) -> TestApp {
     let base = openai.config().base_url;
@@ -33,7 +33,7 @@ async fn spawn(openai: &FakeOpenAi) -> TestApp {
 
 /// An inbound Twilio call from +420603123456 to `to`: our voice webhook answers with its stream,
 /// and the phone connects to it. Returns the call id and the phone.
-async fn inbound_twilio_call(
+pub(crate) async fn inbound_twilio_call(
     app: &TestApp,
     call_sid: &str,
     to: &str,
@@ -123,7 +123,7 @@ async fn inbound_campaign(app: &TestApp, number: &str) -> String {
 }
 
 /// An active inbound campaign answering `number` with the `provider`'s agent.
-async fn voice_campaign(app: &TestApp, number: &str, provider: &str, greeting: &str) -> String {
+pub(crate) async fn voice_campaign(app: &TestApp, number: &str, provider: &str, greeting: &str) -> String {
     let r = app
         .post_json(
             "/api/v1/campaigns",
@@ -140,7 +140,7 @@ async fn voice_campaign(app: &TestApp, number: &str, provider: &str, greeting: &
 
 /// A fixed-offset zone where it is now about `hour` o'clock (calling windows hold there or not,
 /// whenever the test runs).
-fn zone_where_it_is(hour: i32) -> String {
+pub(crate) fn zone_where_it_is(hour: i32) -> String {
     use chrono::Timelike;
     let offset = match hour - chrono::Utc::now().hour() as i32 {
         o if o < -12 => o + 24,
@@ -171,7 +171,7 @@ async fn next_at(app: &TestApp, list: &str, at: chrono::DateTime<chrono::Utc>) -
     page["items"].as_array().unwrap().clone()
 }
 
-async fn events_until(app: &TestApp, call_id: &str, last: &str) -> Vec<(String, Value)> {
+pub(crate) async fn events_until(app: &TestApp, call_id: &str, last: &str) -> Vec<(String, Value)> {
     kraliki_tests::eventually(Duration::from_secs(20), last, || async {
         let events = call_events(app, call_id).await;
         events.iter().any(|(t, _)| t == last).then_some(events)

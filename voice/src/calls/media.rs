@@ -7,6 +7,7 @@ use chrono::Utc;
 use kraliki_commands::CommandContext;
 use kraliki_domain::call::{Call, CallCommand};
 use kraliki_domain::campaign::VoiceProvider;
+use kraliki_projections::metrics_catalog as catalog;
 use uuid::Uuid;
 
 use super::{ws_url, AgentFunctions, CallService, Target};
@@ -166,9 +167,13 @@ impl CallService {
             }),
             None => None,
         };
+        let name = settings.primary_provider.as_str();
         let mut provider = match self.provider_config(settings.primary_provider) {
             Ok(p) => p,
-            Err(reason) => return Err(fail(reason).await),
+            Err(reason) => {
+                connect_failed(name, "not_configured");
+                return Err(fail(reason).await);
+            }
         };
         if let Some(model) = &model {
             provider.set_model(model);
@@ -193,12 +198,14 @@ impl CallService {
             tools: controller.tools(),
             greeting,
         };
-        let name = settings.primary_provider.as_str();
         let connecting = std::time::Instant::now();
         let connected = ai::connect(&provider, &session_config).await;
         match &connected {
             Ok(_) => self.health().success(name, connecting.elapsed()),
-            Err(e) => self.health().failure(name, &e.to_string()),
+            Err(e) => {
+                self.health().failure(name, &e.to_string());
+                connect_failed(name, failure_reason(e));
+            }
         }
         let agent = CallCommand::ConnectAgent {
             provider: name.to_owned(),
@@ -237,4 +244,20 @@ fn defaults_settings(
         s.configuration.insert("greeting".into(), serde_json::Value::String(greeting.clone()));
     }
     s
+}
+
+fn connect_failed(provider: &'static str, reason: &'static str) {
+    metrics::counter!(catalog::VOICE_PROVIDER_CONNECT_FAILURES.name, "provider" => provider, "reason" => reason)
+        .increment(1);
+}
+
+/// The `reason` label of a failed connect: a small fixed set.
+fn failure_reason(error: &ai::AiError) -> &'static str {
+    match error {
+        ai::AiError::Config { .. } => "config",
+        ai::AiError::Connect { .. } => "connect",
+        ai::AiError::Rejected { .. } => "rejected",
+        ai::AiError::Timeout { .. } => "timeout",
+        ai::AiError::Closed { .. } | ai::AiError::Unsupported { .. } => "other",
+    }
 }

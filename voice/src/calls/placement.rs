@@ -228,7 +228,14 @@ impl CallService {
         };
         match &placed {
             Ok(_) => self.health().success(carrier.as_str(), asked.elapsed()),
-            Err(reason) => self.health().failure(carrier.as_str(), reason),
+            Err(reason) => {
+                self.health().failure(carrier.as_str(), reason);
+                metrics::counter!(
+                    kraliki_projections::metrics_catalog::CARRIER_DIAL_FAILURES.name,
+                    "carrier" => carrier.as_str()
+                )
+                .increment(1);
+            }
         }
         let plain = CommandContext::new(tenant.to_string(), format!("system:{}", carrier.as_str()))
             .with_correlation(ctx.correlation_id.clone());

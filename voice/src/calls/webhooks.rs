@@ -59,7 +59,7 @@ struct ProviderCall<'a> {
 /// (`kraliki_webhook_commands_refused_total`), never silently dropped.
 fn refused(provider: &'static str, command: &'static str, call_id: &Uuid, rule: &CallError) {
     tracing::info!(provider, command, call = %call_id, reason = %rule, "webhook command refused by the call");
-    metrics::counter!("kraliki_webhook_commands_refused_total", "provider" => provider, "command" => command)
+    metrics::counter!(kraliki_projections::metrics_catalog::WEBHOOK_COMMANDS_REFUSED.name, "provider" => provider, "command" => command)
         .increment(1);
 }
 

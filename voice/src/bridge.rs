@@ -59,11 +59,12 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// The carrier's name (`twilio`, `telnyx`).
+        /// The carrier's name (`twilio`, `telnyx`; `browser` for a page's session).
     pub fn carrier(self) -> &'static str {
         match self {
             Dialect::Twilio => "twilio",
             Dialect::Telnyx => "telnyx",
+            Dialect::Browser => "browser",
         }
     }
 }

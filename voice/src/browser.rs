@@ -137,8 +137,8 @@ mod tests {
         let frame = json!({"type": "audio", "audio": BASE64.encode(&bytes)}).to_string();
         let Ok(Inbound::Audio(ulaw)) = a.parse(&frame) else { panic!("audio") };
         assert_eq!(ulaw.len(), 160, "20 ms at 8 kHz");
-        let out: serde_json::Value = serde_json::from_str(&a.media(&ulaw)).unwrap();
-        let back = BASE64.decode(out["audio"].as_str().unwrap()).unwrap();
+        let out: serde_json::Value = serde_json::from_str(&a.media(&ulaw)).expect("a JSON frame");
+        let back = BASE64.decode(out["audio"].as_str().expect("audio")).expect("base64");
         assert_eq!(back.len(), 640, "20 ms at 16 kHz, 2 bytes a sample");
         assert_eq!(out["sample_rate"], 16_000);
     }

@@ -59,7 +59,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-        /// The carrier's name (`twilio`, `telnyx`; `browser` for a page's session).
+    /// The carrier's name (`twilio`, `telnyx`; `browser` for a page's session).
     pub fn carrier(self) -> &'static str {
         match self {
             Dialect::Twilio => "twilio",

@@ -377,3 +377,140 @@ async fn provider_health_and_live_sessions_follow_real_sessions() {
     assert_eq!(after, json!([]));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_browser_session_talks_with_the_ai_agent_through_the_bridge() {
+    use base64::Engine as _;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let openai = FakeOpenAi::start().await.unwrap();
+    let greeting = vec![0x55u8; 1600]; // 200 ms of μ-law
+    openai.push_all(FakeOpenAi::greeting_script(
+        "resp_1",
+        "item_greet",
+        &greeting,
+        "Hello, let us rehearse.",
+    ));
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    openai.push(Step::Json(FakeOpenAi::speech_started("item_caller", 100)));
+    openai.push(Step::Json(FakeOpenAi::input_transcription_completed("item_caller", "I want a refund.")));
+    openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+        "resp_2",
+        "item_fc",
+        "call_1",
+        "end_call",
+        &json!({"disposition": "training_done"}),
+    )));
+    let app = spawn(&openai).await;
+    let company = Uuid::now_v7();
+    let (_, supervisor) = app.token_for(&[Role::Supervisor], company).await;
+    let r = kraliki_tests::client_with(&supervisor)
+        .post(app.url("/api/v1/sessions/config"))
+        .json(&json!({"instructions": "Rehearse a refund call.", "greeting": "Greet the trainee.", "language": "en"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, agent) = app.token_for(&[Role::Agent], company).await;
+    let base = format!("ws://{}/ws/session", app.app().addr());
+
+    // No token, no session.
+    let refused = tokio_tungstenite::connect_async(base.as_str()).await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}?access_token={agent}")).await.unwrap();
+    ws.send(Message::text(json!({"type": "start"}).to_string())).await.unwrap();
+    let mut frames: Vec<Value> = Vec::new();
+    let mut audio_bytes = 0usize;
+    let mut sent_audio = false;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(text) = msg else { continue };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            match frame["type"].as_str().unwrap() {
+                "audio" => {
+                    audio_bytes += base64::engine::general_purpose::STANDARD
+                        .decode(frame["audio"].as_str().unwrap())
+                        .unwrap()
+                        .len();
+                    assert_eq!(frame["sample_rate"], 16_000);
+                }
+                // The page echoes every mark once what came before it has played.
+                "mark" => ws
+                    .send(Message::text(json!({"type": "mark", "name": frame["name"]}).to_string()))
+                    .await
+                    .unwrap(),
+                "ended" => {
+                    frames.push(frame);
+                    break;
+                }
+                _ => {}
+            }
+            if !sent_audio && audio_bytes > 0 {
+                // 60 ms of the microphone: PCM16 at 16 kHz.
+                let pcm: Vec<u8> = (0..960i16).flat_map(|i| ((i % 64) * 200).to_le_bytes()).collect();
+                for chunk in pcm.chunks(640) {
+                    let audio = base64::engine::general_purpose::STANDARD.encode(chunk);
+                    ws.send(Message::text(json!({"type": "audio", "audio": audio}).to_string()))
+                        .await
+                        .unwrap();
+                }
+                sent_audio = true;
+            }
+            if let Some(last) = serde_json::from_str::<Value>(&text).ok().filter(|f| f["type"] != "audio") {
+                frames.push(last);
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the session ended in time: {frames:?}");
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
+    assert_eq!(frames.last().unwrap()["reason"], "completed");
+    // The agent's 200 ms reached the page at 16 kHz: twice the samples, two bytes each.
+    assert_eq!(audio_bytes, 1600 * 2 * 2);
+    let said: Vec<(&str, &str)> = frames
+        .iter()
+        .filter(|f| f["type"] == "transcript")
+        .map(|f| (f["speaker"].as_str().unwrap(), f["text"].as_str().unwrap()))
+        .collect();
+    assert!(said.contains(&("caller", "I want a refund.")), "{said:?}");
+    assert!(said.contains(&("agent", "Hello, let us rehearse.")), "{said:?}");
+    // The microphone's audio reached the provider as μ-law at 8 kHz (60 ms: 480 bytes).
+    let appended: usize = openai
+        .received_json()
+        .into_iter()
+        .filter(|v| v["type"] == "input_audio_buffer.append")
+        .map(|v| {
+            base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len()
+        })
+        .sum();
+    assert!((400..=480).contains(&appended), "{appended} bytes of caller audio");
+    // The session talked as the company's defaults say.
+    let update = openai.received_json().into_iter().find(|v| v["type"] == "session.update").unwrap();
+    assert!(
+        update["session"]["instructions"].as_str().unwrap().contains("Rehearse a refund call."),
+        "{update}"
+    );
+
+    // Recorded as a call of the company with provider `browser`.
+    let call_id = frames[0]["call_id"].as_str().unwrap().to_owned();
+    let events = events_until(&app, &call_id, "CallCompleted").await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        &types[..4],
+        ["CallInitiated", "CallAnswered", "MediaStreamStarted", "AgentConnected"],
+        "{types:?}"
+    );
+    assert_eq!(events[0].1["CallInitiated"]["provider"], "browser");
+    let (_, done) = events.last().unwrap();
+    assert_eq!(done["CallCompleted"]["disposition"], "training_done");
+    let r = kraliki_tests::client_with(&agent)
+        .get(app.url(&format!("/api/v1/calls/{call_id}")))
+        .send()
+        .await
+        .unwrap();
+    let call = json_of(r, StatusCode::OK).await;
+    assert_eq!((call["provider"].as_str(), call["ai_provider"].as_str()), (Some("browser"), Some("openai")));
+    app.cleanup().await;
+}

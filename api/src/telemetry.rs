@@ -83,10 +83,30 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         None => SharedString::const_str("unmatched"),
     };
     let method = method_label(request.method());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let tenant = TenantSlot::default();
+    let mut request = request;
+    request.extensions_mut().insert(tenant.clone());
     let started = Instant::now();
     let in_flight = InFlight::start(method, route.clone());
     let response = next.run(request).await;
     drop(in_flight);
+    // One line per request: never its query, headers or body (tokens, personal data).
+    tracing::info!(
+        target: "kraliki::http",
+        method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        tenant = tenant.get().map(|t| t.to_string()).unwrap_or_default(),
+        "request"
+    );
     let labels = [
         ("method", SharedString::const_str(method)),
         ("route", route),
@@ -95,6 +115,21 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::counter!(catalog::HTTP_REQUESTS.name, &labels).increment(1);
     metrics::histogram!(catalog::HTTP_REQUEST_DURATION.name, &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The company a request acted for, once its caller is authenticated (set by the `AuthUser`
+/// extractor, read by the request log line).
+#[derive(Clone, Default)]
+pub struct TenantSlot(std::sync::Arc<std::sync::OnceLock<uuid::Uuid>>);
+
+impl TenantSlot {
+    pub fn set(&self, tenant: uuid::Uuid) {
+        let _ = self.0.set(tenant);
+    }
+
+    pub fn get(&self) -> Option<uuid::Uuid> {
+        self.0.get().copied()
+    }
 }
 
 /// A request in `kraliki_http_requests_in_flight`, also when its future is dropped (the client
@@ -142,6 +177,66 @@ fn status_class(status: StatusCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lines").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One JSON line per request at info: method, matched route, status, latency, request id
+    /// and the tenant the caller acted for — never the raw path, its query or a token.
+    #[tokio::test]
+    async fn every_request_logs_one_line_without_what_it_carried() {
+        use tower::ServiceExt;
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(EnvFilter::new("info"))
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let tenant = uuid::Uuid::now_v7();
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/things/{id}",
+                axum::routing::get(move |slot: axum::Extension<TenantSlot>| async move {
+                    slot.set(tenant);
+                    "ok"
+                }),
+            )
+            .layer(axum::middleware::from_fn(track_http));
+        let request = Request::builder()
+            .uri("/api/v1/things/secret-id-42?access_token=eyJsecret")
+            .header("x-request-id", "req-7")
+            .header("authorization", "Bearer eyJsecret")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app.oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        let logged: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|l: &serde_json::Value| l["target"] == "kraliki::http")
+            .collect();
+        assert_eq!(logged.len(), 1, "{text}");
+        let f = &logged[0]["fields"];
+        assert_eq!((f["method"].as_str(), f["route"].as_str()), (Some("GET"), Some("/api/v1/things/{id}")));
+        assert_eq!((f["status"].as_u64(), f["request_id"].as_str()), (Some(200), Some("req-7")));
+        assert_eq!(f["tenant"], tenant.to_string());
+        assert!(f["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+        assert_eq!(logged[0]["level"], "INFO");
+        assert!(!text.contains("secret"), "nothing the request carried is logged: {text}");
+    }
 
     #[test]
     fn labels_are_bounded() {

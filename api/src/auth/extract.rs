@@ -148,43 +148,51 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let api_key = parts
-            .headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| bearer(parts).filter(|t| t.starts_with(super::api_keys::PREFIX)));
-        if let Some(key) = api_key {
-            return service_account(state, key).await;
+        let user = authenticate(parts, state).await?;
+        if let Some(slot) = parts.extensions.get::<crate::telemetry::TenantSlot>() {
+            slot.set(user.company_id);
         }
-        let query_token = websocket_token(parts);
-        let token = bearer(parts)
-            .or_else(|| cookie(parts, "auth_token"))
-            .or(query_token.as_deref())
-            .ok_or_else(|| unauthorized("send a bearer token or the auth_token cookie"))?;
-        let claims: AccessClaims = tokens::verify(&state.keys, &state.settings.auth, token)?;
-        if claims.kind != "access" {
-            return Err(TokenError::WrongKind.into());
-        }
-        let user_id = claims.sub.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
-        // The token says who; the user's current state says what they may do.
-        let principal = state
-            .principals
-            .get(&state.dispatcher, user_id)
-            .await?
-            .ok_or_else(|| unauthorized("the user no longer exists"))?;
-        if !principal.user_active {
-            return Err(unauthorized("the user is deactivated"));
-        }
-        let user = Self {
-            user_id,
-            company_id: principal.company_id,
-            email: principal.email,
-            roles: principal.roles,
-            service: false,
-        };
-        user.require_active_company(principal.company_active)?;
         Ok(user)
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthUser, ApiError> {
+    let api_key = parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| bearer(parts).filter(|t| t.starts_with(super::api_keys::PREFIX)));
+    if let Some(key) = api_key {
+        return service_account(state, key).await;
+    }
+    let query_token = websocket_token(parts);
+    let token = bearer(parts)
+        .or_else(|| cookie(parts, "auth_token"))
+        .or(query_token.as_deref())
+        .ok_or_else(|| unauthorized("send a bearer token or the auth_token cookie"))?;
+    let claims: AccessClaims = tokens::verify(&state.keys, &state.settings.auth, token)?;
+    if claims.kind != "access" {
+        return Err(TokenError::WrongKind.into());
+    }
+    let user_id = claims.sub.parse().map_err(|_| ApiError::from(TokenError::Malformed))?;
+    // The token says who; the user's current state says what they may do.
+    let principal = state
+        .principals
+        .get(&state.dispatcher, user_id)
+        .await?
+        .ok_or_else(|| unauthorized("the user no longer exists"))?;
+    if !principal.user_active {
+        return Err(unauthorized("the user is deactivated"));
+    }
+    let user = AuthUser {
+        user_id,
+        company_id: principal.company_id,
+        email: principal.email,
+        roles: principal.roles,
+        service: false,
+    };
+    user.require_active_company(principal.company_active)?;
+    Ok(user)
 }
 
 /// A service account by API key: the key must be stored unrevoked with a matching secret and

@@ -1325,7 +1325,7 @@ async fn the_dialer_runs_by_itself_on_a_server() {
     app.post_json("/api/v1/call-lists", json!({"campaign_id": campaign, "name": "all"})).await;
     let r = app.client.post(app.url(&format!("/api/v1/campaigns/{campaign}/start"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let call = kraliki_tests::eventually(Duration::from_secs(10), "the dialer placed the call", || async {
+    let call = kraliki_tests::eventually(Duration::from_secs(30), "the dialer placed the call", || async {
         twilio.calls().into_iter().next()
     })
     .await;

@@ -268,11 +268,11 @@ async fn shutdown_signal() {
 pub const NO_SUCH_ROUTE: &str = "no such route";
 
 /// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     let mut doc = crate::routes::router().split_for_parts().1;
     doc.merge(crate::routes::uploads().split_for_parts().1);
     doc.merge(crate::routes::large_json().split_for_parts().1);
-    doc
+    crate::routes::finish_document(doc)
 }
 
 pub fn router(state: AppState) -> Router {
@@ -304,15 +304,14 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = http.body_limit_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    let (api, mut openapi) = crate::routes::router().split_for_parts();
-    let (uploads, uploads_doc) = crate::routes::uploads().split_for_parts();
-    openapi.merge(uploads_doc);
-    let (large, large_doc) = crate::routes::large_json().split_for_parts();
-    openapi.merge(large_doc);
+    let (api, _) = crate::routes::router().split_for_parts();
+    let (uploads, _) = crate::routes::uploads().split_for_parts();
+    let (large, _) = crate::routes::large_json().split_for_parts();
+    let openapi = openapi();
     let bulk_limit = state.settings.imports.max_bulk_bytes;
     let upload_limit = usize::try_from(state.settings.imports.max_upload_bytes).unwrap_or(usize::MAX);
     let api = api
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));

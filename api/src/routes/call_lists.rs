@@ -51,7 +51,7 @@ pub struct CallListResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CallListCreateBody {
     campaign_id: Uuid,
     name: String,
     #[serde(default)]
@@ -63,7 +63,7 @@ struct CreateBody {
 /// Absent parts stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct CallListUpdateBody {
     name: Option<String>,
     filter: Option<ContactFilter>,
     order: Option<Vec<SortKey>>,
@@ -182,7 +182,7 @@ async fn answer(
     Ok(r)
 }
 
-#[utoipa::path(post, path = "/api/v1/call-lists", tag = "call-lists", operation_id = "call_lists_create", request_body = CreateBody,
+#[utoipa::path(post, path = "/api/v1/call-lists", tag = "call-lists", operation_id = "call_lists_create", request_body = CallListCreateBody,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = CallListResponse, description = "Created"), (status = 422, body = crate::error::Problem, description = "Invalid (problem+json)")),
     security(("bearer" = [])))]
@@ -191,7 +191,7 @@ async fn create(
     user: AuthUser,
     headers: HeaderMap,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<CreateBody>,
+    body: ApiJson<CallListCreateBody>,
 ) -> Result<Response, ApiError> {
     user.require(MANAGERS)?;
     let b = body.value;
@@ -258,7 +258,7 @@ async fn read(
     Ok(Json(response(&state, &user, parsed).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/call-lists/{id}", tag = "call-lists", operation_id = "call_lists_update", request_body = UpdateBody,
+#[utoipa::path(put, path = "/api/v1/call-lists/{id}", tag = "call-lists", operation_id = "call_lists_update", request_body = CallListUpdateBody,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = CallListResponse, description = "OK"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 422, body = crate::error::Problem, description = "Invalid (problem+json)")),
@@ -269,7 +269,7 @@ async fn update(
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<UpdateBody>,
+    body: ApiJson<CallListUpdateBody>,
 ) -> Result<Response, ApiError> {
     user.require(MANAGERS)?;
     let current = owned(&state, &user, id).await?;

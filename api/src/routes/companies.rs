@@ -85,7 +85,7 @@ impl From<CompanyRow> for CompanyResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CompanyCreateBody {
     name: String,
     domain: String,
     #[serde(default)]
@@ -107,7 +107,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// Absent fields stay as they are; `null` clears an optional one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct CompanyUpdateBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -195,7 +195,7 @@ async fn written(
     Ok(response)
 }
 
-#[utoipa::path(post, path = "/api/v1/companies", tag = "companies", operation_id = "companies_create", request_body = CreateBody,
+#[utoipa::path(post, path = "/api/v1/companies", tag = "companies", operation_id = "companies_create", request_body = CompanyCreateBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeated key returns the first outcome")),
     responses((status = 201, body = CompanyResponse, description = "Created"), (status = 202, description = "Accepted; the read model is catching up"),
         (status = 401, body = crate::error::Problem, description = "Not authenticated (problem+json)"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
@@ -205,7 +205,7 @@ async fn create(
     user: AuthUser,
     headers: HeaderMap,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<CreateBody>,
+    body: ApiJson<CompanyCreateBody>,
 ) -> Result<Response, ApiError> {
     user.require_operator("manages companies")?;
     let b = body.value;
@@ -230,7 +230,7 @@ async fn create(
     written(&state, id, outcome, StatusCode::CREATED).await
 }
 
-#[utoipa::path(put, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "companies_update", request_body = UpdateBody,
+#[utoipa::path(put, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "companies_update", request_body = CompanyUpdateBody,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = CompanyResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
@@ -241,7 +241,7 @@ async fn update(
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<UpdateBody>,
+    body: ApiJson<CompanyUpdateBody>,
 ) -> Result<Response, ApiError> {
     user.require_company(id)?;
     user.require(&[Role::Admin])?;

@@ -83,3 +83,76 @@ pub fn uploads() -> OpenApiRouter<AppState> {
 pub fn large_json() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(imports::bulk_router())
 }
+
+/// What the route annotations cannot say once for all: every error is documented as it is sent
+/// (`application/problem+json`), and the limits every route enforces through the shared
+/// extractors (`limit` 1–500, `min_position` ≥ 0, an `Idempotency-Key` of 1–255 visible ASCII
+/// characters) are in the document. Applied to the finished document (after every router's
+/// paths are merged); the answer is what `/openapi.json` serves.
+pub fn finish_document(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut().filter_map(Value::as_object_mut) {
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    for p in params.iter_mut() {
+                        let limits = match p["name"].as_str() {
+                            Some("limit") => {
+                                json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 500})
+                            }
+                            Some("min_position") => {
+                                json!({"type": "integer", "format": "int64", "minimum": 0})
+                            }
+                            Some("Idempotency-Key") => {
+                                json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"})
+                            }
+                            _ => continue,
+                        };
+                        p["schema"] = limits;
+                    }
+                }
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for response in responses.values_mut() {
+                    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+                        continue;
+                    };
+                    let problem = content.get("application/json").is_some_and(|c| {
+                        c["schema"]["$ref"].as_str().is_some_and(|r| r.ends_with("/Problem"))
+                    });
+                    if problem {
+                        if let Some(c) = content.remove("application/json") {
+                            content.insert("application/problem+json".into(), c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // A closed schema (`additionalProperties: false`, from `deny_unknown_fields`) flattened
+    // into a response is an `allOf` no document can satisfy (the other part's fields are
+    // "additional" to it): there, use an open copy of it. Requests keep the closed one.
+    let schemas = v.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
+    if let Some(all) = v.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for schema in all.values_mut() {
+            let Some(parts) = schema.get_mut("allOf").and_then(Value::as_array_mut) else { continue };
+            for part in parts.iter_mut() {
+                let Some(name) = part["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/"))
+                else {
+                    continue;
+                };
+                let target = &schemas[name];
+                if target["additionalProperties"] == json!(false) {
+                    let mut open = target.clone();
+                    if let Some(o) = open.as_object_mut() {
+                        o.remove("additionalProperties");
+                    }
+                    *part = open;
+                }
+            }
+        }
+    }
+    v
+}

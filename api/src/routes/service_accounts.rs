@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct ServiceAccountCreateBody {
     name: String,
     roles: Vec<String>,
 }
@@ -146,7 +146,7 @@ struct ListQuery {
 }
 
 #[utoipa::path(post, path = "/api/v1/companies/{id}/service-accounts", tag = "service-accounts", operation_id = "service_accounts_create",
-    params(("id" = Uuid, Path)), request_body = CreateBody,
+    params(("id" = Uuid, Path)), request_body = ServiceAccountCreateBody,
     responses((status = 201, body = AccountResponse, description = "Created, with its first API key (shown once)"),
         (status = 403, body = Problem, description = "Not allowed"), (status = 404, body = Problem, description = "Not found"),
         (status = 422, body = Problem, description = "Invalid input")),
@@ -155,7 +155,7 @@ async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(company): ApiPath<Uuid>,
-    body: ApiJson<CreateBody>,
+    body: ApiJson<ServiceAccountCreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;

@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A live AI session: a call with its voice agent connected.
 #[derive(Debug, Serialize, ToSchema)]
-struct Session {
+struct LiveSession {
     /// The call's id (sessions are driven by call id).
     id: Uuid,
     call_id: Uuid,
@@ -52,14 +52,14 @@ struct Session {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SessionsQuery {
-    /// At most this many (newest first), 1–200, default 50.
+    /// At most this many (newest first), 1–500, default 50.
     limit: Option<i64>,
     #[allow(dead_code)] // read by `MinPosition`
     min_position: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", operation_id = "sessions_list", params(SessionsQuery),
-    responses((status = 200, body = Vec<Session>, description = "The company's live AI sessions on every instance, newest first"),
+    responses((status = 200, body = Vec<LiveSession>, description = "The company's live AI sessions on every instance, newest first"),
         (status = 400, body = crate::error::Problem, description = "Invalid query (problem+json)")),
     security(("bearer" = [])))]
 async fn sessions(
@@ -67,7 +67,7 @@ async fn sessions(
     user: AuthUser,
     MinPosition(min): MinPosition,
     ApiQuery(q): ApiQuery<SessionsQuery>,
-) -> Result<Json<Vec<Session>>, ApiError> {
+) -> Result<Json<Vec<LiveSession>>, ApiError> {
     user.require(READERS)?;
     let limit = page_limit(q.limit)?;
     state.wait_for(kraliki_projections::call::NAME, min).await?;
@@ -75,7 +75,7 @@ async fn sessions(
     let rows = kraliki_projections::call::live_sessions(&state.pool, user.company_id, limit).await?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| Session {
+            .map(|r| LiveSession {
                 id: r.id,
                 call_id: r.id,
                 provider: r.ai_provider,

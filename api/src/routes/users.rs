@@ -67,7 +67,7 @@ impl From<UserRow> for UserResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct UserCreateBody {
     email: String,
     password: String,
     full_name: String,
@@ -76,7 +76,7 @@ struct CreateBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct UserUpdateBody {
     #[serde(default)]
     full_name: Option<String>,
     /// The complete set of roles after the change.
@@ -154,7 +154,7 @@ async fn list(
     Ok(super::common::Paged::new(items, next, &uri))
 }
 
-#[utoipa::path(post, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_create", params(("id" = Uuid, Path)), request_body = CreateBody,
+#[utoipa::path(post, path = "/api/v1/companies/{id}/users", tag = "users", operation_id = "users_create", params(("id" = Uuid, Path)), request_body = UserCreateBody,
     responses((status = 201, body = UserResponse, description = "Created"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
     security(("bearer" = [])))]
@@ -162,7 +162,7 @@ async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(company): ApiPath<Uuid>,
-    body: ApiJson<CreateBody>,
+    body: ApiJson<UserCreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;
@@ -221,7 +221,7 @@ async fn read(
 }
 
 #[utoipa::path(put, path = "/api/v1/companies/{id}/users/{user_id}", tag = "users", operation_id = "users_update",
-    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UpdateBody,
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UserUpdateBody,
     responses((status = 200, body = UserResponse, description = "OK"), (status = 403, body = crate::error::Problem, description = "Not allowed (problem+json)"), (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
         (status = 409, body = crate::error::Problem, description = "Conflict (problem+json)"), (status = 422, body = crate::error::Problem, description = "Invalid input (problem+json)")),
     security(("bearer" = [])))]
@@ -229,7 +229,7 @@ async fn update(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((company, user_id)): ApiPath<(Uuid, Uuid)>,
-    body: ApiJson<UpdateBody>,
+    body: ApiJson<UserUpdateBody>,
 ) -> Result<Response, ApiError> {
     caller.require_company(company)?;
     caller.require(&[Role::Admin])?;

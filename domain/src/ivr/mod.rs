@@ -25,7 +25,7 @@ pub use interpreter::{
 };
 pub use simulate::{simulate, ScriptedInput, Simulation, Trace, TraceStep};
 pub use validate::{
-    check, validate, validate_with, FlowIssue, IssueCode, Severity, ValidationContext, WebhookPolicy,
+    check, validate, validate_with, FlowIssue, IssueCode, IssueSeverity, ValidationContext, WebhookPolicy,
     WebhookRefusal,
 };
 

@@ -21,7 +21,7 @@ use crate::values::PhoneNumber;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum Severity {
+pub enum IssueSeverity {
     /// Blocks publishing.
     Error,
     /// Reported; does not block.
@@ -46,8 +46,8 @@ macro_rules! issue_codes {
             }
 
             /// Whether it blocks publishing.
-            pub fn severity(self) -> Severity {
-                match self { $(Self::$name => Severity::$sev,)* }
+            pub fn severity(self) -> IssueSeverity {
+                match self { $(Self::$name => IssueSeverity::$sev,)* }
             }
         }
     };
@@ -141,7 +141,7 @@ pub struct FlowIssue {
     /// Stable code.
     pub code: IssueCode,
     /// Error or warning (follows from the code).
-    pub severity: Severity,
+    pub severity: IssueSeverity,
     /// The node, when the finding is about one.
     pub node_id: Option<String>,
     /// The field (`options.1`, `timeout_seconds`, `entry_node_id`).
@@ -169,7 +169,7 @@ impl FlowIssue {
 
     /// Whether it blocks publishing.
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.severity == IssueSeverity::Error
     }
 }
 

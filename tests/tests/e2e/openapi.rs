@@ -120,3 +120,114 @@ async fn the_docs_render_in_headless_chromium_with_no_network() {
     }
     app.cleanup().await;
 }
+
+/// Every type the document describes has a name of its own: utoipa keys schemas by the type's
+/// name, so two `CreateBody`s in two modules would silently become one (the second documented
+/// with the first's fields). Read from the sources of every crate that derives `ToSchema`.
+#[test]
+fn no_two_documented_types_share_a_schema_name() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut stack: Vec<std::path::PathBuf> = ["api", "domain", "projections", "voice", "commands"]
+        .iter()
+        .map(|c| root.join(c).join("src"))
+        .collect();
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains("derive(") && line.contains("ToSchema")) {
+                    continue;
+                }
+                // The item the derive applies to, and a `#[schema(as = …)]` rename on the way.
+                let mut renamed = None;
+                for next in &lines[i + 1..] {
+                    let t = next.trim();
+                    if let Some(rest) = t.strip_prefix("#[schema(as = ") {
+                        renamed = rest.split([')', ',']).next().map(|s| s.trim().to_owned());
+                    }
+                    let item = t.strip_prefix("pub ").unwrap_or(t);
+                    let item = item.strip_prefix("pub(crate) ").unwrap_or(item);
+                    if let Some(rest) = item.strip_prefix("struct ").or_else(|| item.strip_prefix("enum ")) {
+                        let name: String =
+                            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        let name = renamed.take().unwrap_or(name);
+                        seen.entry(name)
+                            .or_default()
+                            .push(path.strip_prefix(&root).unwrap().display().to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(files > 50 && seen.len() > 50, "the sources were read ({files} files, {} types)", seen.len());
+    let shared: Vec<_> = seen.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(shared.is_empty(), "schema names used by more than one type: {shared:?}");
+}
+
+/// The document says what is sent and what is enforced: errors as `application/problem+json`,
+/// the shared limits on `limit`, `min_position` and `Idempotency-Key`, and no response schema
+/// that no response could satisfy (a closed schema inside an `allOf`).
+#[tokio::test]
+async fn the_document_describes_errors_limits_and_responses_as_served() {
+    let app = spawn_app().await;
+    let spec: Value = app.anon.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let (mut problems, mut limits) = (0, 0);
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let content = response["content"].as_object();
+                let as_json = content.and_then(|c| c.get("application/json"));
+                assert!(
+                    as_json.is_none_or(|c| !c["schema"]["$ref"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .ends_with("/Problem")),
+                    "{method} {path} {status}: a problem documented as application/json"
+                );
+                problems += usize::from(content.is_some_and(|c| c.contains_key("application/problem+json")));
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let s = &p["schema"];
+                match p["name"].as_str().unwrap() {
+                    "limit" => assert_eq!(
+                        (&s["minimum"], &s["maximum"]),
+                        (&serde_json::json!(1), &serde_json::json!(500)),
+                        "{method} {path}"
+                    ),
+                    "min_position" => assert_eq!(s["minimum"], 0, "{method} {path}"),
+                    "Idempotency-Key" => assert_eq!(s["maxLength"], 255, "{method} {path}"),
+                    _ => continue,
+                }
+                limits += 1;
+            }
+        }
+    }
+    assert!(problems > 100 && limits > 20, "{problems} problem responses, {limits} limited parameters");
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            let closed = match part["$ref"].as_str() {
+                Some(r) => {
+                    schemas[r.trim_start_matches("#/components/schemas/")]["additionalProperties"] == false
+                }
+                None => part["additionalProperties"] == false,
+            };
+            assert!(!closed, "{name}: a closed schema inside allOf can never be satisfied");
+        }
+    }
+    assert!(schemas["CampaignResponse"]["allOf"].is_array(), "the campaign is still settings + state");
+    app.cleanup().await;
+}

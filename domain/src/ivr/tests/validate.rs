@@ -122,8 +122,10 @@ fn each_change_produces_its_code_on_its_node_and_blocks_only_when_an_error() {
         assert!(codes(&issues).contains(&want), "{code:?} on {node_id:?} not in {:#?}", codes(&issues));
         let result = validate_with(&flow, &ctx);
         match code.severity() {
-            Severity::Error => assert!(result.is_err(), "{code:?} should block"),
-            Severity::Warning => assert_eq!(result, Ok(()), "{code:?} alone should not block: {issues:#?}"),
+            IssueSeverity::Error => assert!(result.is_err(), "{code:?} should block"),
+            IssueSeverity::Warning => {
+                assert_eq!(result, Ok(()), "{code:?} alone should not block: {issues:#?}")
+            }
         }
     }
 }

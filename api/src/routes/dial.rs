@@ -205,14 +205,13 @@ async fn telephony_call_read(
         (status = 503, body = crate::error::Problem, description = "The carrier is not configured, or it refused (problem+json)")),
     security(("bearer" = [])))]
 async fn calls_start(
-    State(state): State<AppState>,
+    state: State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     body: ApiJson<CallRequest>,
 ) -> Result<Response, ApiError> {
-    let placed = place(&state, &user, &headers, key, body.fingerprint, body.value).await?;
-    Ok((StatusCode::CREATED, Json(placed)).into_response())
+    telephony_call(state, user, headers, key, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/telephony/outbound", tag = "telephony", operation_id = "telephony_outbound", request_body = SeedOutbound,

@@ -268,14 +268,29 @@ async fn settings_write(
     body: ApiJson<ProviderDefaults>,
 ) -> Result<Response, ApiError> {
     user.require(SETTINGS_WRITERS)?;
-    let ctx = tenant_context(&headers, &user, None, body.fingerprint);
     let command = TenantSettingsCommand::SetProviderDefaults { defaults: body.value, at: Utc::now() };
+    set_defaults(&state, &user, &headers, body.fingerprint, command, |d| ProviderSettingsResponse {
+        defaults: d.provider,
+        updated_at: d.updated_at,
+    })
+    .await
+}
+
+/// Changes the company's defaults and answers with them as the read model now holds them.
+pub(super) async fn set_defaults<T: Serialize>(
+    state: &AppState,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    fingerprint: String,
+    command: TenantSettingsCommand,
+    shape: impl FnOnce(kraliki_projections::tenant_settings::TenantDefaults) -> T,
+) -> Result<Response, ApiError> {
+    let ctx = tenant_context(headers, user, None, fingerprint);
     let outcome =
         state.dispatcher.execute::<TenantSettings>(&user.company_id.to_string(), command, &ctx).await?;
     state.wait_for(kraliki_projections::tenant_settings::NAME, outcome.position).await?;
     let d = kraliki_projections::tenant_settings::get(&state.pool, user.company_id).await?;
-    let mut r =
-        Json(ProviderSettingsResponse { defaults: d.provider, updated_at: d.updated_at }).into_response();
+    let mut r = Json(shape(d)).into_response();
     write_headers(&mut r, &outcome, None);
     Ok(r)
 }

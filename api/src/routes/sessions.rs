@@ -4,16 +4,16 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kraliki_domain::tenant_settings::{SessionDefaults, TenantSettings, TenantSettingsCommand};
+use kraliki_domain::tenant_settings::{SessionDefaults, TenantSettingsCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::common::{tenant_context, write_headers, MANAGERS, READERS};
+use super::common::{MANAGERS, READERS};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{page_limit, ApiJson, ApiQuery, MinPosition};
@@ -130,13 +130,9 @@ async fn config_write(
     body: ApiJson<SessionDefaults>,
 ) -> Result<Response, ApiError> {
     user.require(MANAGERS)?;
-    let ctx = tenant_context(&headers, &user, None, body.fingerprint);
     let command = TenantSettingsCommand::SetSessionDefaults { defaults: body.value, at: Utc::now() };
-    let outcome =
-        state.dispatcher.execute::<TenantSettings>(&user.company_id.to_string(), command, &ctx).await?;
-    state.wait_for(kraliki_projections::tenant_settings::NAME, outcome.position).await?;
-    let d = kraliki_projections::tenant_settings::get(&state.pool, user.company_id).await?;
-    let mut r = Json(SessionConfigResponse { defaults: d.session, updated_at: d.updated_at }).into_response();
-    write_headers(&mut r, &outcome, None);
-    Ok(r)
+    super::providers::set_defaults(&state, &user, &headers, body.fingerprint, command, |d| {
+        SessionConfigResponse { defaults: d.session, updated_at: d.updated_at }
+    })
+    .await
 }

@@ -263,6 +263,8 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A page of companies in `sort` order. Both orders are served by an index (`created_at, id`
+/// and `lower(name), id`): a page reads its rows and stops, whatever the table's size.
 pub async fn list(
     pool: &PgPool,
     filter: &CompanyFilter,
@@ -270,13 +272,15 @@ pub async fn list(
     descending: bool,
     after: Option<&Cursor>,
     limit: i64,
-) -> Result<Page<CompanyRow>, sqlx::Error> {
+) -> anyhow::Result<Page<CompanyRow>> {
     let key_sql = match sort {
-        CompanySort::CreatedAt => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')",
+        CompanySort::CreatedAt => "created_at",
         CompanySort::Name => "lower(name)",
     };
     let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
-    let mut q = QueryBuilder::new(format!("SELECT {COLUMNS}, {key_sql} AS sort_key FROM {TABLE} WHERE true"));
+    // The name's key as the index has it (PostgreSQL's `lower`, not Rust's).
+    let mut q =
+        QueryBuilder::new(format!("SELECT {COLUMNS}, lower(name) AS name_key FROM {TABLE} WHERE true"));
     if let Some(ids) = &filter.only {
         q.push(" AND id = ANY(").push_bind(ids.clone()).push(")");
     }
@@ -295,28 +299,35 @@ pub async fn list(
             .push(")");
     }
     if let Some(cursor) = after {
-        q.push(format!(" AND ({key_sql}, id) {cmp} ("))
-            .push_bind(cursor.key.clone())
-            .push(", ")
-            .push_bind(cursor.id)
-            .push(")");
+        q.push(format!(" AND ({key_sql}, id) {cmp} ("));
+        match sort {
+            CompanySort::CreatedAt => q.push_bind(cursor.key.parse::<DateTime<Utc>>()?),
+            CompanySort::Name => q.push_bind(cursor.key.clone()),
+        };
+        q.push(", ").push_bind(cursor.id).push(")");
     }
     q.push(format!(" ORDER BY {key_sql} {dir}, id {dir} LIMIT ")).push_bind(limit + 1);
-    let rows: Vec<(CompanyRow, String)> = q
+    let mut rows: Vec<(CompanyRow, String)> = q
         .build()
         .try_map(|row: sqlx::postgres::PgRow| {
             use sqlx::{FromRow, Row};
-            Ok((CompanyRow::from_row(&row)?, row.try_get::<String, _>("sort_key")?))
+            Ok((CompanyRow::from_row(&row)?, row.try_get::<String, _>("name_key")?))
         })
         .fetch_all(pool)
         .await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<(CompanyRow, String)> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = match (more, items.last()) {
-        (true, Some((row, key))) => Some(Cursor { key: key.clone(), id: row.id }.encode()),
+    rows.truncate(limit as usize);
+    let next_cursor = match (more, rows.last()) {
+        (true, Some((row, name_key))) => {
+            let key = match sort {
+                CompanySort::CreatedAt => row.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                CompanySort::Name => name_key.clone(),
+            };
+            Some(Cursor { key, id: row.id }.encode())
+        }
         _ => None,
     };
-    Ok(Page { items: items.into_iter().map(|(row, _)| row).collect(), next_cursor })
+    Ok(Page { items: rows.into_iter().map(|(row, _)| row).collect(), next_cursor })
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<CompanyRow>, sqlx::Error> {

@@ -383,7 +383,14 @@ async fn list(
     state.wait_for(view::NAME, min).await?;
     let only = (!user.is_operator()).then(|| vec![user.company_id]);
     let filter = CompanyFilter { only, is_active: q.is_active, search: q.q };
-    let page = view::list(&state.pool, &filter, sort, descending, cursor.as_ref(), limit).await?;
+    let page =
+        view::list(&state.pool, &filter, sort, descending, cursor.as_ref(), limit).await.map_err(|e| {
+            if e.is::<chrono::ParseError>() {
+                bad_cursor()
+            } else {
+                ApiError::from(e)
+            }
+        })?;
     let items = page.items.into_iter().map(Into::into).collect();
     Ok(super::common::Paged::new(items, page.next_cursor, &uri))
 }

@@ -212,3 +212,81 @@ async fn a_company_counts_its_campaigns() {
     assert_eq!(got["user_count"], 1);
     app.cleanup().await;
 }
+
+/// Tuples PostgreSQL read from the company read model's tables so far (its own statistics,
+/// which it publishes a little after each statement).
+async fn company_tuples_read(app: &kraliki_tests::TestApp) -> i64 {
+    let mut conn = app.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *conn).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT (coalesce(sum(seq_tup_read), 0) + coalesce(sum(idx_tup_fetch), 0))::bigint \
+         FROM pg_stat_user_tables WHERE relname LIKE 'company_view%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+/// A page costs its rows, not the table: with 100,000 companies in the read model, the first
+/// page and a deep one (by cursor) in either order read a few hundred tuples, where a scan and
+/// sort of the table would read all 100,000.
+#[tokio::test]
+async fn a_company_page_reads_its_rows_not_the_table() {
+    let app = spawn_app().await;
+    app.caught_up().await;
+    // The set-up's own reads must not count: its connection publishes its statistics at once.
+    let mut setup = app.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *setup).await.unwrap();
+    sqlx::query(
+        "INSERT INTO company_view (id, name, domain, is_active, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'Company ' || g, 'c' || g || '.example', true, 1, \
+                now() - g * interval '1 second', now() FROM generate_series(1, 100000) g",
+    )
+    .execute(&mut *setup)
+    .await
+    .unwrap();
+    let table: String = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relname LIKE 'company_view_b%' AND relkind = 'r' LIMIT 1",
+    )
+    .fetch_one(&mut *setup)
+    .await
+    .unwrap();
+    sqlx::query(&format!("ANALYZE {table}")).execute(&mut *setup).await.unwrap();
+    // A cursor deep in each order: the 90,000th row's key.
+    let (at, id): (chrono::DateTime<chrono::Utc>, uuid::Uuid) = sqlx::query_as(
+        "SELECT created_at, id FROM company_view ORDER BY created_at, id OFFSET 90000 LIMIT 1",
+    )
+    .fetch_one(&mut *setup)
+    .await
+    .unwrap();
+    let by_time = format!("{}~{id}", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let (name, id): (String, uuid::Uuid) = sqlx::query_as(
+        "SELECT lower(name), id FROM company_view ORDER BY lower(name), id OFFSET 90000 LIMIT 1",
+    )
+    .fetch_one(&mut *setup)
+    .await
+    .unwrap();
+    let by_name = format!("{name}~{id}");
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *setup).await.unwrap();
+    drop(setup);
+    for query in [
+        vec![("limit", "50".to_owned())],
+        vec![("limit", "50".to_owned()), ("cursor", by_time)],
+        vec![("limit", "50".to_owned()), ("sort", "name".into())],
+        vec![("limit", "50".to_owned()), ("sort", "name".into()), ("cursor", by_name)],
+        vec![("limit", "50".to_owned()), ("order", "desc".into())],
+    ] {
+        let before = company_tuples_read(&app).await;
+        let r = app.client.get(app.url("/api/v1/companies")).query(&query).send().await.unwrap();
+        let page = kraliki_tests::listed(r).await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 50, "{query:?}");
+        let read =
+            kraliki_tests::eventually(std::time::Duration::from_secs(30), "the statistics", || async {
+                let now = company_tuples_read(&app).await;
+                (now > before).then_some(now - before)
+            })
+            .await;
+        assert!(read < 2_000, "{query:?} read {read} tuples of 100,000");
+    }
+    app.cleanup().await;
+}

@@ -17,10 +17,18 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(settings.database_url.expose_secret())
         .context("DATABASE_URL is not a valid postgres:// URL")?
         .application_name("kraliki")
-        .options([(
-            "idle_in_transaction_session_timeout",
-            settings.database.idle_in_transaction_timeout_ms.to_string(),
-        )]);
+        .options([
+            (
+                "idle_in_transaction_session_timeout",
+                settings.database.idle_in_transaction_timeout_ms.to_string(),
+            ),
+            // Statements are prepared once per connection and live as long as it does; a
+            // generic plan chosen while a read model was small (a sequential scan) would
+            // outlive its growth until the next analyze. Read-model tables grow from empty with
+            // every new build, so every statement is planned with its values (tens of
+            // microseconds against a wrong plan's milliseconds), as the runners' are.
+            ("plan_cache_mode", "force_custom_plan".to_owned()),
+        ]);
     let host =
         format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
     PgPoolOptions::new()

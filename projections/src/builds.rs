@@ -270,6 +270,9 @@ pub async fn try_activate(
     let tables = BuildTables::new(projection.tables(), build_id);
     for base in projection.tables() {
         let physical = tables.get(base);
+        // Statistics of the build as it starts to serve, not as autovacuum last happened to
+        // see it (it was filled by a rebuild, perhaps from nothing, moments ago).
+        sqlx::query(&format!("ANALYZE {physical}")).execute(&mut *tx).await?;
         sqlx::query(&format!("DROP VIEW IF EXISTS {base}")).execute(&mut *tx).await?;
         sqlx::query(&format!("CREATE VIEW {base} AS SELECT * FROM {physical}")).execute(&mut *tx).await?;
     }

@@ -290,3 +290,29 @@ async fn a_company_page_reads_its_rows_not_the_table() {
     }
     app.cleanup().await;
 }
+
+/// A build is analyzed as it starts serving, and the server's connections plan every statement
+/// with its values: no plan or statistics from when a read model was empty outlive its growth.
+#[tokio::test]
+async fn serving_builds_are_analyzed_and_statements_planned_with_their_values() {
+    let app = spawn_app().await;
+    app.caught_up().await;
+    let unanalyzed: Vec<String> =
+        kraliki_tests::eventually(std::time::Duration::from_secs(10), "the statistics", || async {
+            let rows: Vec<(String, bool)> = sqlx::query_as(
+                "SELECT b.relname::text, s.last_analyze IS NOT NULL FROM pg_class b \
+             LEFT JOIN pg_stat_user_tables s ON s.relid = b.oid \
+             WHERE b.relkind = 'r' AND b.relname ~ '^(company|campaign|contact|call)_view_b[0-9]+$'",
+            )
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+            (rows.len() >= 4).then(|| rows.into_iter().filter(|(_, done)| !done).map(|(t, _)| t).collect())
+        })
+        .await;
+    assert!(unanalyzed.is_empty(), "serving without statistics: {unanalyzed:?}");
+    let mode: String =
+        sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&app.app().state().pool).await.unwrap();
+    assert_eq!(mode, "force_custom_plan");
+    app.cleanup().await;
+}

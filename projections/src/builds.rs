@@ -232,6 +232,12 @@ pub async fn try_activate(
     build_id: i32,
 ) -> Result<bool, sqlx::Error> {
     let name = projection.name();
+    // Statistics of the build as it starts to serve, not as autovacuum last happened to see it
+    // (a rebuild filled it, perhaps from nothing, moments ago). Outside the switch's
+    // transaction: an open transaction holds back every runner's barrier.
+    for physical in BuildTables::new(projection.tables(), build_id).physical() {
+        sqlx::query(&format!("ANALYZE {physical}")).execute(pool).await?;
+    }
     let mut tx = pool.begin().await?;
     lock_builds(&mut tx, name).await?;
     let sql = format!(
@@ -270,9 +276,7 @@ pub async fn try_activate(
     let tables = BuildTables::new(projection.tables(), build_id);
     for base in projection.tables() {
         let physical = tables.get(base);
-        // Statistics of the build as it starts to serve, not as autovacuum last happened to
-        // see it (it was filled by a rebuild, perhaps from nothing, moments ago).
-        sqlx::query(&format!("ANALYZE {physical}")).execute(&mut *tx).await?;
+
         sqlx::query(&format!("DROP VIEW IF EXISTS {base}")).execute(&mut *tx).await?;
         sqlx::query(&format!("CREATE VIEW {base} AS SELECT * FROM {physical}")).execute(&mut *tx).await?;
     }

@@ -27,6 +27,11 @@ impl BuildTables {
             panic!("table {base} is not declared by this projection")
         })
     }
+
+    /// Every physical table of the build.
+    pub fn physical(&self) -> impl Iterator<Item = &str> {
+        self.names.values().map(String::as_str)
+    }
 }
 
 #[async_trait]

@@ -203,7 +203,7 @@ async fn create_flow(
     user: AuthUser,
     headers: HeaderMap,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<Flow>,
+    FlowJson(body): FlowJson,
 ) -> Result<Response, ApiError> {
     user.require(MANAGERS)?;
     let id = Uuid::now_v7();
@@ -289,7 +289,7 @@ async fn replace(
     headers: HeaderMap,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
-    body: ApiJson<Flow>,
+    FlowJson(body): FlowJson,
 ) -> Result<Response, ApiError> {
     let command = IvrFlowCommand::ReplaceIvrFlowDraft { flow: body.value, at: Utc::now() };
     change(state, user, headers, id, key, body.fingerprint, command).await
@@ -435,4 +435,181 @@ async fn test(
     };
     let simulation = Simulation { call: b.call.unwrap_or_default(), start_at: b.start_at, inputs: b.inputs };
     Ok(Json(simulate(&flow, &simulation, Utc::now())))
+}
+
+/// A flow body: [`ApiJson`]`<Flow>` (read straight into the domain's `Flow`), then refused with
+/// 422 `invalid_body` if it has a field neither the flow nor a node knows (`nodes.n1.nxt_node`
+/// would otherwise vanish and leave the node unlinked). The domain's `Flow` takes unknown fields
+/// (a seed flow reads as it is), so the check is the API's; the field names come from serde's
+/// own list for `Flow` and `Node`.
+pub struct FlowJson(pub ApiJson<Flow>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FlowJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::body::{Body, Bytes};
+        let (parts, body) = req.into_parts();
+        let request = axum::extract::Request::from_parts(parts.clone(), body);
+        let bytes = <Bytes as axum::extract::FromRequest<S>>::from_request(request, state).await.map_err(
+            |rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::PayloadTooLarge).detail(rejection.body_text())
+                } else {
+                    ApiError::new(Code::MalformedJson).detail(rejection.body_text())
+                }
+            },
+        )?;
+        let rebuilt = axum::extract::Request::from_parts(parts, Body::from(bytes.clone()));
+        let parsed = <ApiJson<Flow> as axum::extract::FromRequest<S>>::from_request(rebuilt, state).await?;
+        let unknown = unknown_fields::of(&bytes);
+        if let Some(first) = unknown.first() {
+            let mut error = ApiError::new(Code::InvalidBody).detail(format!("unknown field `{first}`"));
+            for field in unknown {
+                error = error.field(field, "unknown_field", "not a field of an IVR flow or node");
+            }
+            return Err(error);
+        }
+        Ok(Self(parsed))
+    }
+}
+
+mod unknown_fields {
+    //! The keys of a flow body that `Flow` and `Node` do not have, found by walking the body's
+    //! keys (values skipped) — no `serde_json::Value` in between.
+
+    use std::fmt;
+    use std::sync::OnceLock;
+
+    use kraliki_domain::ivr::{Flow, Node};
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// `path.key` for every unknown key, in the body's order.
+    pub fn of(body: &[u8]) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        // The body parsed as a `Flow` already: an error here can only mean nothing to report.
+        let _ = Keys { path: "", nodes: true, out: &mut found }.deserialize(&mut de);
+        found
+    }
+
+    /// The field names serde's derive gives `T` (what `deserialize_struct` is told).
+    fn fields_of<T: de::DeserializeOwned>() -> &'static [&'static str] {
+        struct Introspect<'a>(&'a mut &'static [&'static str]);
+        impl<'de> Deserializer<'de> for Introspect<'_> {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("introspection"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(de::Error::custom("introspection"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Introspect(&mut fields));
+        fields
+    }
+
+    fn flow_fields() -> &'static [&'static str] {
+        static FIELDS: OnceLock<&'static [&'static str]> = OnceLock::new();
+        FIELDS.get_or_init(fields_of::<Flow>)
+    }
+
+    fn node_fields() -> &'static [&'static str] {
+        static FIELDS: OnceLock<&'static [&'static str]> = OnceLock::new();
+        FIELDS.get_or_init(fields_of::<Node>)
+    }
+
+    /// The top level (`nodes: true`) or one node.
+    struct Keys<'a> {
+        path: &'a str,
+        nodes: bool,
+        out: &'a mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Keys<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let known = if self.nodes { flow_fields() } else { node_fields() };
+            while let Some(key) = map.next_key::<String>()? {
+                if !known.contains(&key.as_str()) {
+                    self.out.push(format!("{}{key}", self.path));
+                    map.next_value::<IgnoredAny>()?;
+                } else if self.nodes && key == "nodes" {
+                    map.next_value_seed(Nodes { out: &mut *self.out })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    /// `nodes`: id → node.
+    struct Nodes<'a> {
+        out: &'a mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Nodes<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Nodes<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of nodes")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(id) = map.next_key::<String>()? {
+                let path = format!("nodes.{id}.");
+                map.next_value_seed(Keys { path: &path, nodes: false, out: &mut *self.out })?;
+            }
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn unknown_keys_are_named_and_known_ones_pass() {
+            assert!(flow_fields().contains(&"entry_node_id"), "{:?}", flow_fields());
+            assert!(node_fields().contains(&"type") && node_fields().contains(&"next_node"));
+            let body = br#"{"name": "x", "colour": 1, "nodes": {"a": {"type": "menu", "nxt_node": "b",
+                "options": {"1": "b"}}, "b": {"type": "end_call"}}, "entry_node_id": "a"}"#;
+            assert_eq!(of(body), ["colour", "nodes.a.nxt_node"]);
+            assert!(of(br#"{"name": "x", "nodes": null}"#).is_empty());
+        }
+    }
 }

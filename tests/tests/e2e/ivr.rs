@@ -231,6 +231,19 @@ async fn an_invalid_draft_is_saved_but_not_published_and_every_finding_is_named(
         .unwrap();
     let problem = json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(problem["errors"][0]["code"], "duplicate_key", "{problem}");
+    // A field no flow or node has is named, not dropped (a mistyped link would vanish).
+    let mut typo = support_flow("Typo");
+    typo["nodes"]["welcome"]["nxt_node"] = json!("main");
+    typo["colour"] = json!("blue");
+    let problem =
+        json_of(app.post_json("/api/ivr/flows", typo.clone()).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["code"], "invalid_body");
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["colour", "nodes.welcome.nxt_node"], "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "unknown_field");
+    let r = app.client.put(app.url(&format!("/api/ivr/flows/{id}"))).json(&typo).send().await.unwrap();
+    assert_eq!(json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await["code"], "invalid_body");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'IvrFlowCreated'")
         .fetch_one(&app.pool)
         .await

@@ -14,8 +14,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::Outcome;
 use kraliki_domain::ivr::{
-    simulate, CallStart, Flow, FlowIssue, IvrFlow, IvrFlowCommand, ScriptedInput, Simulation, Trace,
-    ValidationContext,
+    check, simulate, CallStart, Flow, FlowIssue, IvrFlow, IvrFlowCommand, ScriptedInput, Simulation, Trace,
+    ValidationContext, WebhookPolicy,
 };
 use kraliki_projections::company::Cursor;
 use kraliki_projections::ivr_flow::{self as view, IvrFlowFilter, IvrFlowRow, IvrFlowVersionRow};
@@ -73,9 +73,10 @@ pub struct FlowResponse {
 }
 
 impl FlowResponse {
-    fn from_row(r: IvrFlowRow) -> Result<Self, ApiError> {
+    /// The row with the findings under `ctx` (the stored ones are without configuration).
+    fn from_row(r: IvrFlowRow, ctx: &ValidationContext) -> Result<Self, ApiError> {
         let flow = r.flow()?;
-        let issues = r.issues()?;
+        let issues = if *ctx == ValidationContext::default() { r.issues()? } else { check(&flow, ctx) };
         Ok(Self {
             id: r.id,
             flow,
@@ -175,7 +176,8 @@ async fn answer(
     let id = written_id(outcome, id);
     state.wait_for(view::NAME, outcome.position).await?;
     let row = view::get(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)?;
-    let mut response = (status, Json(FlowResponse::from_row(row)?)).into_response();
+    let mut response =
+        (status, Json(FlowResponse::from_row(row, &validation_context(state))?)).into_response();
     let location = (status == StatusCode::CREATED).then(|| format!("/api/ivr/flows/{id}"));
     write_headers(&mut response, outcome, location);
     Ok(response)
@@ -186,10 +188,18 @@ async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<IvrFlowRow
     view::get(&state.pool, user.company_id, id).await?.ok_or_else(ApiError::not_found)
 }
 
-/// What publishing checks beyond the flow. No webhook allow-list is configured yet: any public
-/// host, never a private address; transfer targets are not looked up.
-fn validation_context() -> ValidationContext {
-    ValidationContext::default()
+/// What publishing checks beyond the flow: the configured webhook allow-list (`ivr.*`).
+/// Transfer targets are not looked up (no queue read model yet).
+fn validation_context(state: &AppState) -> ValidationContext {
+    let ivr = &state.settings.ivr;
+    ValidationContext {
+        webhooks: WebhookPolicy {
+            allowed_hosts: ivr.webhook_allowed_hosts.clone(),
+            allow_private: ivr.webhook_allow_private,
+        },
+        queues: None,
+        agents: None,
+    }
 }
 
 #[utoipa::path(post, path = "/api/ivr/flows", tag = "ivr", operation_id = "ivr_flows_create",
@@ -243,7 +253,8 @@ async fn list(
                 ApiError::from(e)
             }
         })?;
-    let items = page.items.into_iter().map(FlowResponse::from_row).collect::<Result<_, _>>()?;
+    let ctx = validation_context(&state);
+    let items = page.items.into_iter().map(|r| FlowResponse::from_row(r, &ctx)).collect::<Result<_, _>>()?;
     Ok(Paged::new(items, page.next_cursor, &uri))
 }
 
@@ -258,7 +269,7 @@ async fn read(
 ) -> Result<Json<FlowResponse>, ApiError> {
     user.require(READERS)?;
     state.wait_for(view::NAME, min).await?;
-    Ok(Json(FlowResponse::from_row(owned(&state, &user, id).await?)?))
+    Ok(Json(FlowResponse::from_row(owned(&state, &user, id).await?, &validation_context(&state))?))
 }
 
 async fn change(
@@ -342,7 +353,7 @@ async fn publish(
     headers: HeaderMap,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let command = IvrFlowCommand::PublishIvrFlow { context: validation_context(), at: Utc::now() };
+    let command = IvrFlowCommand::PublishIvrFlow { context: validation_context(&state), at: Utc::now() };
     change(state, user, headers, id, None, String::new(), command).await
 }
 

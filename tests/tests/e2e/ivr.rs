@@ -436,3 +436,37 @@ async fn flows_are_the_tenants_own_roles_decide_who_changes_them_and_lists_page(
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn publishing_refuses_webhooks_the_configuration_does_not_allow() {
+    let app = kraliki_tests::spawn_app_with(
+        |s| s.ivr.webhook_allowed_hosts = Some(vec!["hooks.example.com".into(), "127.0.0.1".into()]),
+        Vec::new(),
+    )
+    .await;
+    let with_hook = |url: &str| {
+        let mut flow = support_flow("Lookup");
+        flow["nodes"]["welcome"]["next_node"] = json!("lookup");
+        flow["nodes"]["lookup"] = json!({"type": "webhook", "webhook_url": url, "webhook_method": "GET",
+            "response_mapping": {"vip": "data.vip"}, "next_node": "main", "error_node": "bye"});
+        flow
+    };
+    for (url, code) in [
+        ("https://evil.example.net/hook", "webhook_host_not_allowed"),
+        ("http://127.0.0.1:9/hook", "webhook_private_address"),
+    ] {
+        let flow = create(&app, with_hook(url)).await;
+        assert_eq!(flow["publishable"], false, "{url}: {flow}");
+        let id = flow["id"].as_str().unwrap();
+        let r = app.client.post(app.url(&format!("/api/ivr/flows/{id}/publish"))).send().await.unwrap();
+        let problem = json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(codes(&problem), [code], "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "nodes.lookup.webhook_url");
+    }
+    let flow = create(&app, with_hook("https://hooks.example.com/crm?caller={{caller_number}}")).await;
+    assert_eq!(flow["issues"], json!([]), "{flow}");
+    let id = flow["id"].as_str().unwrap();
+    let r = app.client.post(app.url(&format!("/api/ivr/flows/{id}/publish"))).send().await.unwrap();
+    assert_eq!(json_of(r, StatusCode::OK).await["live_version"], 1);
+    app.cleanup().await;
+}

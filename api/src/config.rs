@@ -207,6 +207,18 @@ impl Default for DialerSettings {
     }
 }
 
+/// What IVR flows' `webhook` nodes may call: publishing refuses a flow that calls anything else
+/// (and the runtime must check again on every call and redirect).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IvrSettings {
+    /// Hosts (`api.example.com`) or subdomain patterns (`*.example.com`); absent: any public
+    /// host; empty: none.
+    pub webhook_allowed_hosts: Option<Vec<String>>,
+    /// Private, loopback and link-local addresses allowed (tests, on-premises).
+    pub webhook_allow_private: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -225,6 +237,7 @@ pub struct Settings {
     pub projections: ProjectionSettings,
     pub nats: NatsSettings,
     pub auth: AuthSettings,
+    pub ivr: IvrSettings,
     pub providers: ProviderSettings,
     pub imports: ImportSettings,
     pub dialer: DialerSettings,
@@ -254,6 +267,7 @@ impl Default for Settings {
             projections: ProjectionSettings::default(),
             nats: NatsSettings::default(),
             auth: AuthSettings::default(),
+            ivr: IvrSettings::default(),
             providers: ProviderSettings::default(),
             imports: ImportSettings::default(),
             dialer: DialerSettings::default(),

@@ -88,6 +88,7 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(kraliki_projections::do_not_call::DoNotCallProjection),
         Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(kraliki_projections::tenant_settings::TenantSettingsProjection),
+        Arc::new(kraliki_projections::ivr_flow::IvrFlowProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
 }

@@ -12,6 +12,7 @@ pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
 pub mod event;
+pub mod ivr_flow;
 pub mod keyset;
 pub mod metrics_catalog;
 pub mod position;

@@ -69,6 +69,8 @@ codes! {
     LockedWhileActive = CONFLICT, "These settings change only while the campaign is not dialing",
         "Estos ajustes solo cambian mientras la campaña no está marcando",
         "Tato nastavení lze měnit jen když kampaň nevytáčí";
+    FlowNotPublishable = UNPROCESSABLE_ENTITY, "The IVR flow has errors that block publishing",
+        "El flujo IVR tiene errores que impiden publicarlo", "IVR tok obsahuje chyby, které brání zveřejnění";
     IdempotencyKeyReused = UNPROCESSABLE_ENTITY, "The idempotency key was used with a different request",
         "La clave de idempotencia se usó con otra solicitud", "Klíč idempotence byl použit s jiným požadavkem";
     InvalidIdempotencyKey = BAD_REQUEST, "The Idempotency-Key header is invalid",

@@ -44,6 +44,7 @@ mod impls {
     use kraliki_domain::contact::ContactError;
     use kraliki_domain::contact_import::ContactImportError;
     use kraliki_domain::do_not_call::DoNotCallError;
+    use kraliki_domain::ivr::{FlowIssue, IssueSeverity, IvrFlowError};
     use kraliki_domain::service_account::ServiceAccountError;
     use kraliki_domain::tenant_settings::TenantSettingsError;
     use kraliki_domain::user::UserError;
@@ -196,6 +197,50 @@ mod impls {
                 Self::AlreadyStarted | Self::BatchAlreadyRecorded => Code::AlreadyExists,
                 Self::AlreadyFinished | Self::NotValidated => Code::InvalidState,
             }
+        }
+    }
+
+    impl ErrorCode for IvrFlowError {
+        fn code(&self) -> Code {
+            match self {
+                // Archived is deleted: the flow is gone for the API.
+                Self::NotFound | Self::Archived | Self::UnknownVersion(_) => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::InvalidFlow(_) => Code::ValidationFailed,
+                Self::NotPublishable(_) => Code::FlowNotPublishable,
+            }
+        }
+
+        /// A refused publication lists every finding, warnings too: `field` is the node's path
+        /// (`nodes.<id>.<field>`), `code` the validator's stable code.
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidFlow(problems) => invalid(problems),
+                Self::NotPublishable(issues) => {
+                    let mut error = ApiError::new(Code::FlowNotPublishable).detail(self.to_string());
+                    for issue in issues {
+                        error = error.field(issue_field(issue), issue.code.as_str(), issue_message(issue));
+                    }
+                    error
+                }
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    /// Where a finding is, as one path: `nodes.<id>.<field>` for a node's, else the field.
+    fn issue_field(issue: &FlowIssue) -> String {
+        match (&issue.node_id, issue.field.is_empty()) {
+            (Some(node), true) => format!("nodes.{node}"),
+            (Some(node), false) => format!("nodes.{node}.{}", issue.field),
+            (None, _) => issue.field.clone(),
+        }
+    }
+
+    fn issue_message(issue: &FlowIssue) -> String {
+        match issue.severity {
+            IssueSeverity::Error => issue.message.clone(),
+            IssueSeverity::Warning => format!("warning: {}", issue.message),
         }
     }
 

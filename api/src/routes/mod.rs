@@ -14,6 +14,7 @@ pub mod dial;
 pub mod do_not_call;
 pub mod health;
 pub mod imports;
+pub mod ivr;
 pub mod providers;
 pub mod service_accounts;
 pub mod sessions;
@@ -72,6 +73,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(sessions::router())
         .merge(stats::router())
+        .merge(ivr::router())
 }
 
 /// Routes that take large bodies: their own size limit and no request timeout.

@@ -11,6 +11,7 @@ mod campaigns;
 mod companies;
 mod event_store;
 mod idempotency;
+mod ivr;
 mod metrics;
 mod nats;
 mod openapi;

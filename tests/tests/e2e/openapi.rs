@@ -45,7 +45,8 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
             .replace("{account_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{key_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{name}", "company_view")
-            .replace("{phone_number}", "%2B14155550123");
+            .replace("{phone_number}", "%2B14155550123")
+            .replace("{version}", "1");
         assert!(!concrete.contains('{'), "unfilled parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();

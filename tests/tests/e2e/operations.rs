@@ -42,6 +42,7 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "do_not_call_view",
             "call_view",
             "tenant_settings_view",
+            "ivr_flow_view",
             "event_publisher",
             "campaign_cloner"
         ]

@@ -9,11 +9,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
-use crate::projection::{BuildTables, Projection};
-
-fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<Value> {
-    Ok(serde_json::to_value(value)?)
-}
+use crate::projection::{json, BuildTables, Projection};
 
 pub const NAME: &str = "call_list_view";
 const CALL_LISTS: &str = "call_list_view";

@@ -12,17 +12,13 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
-use crate::projection::{BuildTables, Projection};
+use crate::projection::{json, BuildTables, Projection};
 
 pub const NAME: &str = "campaign_view";
 const CAMPAIGNS: &str = "campaign_view";
 const OUTCOMES: &str = "campaign_outcome_view";
 
 pub struct CampaignProjection;
-
-fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<Value> {
-    Ok(serde_json::to_value(value)?)
-}
 
 #[async_trait]
 impl Projection for CampaignProjection {

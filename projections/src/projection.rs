@@ -13,6 +13,11 @@ pub struct BuildTables {
     names: HashMap<&'static str, String>,
 }
 
+/// A value as the JSON a read-model column stores.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
 impl BuildTables {
     pub fn new(bases: &[&'static str], build_id: i32) -> Self {
         let names = bases.iter().map(|b| (*b, format!("{b}_b{build_id}"))).collect();

@@ -88,6 +88,10 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(kraliki_projections::do_not_call::DoNotCallProjection),
         Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(kraliki_projections::tenant_settings::TenantSettingsProjection),
+        Arc::new(kraliki_projections::agent::AgentProjection),
+        Arc::new(kraliki_projections::team::TeamProjection),
+        Arc::new(kraliki_projections::queue::QueueProjection),
+        Arc::new(kraliki_projections::routing_rule::RoutingRuleProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
 }

@@ -370,3 +370,131 @@ pub async fn states(
     let next = if more { rows.last().map(|r| r.seq.to_string()) } else { None };
     Ok((rows, next))
 }
+
+/// An agent's figures over a period, from the timeline alone (never from counters kept by hand).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentFigures {
+    pub agent_id: Uuid,
+    /// Offers made (`AgentReserved`).
+    pub offers: i64,
+    /// Offers accepted.
+    pub accepted: i64,
+    /// Offers declined.
+    pub rejected: i64,
+    /// Offers that timed out.
+    pub missed: i64,
+    /// Offers withdrawn (not the agent's doing).
+    pub cancelled: i64,
+    /// Automatic pauses after missed offers.
+    pub auto_pauses: i64,
+    /// Calls that ended for the agent.
+    pub calls_handled: i64,
+    /// Milliseconds in each state within the period.
+    pub state_ms: std::collections::BTreeMap<String, i64>,
+}
+
+impl AgentFigures {
+    fn ms(&self, states: &[&str]) -> i64 {
+        states.iter().map(|s| self.state_ms.get(*s).copied().unwrap_or(0)).sum()
+    }
+
+    /// Any state but offline.
+    pub fn logged_in_ms(&self) -> i64 {
+        self.state_ms.iter().filter(|(s, _)| s.as_str() != "offline").map(|(_, ms)| ms).sum()
+    }
+
+    /// Time on calls.
+    pub fn talk_ms(&self) -> i64 {
+        self.ms(&["on_call"])
+    }
+
+    /// After-call work.
+    pub fn wrap_up_ms(&self) -> i64 {
+        self.ms(&["wrap_up"])
+    }
+
+    /// Time ready for or busy with calls: available, reserved, on_call, wrap_up.
+    pub fn staffed_ms(&self) -> i64 {
+        self.ms(&["available", "reserved", "on_call", "wrap_up"])
+    }
+
+    /// Adds another agent's figures (a team's).
+    pub fn add(&mut self, other: &Self) {
+        self.offers += other.offers;
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        self.missed += other.missed;
+        self.cancelled += other.cancelled;
+        self.auto_pauses += other.auto_pauses;
+        self.calls_handled += other.calls_handled;
+        for (s, ms) in &other.state_ms {
+            *self.state_ms.entry(s.clone()).or_insert(0) += ms;
+        }
+    }
+}
+
+/// Figures of each of `agents` between `from` and `until` (each state lasts until the next
+/// change; the last one until `until`).
+pub async fn figures(
+    pool: &PgPool,
+    tenant: Uuid,
+    agents: &[Uuid],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<AgentFigures>, sqlx::Error> {
+    let times: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
+        "WITH t AS (SELECT agent_id, state, at, lead(at) OVER (PARTITION BY agent_id ORDER BY seq) AS next \
+                    FROM {STATES} WHERE tenant_id = $1 AND agent_id = ANY($2) AND at < $4) \
+         SELECT agent_id, state, COALESCE(sum(EXTRACT(EPOCH FROM (LEAST(COALESCE(next, $4), $4) - GREATEST(at, $3))) \
+                * 1000), 0)::bigint FROM t WHERE COALESCE(next, $4) > $3 GROUP BY agent_id, state"
+    ))
+    .bind(tenant)
+    .bind(agents)
+    .bind(from)
+    .bind(until)
+    .fetch_all(pool)
+    .await?;
+    let counts: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
+        "SELECT agent_id, event_type, count(*) FROM {STATES} WHERE tenant_id = $1 AND agent_id = ANY($2) \
+         AND at >= $3 AND at < $4 GROUP BY agent_id, event_type"
+    ))
+    .bind(tenant)
+    .bind(agents)
+    .bind(from)
+    .bind(until)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<AgentFigures> =
+        agents.iter().map(|a| AgentFigures { agent_id: *a, ..AgentFigures::default() }).collect();
+    for (agent, state, ms) in times {
+        if let Some(f) = out.iter_mut().find(|f| f.agent_id == agent) {
+            f.state_ms.insert(state, ms);
+        }
+    }
+    for (agent, event_type, n) in counts {
+        let Some(f) = out.iter_mut().find(|f| f.agent_id == agent) else { continue };
+        match event_type.as_str() {
+            "AgentReserved" => f.offers += n,
+            "AgentOfferAccepted" => f.accepted += n,
+            "AgentOfferRejected" => f.rejected += n,
+            "AgentOfferExpired" => f.missed += n,
+            "AgentOfferCancelled" => f.cancelled += n,
+            "AgentAutoPaused" => f.auto_pauses += n,
+            "AgentCallEnded" => f.calls_handled += n,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The ids of a team's agents (those whose profile names the team).
+pub async fn team_agents(pool: &PgPool, tenant: Uuid, team: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM {AGENTS} WHERE tenant_id = $1 AND profile->'team_ids' ? $2 ORDER BY created_at, id"
+    ))
+    .bind(tenant)
+    .bind(team.to_string())
+    .fetch_all(pool)
+    .await
+}

@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use kraliki_commands::Outcome;
 use kraliki_domain::agent::{Agent, AgentCommand, AgentProfile, AgentState, SkillLevel};
-use kraliki_projections::agent::{self as view, AgentFilter, AgentRow, StateChangeRow};
+use kraliki_projections::agent::{self as view, AgentFigures, AgentFilter, AgentRow, StateChangeRow};
 use kraliki_projections::company::Cursor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_skill))
         .routes(routes!(set_status))
         .routes(routes!(states))
+        .routes(routes!(performance))
         .routes(routes!(list_alias))
 }
 
@@ -420,4 +421,126 @@ async fn states(
     owned(&state, &user, id).await?;
     let (items, next) = view::states(&state.pool, user.company_id, id, after, limit).await?;
     Ok(Paged::new(items, next, &uri))
+}
+
+/// A period (`from`, `to`; default the last 24 hours, `to` at most now).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeriodQuery {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    #[allow(dead_code)] // read by `MinPosition`
+    min_position: Option<i64>,
+}
+
+impl PeriodQuery {
+    pub(crate) fn period(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let now = Utc::now();
+        let to = self.to.unwrap_or(now).min(now);
+        let from = self.from.unwrap_or(to - chrono::Duration::hours(24));
+        if from >= to {
+            return Err(ApiError::new(Code::InvalidQuery).field(
+                "from",
+                "invalid",
+                "the period must start before it ends (and before now)",
+            ));
+        }
+        Ok((from, to))
+    }
+}
+
+fn ratio(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Figures over a period, all from the agent events (time in each state, offers and calls).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Performance {
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// Offers made.
+    pub offers: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    /// Offers that timed out.
+    pub missed: i64,
+    /// Offers withdrawn.
+    pub cancelled: i64,
+    /// Pauses after missed offers in a row.
+    pub auto_pauses: i64,
+    /// accepted / offers.
+    pub acceptance_rate: Option<f64>,
+    /// Calls that ended for the agent(s).
+    pub calls_handled: i64,
+    /// Any state but offline.
+    pub logged_in_seconds: f64,
+    /// Time on calls (on_call).
+    pub talk_seconds: f64,
+    /// After-call work (wrap_up).
+    pub wrap_up_seconds: f64,
+    /// (talk + wrap-up) / calls handled. Hold is not tracked yet (no hold events).
+    pub aht_seconds: Option<f64>,
+    /// (reserved + on_call + wrap_up) / (available + reserved + on_call + wrap_up).
+    pub occupancy: Option<f64>,
+    /// (on_call + wrap_up) / logged-in time.
+    pub utilization: Option<f64>,
+    /// Seconds in each state.
+    pub seconds_in_state: std::collections::BTreeMap<String, f64>,
+}
+
+impl Performance {
+    pub(crate) fn new(f: &AgentFigures, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        let secs = |ms: i64| ms as f64 / 1000.0;
+        let (talk, wrap, staffed, logged) = (f.talk_ms(), f.wrap_up_ms(), f.staffed_ms(), f.logged_in_ms());
+        let reserved = f.state_ms.get("reserved").copied().unwrap_or(0);
+        Self {
+            period_start: from,
+            period_end: to,
+            offers: f.offers,
+            accepted: f.accepted,
+            rejected: f.rejected,
+            missed: f.missed,
+            cancelled: f.cancelled,
+            auto_pauses: f.auto_pauses,
+            acceptance_rate: ratio(f.accepted, f.offers),
+            calls_handled: f.calls_handled,
+            logged_in_seconds: secs(logged),
+            talk_seconds: secs(talk),
+            wrap_up_seconds: secs(wrap),
+            aht_seconds: (f.calls_handled > 0).then(|| secs(talk + wrap) / f.calls_handled as f64),
+            occupancy: ratio(reserved + talk + wrap, staffed),
+            utilization: ratio(talk + wrap, logged),
+            seconds_in_state: f.state_ms.iter().map(|(s, ms)| (s.clone(), secs(*ms))).collect(),
+        }
+    }
+}
+
+/// One agent's performance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentPerformance {
+    pub agent_id: Uuid,
+    #[serde(flatten)]
+    pub figures: Performance,
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/performance", tag = "agents", operation_id = "agents_performance", params(("id" = Uuid, Path), PeriodQuery),
+    responses((status = 200, body = AgentPerformance, description = "Offers, calls, time in each state, AHT, occupancy and utilization over the period"),
+        (status = 400, body = crate::error::Problem, description = "Invalid period (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    security(("bearer" = [])))]
+async fn performance(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathId(id): PathId,
+    MinPosition(min): MinPosition,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
+) -> Result<Json<AgentPerformance>, ApiError> {
+    user.require(READERS)?;
+    let period = q.period()?;
+    state.wait_for(view::NAME, min).await?;
+    owned(&state, &user, id).await?;
+    let figures = view::figures(&state.pool, user.company_id, &[id], period.0, period.1).await?;
+    let f = figures.into_iter().next().unwrap_or_default();
+    Ok(Json(AgentPerformance { agent_id: id, figures: Performance::new(&f, period) }))
 }

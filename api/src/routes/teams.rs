@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::agents::{company_user, AgentResponse};
+use super::agents::{company_user, AgentPerformance, AgentResponse, Performance, PeriodQuery};
 use super::common::{invalid, tenant_context, write_headers, written_id, Paged, MANAGERS, READERS};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(read, update, delete))
         .routes(routes!(team_agents))
+        .routes(routes!(team_performance))
         .routes(routes!(add_member))
         .routes(routes!(remove_member))
 }
@@ -303,4 +304,49 @@ async fn remove_member(
     let command = TeamCommand::RemoveTeamMember { user_id: member, at: Utc::now() };
     let outcome = state.dispatcher.execute::<Team>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
+}
+
+/// A team's performance: its agents' figures summed, and each agent's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamPerformance {
+    pub team_id: Uuid,
+    /// The team's agents.
+    pub agents: usize,
+    #[serde(flatten)]
+    pub figures: Performance,
+    pub per_agent: Vec<AgentPerformance>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}/performance", tag = "teams", operation_id = "teams_performance", params(("id" = Uuid, Path), PeriodQuery),
+    responses((status = 200, body = TeamPerformance, description = "The team's agents' offers, calls and time in each state over the period"),
+        (status = 400, body = crate::error::Problem, description = "Invalid period (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
+    security(("bearer" = [])))]
+async fn team_performance(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathId(id): PathId,
+    MinPosition(min): MinPosition,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
+) -> Result<Json<TeamPerformance>, ApiError> {
+    user.require(READERS)?;
+    let period = q.period()?;
+    state.wait_for(view::NAME, min).await?;
+    state.wait_for(agents::NAME, min).await?;
+    owned(&state, &user, id).await?;
+    let ids = agents::team_agents(&state.pool, user.company_id, id).await?;
+    let figures = agents::figures(&state.pool, user.company_id, &ids, period.0, period.1).await?;
+    let mut total = kraliki_projections::agent::AgentFigures::default();
+    for f in &figures {
+        total.add(f);
+    }
+    Ok(Json(TeamPerformance {
+        team_id: id,
+        agents: ids.len(),
+        figures: Performance::new(&total, period),
+        per_agent: figures
+            .iter()
+            .map(|f| AgentPerformance { agent_id: f.agent_id, figures: Performance::new(f, period) })
+            .collect(),
+    }))
 }

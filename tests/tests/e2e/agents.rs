@@ -709,3 +709,89 @@ async fn routing_rules_are_versioned_checked_tested_and_route_calls() {
     assert_eq!(versions, vec![1, 2, 2], "created, updated, deleted at its last version");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn performance_comes_from_the_agent_events() {
+    let app = spawn_app().await;
+    let co = company(&app).await;
+    let other = company(&app).await;
+    let team =
+        json_of(post(&co.admin, &app, "/api/v1/teams", json!({"name": "Care"})).await, StatusCode::CREATED)
+            .await;
+    let team = team["id"].as_str().unwrap().to_owned();
+    let (_, me, created) = agent(&app, &co, "Ann", json!({"team_ids": [team], "wrap_up_seconds": 0})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    agent(&app, &co, "Bob", json!({"team_ids": [team]})).await;
+    let r = put(&me, &app, &format!("/api/v1/agents/{id}/status"), json!({"status": "available"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Two offers through the aggregate: one declined, one taken to the end of the call.
+    let dispatcher = &app.app().state().dispatcher;
+    let ctx = CommandContext::new(co.id.to_string(), "system:test-router");
+    for accept in [false, true] {
+        let (offer_id, call_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let reserve = AgentCommand::ReserveAgent {
+            offer_id,
+            call_id,
+            queue_id: None,
+            expires_at: Utc::now() + Duration::seconds(60),
+            at: Utc::now(),
+        };
+        dispatcher.execute::<Agent>(&id, reserve, &ctx).await.unwrap();
+        if accept {
+            let connect = AgentCommand::ConnectCall { call_id, at: Utc::now() };
+            dispatcher.execute::<Agent>(&id, connect, &ctx).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            dispatcher
+                .execute::<Agent>(&id, AgentCommand::EndCall { call_id, at: Utc::now() }, &ctx)
+                .await
+                .unwrap();
+        } else {
+            let reject = AgentCommand::RejectOffer { offer_id, reason: Some("busy".into()), at: Utc::now() };
+            dispatcher.execute::<Agent>(&id, reject, &ctx).await.unwrap();
+        }
+    }
+    app.caught_up().await;
+
+    let p = json_of(get(&co.admin, &app, &format!("/api/v1/agents/{id}/performance")).await, StatusCode::OK)
+        .await;
+    assert_eq!(
+        (p["offers"].as_i64(), p["accepted"].as_i64(), p["rejected"].as_i64()),
+        (Some(2), Some(1), Some(1)),
+        "{p}"
+    );
+    assert_eq!(p["calls_handled"], 1);
+    assert_eq!(p["acceptance_rate"], 0.5);
+    assert!(p["talk_seconds"].as_f64().unwrap() >= 0.05, "{p}");
+    assert!(p["aht_seconds"].as_f64().unwrap() >= 0.05, "{p}");
+    let states: f64 = p["seconds_in_state"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    let offline = p["seconds_in_state"]["offline"].as_f64().unwrap_or(0.0);
+    assert!((states - offline - p["logged_in_seconds"].as_f64().unwrap()).abs() < 1e-6, "{p}");
+
+    let t = json_of(get(&co.admin, &app, &format!("/api/v1/teams/{team}/performance")).await, StatusCode::OK)
+        .await;
+    assert_eq!(t["agents"], 2);
+    assert_eq!(t["offers"], 2, "the team sums its agents");
+    assert_eq!(t["per_agent"].as_array().unwrap().len(), 2);
+
+    // Before the agent existed there is nothing; a backwards period is refused.
+    let r = get(&co.admin, &app, &format!("/api/v1/agents/{id}/performance?to=2020-01-01T00:00:00Z")).await;
+    let early = json_of(r, StatusCode::OK).await;
+    assert_eq!((early["offers"].as_i64(), early["logged_in_seconds"].as_f64()), (Some(0), Some(0.0)));
+    let r = get(
+        &co.admin,
+        &app,
+        &format!("/api/v1/agents/{id}/performance?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&other.admin, &app, &format!("/api/v1/agents/{id}/performance")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&other.admin, &app, &format!("/api/v1/teams/{team}/performance")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    app.cleanup().await;
+}

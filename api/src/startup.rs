@@ -68,6 +68,7 @@ pub async fn event_sink(
 pub fn process_managers(settings: &Settings, dialer: &Arc<Dialer>) -> Vec<Arc<dyn ProcessManager>> {
     let mut managers: Vec<Arc<dyn ProcessManager>> =
         vec![Arc::new(kraliki_commands::process::cloner::CampaignCloner)];
+    managers.push(Arc::new(kraliki_commands::process::agents::AgentTimers));
     if settings.dialer.enabled {
         managers.push(dialer.clone());
     }

@@ -795,3 +795,84 @@ async fn performance_comes_from_the_agent_events() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn reservations_time_out_pause_the_agent_and_wrap_up_ends_by_itself() {
+    let app = spawn_app().await;
+    let co = company(&app).await;
+    let (_, me, created) =
+        agent(&app, &co, "Ann", json!({"max_missed_offers": 2, "wrap_up_seconds": 1})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let status = |path: String| {
+        let (c, app) = (me.clone(), &app);
+        async move { json_of(get(&c, app, &path).await, StatusCode::OK).await }
+    };
+    let r = put(&me, &app, &format!("/api/v1/agents/{id}/status"), json!({"status": "available"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let dispatcher = &app.app().state().dispatcher;
+    let ctx = CommandContext::new(co.id.to_string(), "system:test-router");
+    let reserve = |seconds: i64| AgentCommand::ReserveAgent {
+        offer_id: Uuid::now_v7(),
+        call_id: Uuid::now_v7(),
+        queue_id: None,
+        expires_at: Utc::now() + Duration::seconds(seconds),
+        at: Utc::now(),
+    };
+
+    // Two offers nobody answers: each times out (a miss), the second pauses the agent.
+    for (n, want) in [(1, "available"), (2, "away")] {
+        dispatcher.execute::<Agent>(&id, reserve(1), &ctx).await.unwrap();
+        app.caught_up().await;
+        let read = kraliki_tests::eventually(std::time::Duration::from_secs(15), "the offer expires", || {
+            let read = status(format!("/api/v1/agents/{id}"));
+            async move {
+                let a = read.await;
+                (a["status"] != "reserved").then_some(a)
+            }
+        })
+        .await;
+        assert_eq!(read["status"], want, "after miss {n}: {read}");
+    }
+    let read = status(format!("/api/v1/agents/{id}")).await;
+    assert_eq!(read["status_reason"], "missed_offers");
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = 'Agent' AND aggregate_id = $1 \
+         AND event_type IN ('AgentOfferExpired', 'AgentAutoPaused') ORDER BY sequence",
+    )
+    .bind(&id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, vec!["AgentOfferExpired", "AgentOfferExpired", "AgentAutoPaused"]);
+
+    // A call taken and ended: wrap-up for a second, then available by itself.
+    let r = put(&me, &app, &format!("/api/v1/agents/{id}/status"), json!({"status": "available"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let call_id = Uuid::now_v7();
+    dispatcher
+        .execute::<Agent>(&id, AgentCommand::ConnectCall { call_id, at: Utc::now() }, &ctx)
+        .await
+        .unwrap();
+    dispatcher.execute::<Agent>(&id, AgentCommand::EndCall { call_id, at: Utc::now() }, &ctx).await.unwrap();
+    app.caught_up().await;
+    kraliki_tests::eventually(std::time::Duration::from_secs(15), "wrap-up ends", || {
+        let read = status(format!("/api/v1/agents/{id}"));
+        async move { (read.await["status"] == "available").then_some(()) }
+    })
+    .await;
+    let last: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, payload->(event_type)->>'state' FROM events WHERE aggregate_type = 'Agent'          AND aggregate_id = $1 ORDER BY sequence DESC LIMIT 2",
+    )
+    .bind(&id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        last,
+        vec![
+            ("AgentWrapUpEnded".to_owned(), "available".to_owned()),
+            ("AgentCallEnded".to_owned(), "wrap_up".to_owned())
+        ]
+    );
+    app.cleanup().await;
+}

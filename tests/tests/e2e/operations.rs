@@ -42,8 +42,13 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "do_not_call_view",
             "call_view",
             "tenant_settings_view",
+            "agent_view",
+            "team_view",
+            "queue_view",
+            "routing_rule_view",
             "event_publisher",
-            "campaign_cloner"
+            "campaign_cloner",
+            "agent_timers"
         ]
     );
 

@@ -68,6 +68,7 @@ pub async fn event_sink(
 pub fn process_managers(settings: &Settings, dialer: &Arc<Dialer>) -> Vec<Arc<dyn ProcessManager>> {
     let mut managers: Vec<Arc<dyn ProcessManager>> =
         vec![Arc::new(kraliki_commands::process::cloner::CampaignCloner)];
+    managers.push(Arc::new(kraliki_commands::process::agents::AgentTimers));
     if settings.dialer.enabled {
         managers.push(dialer.clone());
     }
@@ -89,6 +90,10 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(kraliki_projections::tenant_settings::TenantSettingsProjection),
         Arc::new(kraliki_projections::ivr_flow::IvrFlowProjection),
+        Arc::new(kraliki_projections::agent::AgentProjection),
+        Arc::new(kraliki_projections::team::TeamProjection),
+        Arc::new(kraliki_projections::queue::QueueProjection),
+        Arc::new(kraliki_projections::routing_rule::RoutingRuleProjection),
         Arc::new(EventPublisher::new(sink)),
     ]
 }

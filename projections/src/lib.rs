@@ -2,6 +2,7 @@
 //! transaction barrier (see `runner`), write their read models and checkpoint in one transaction,
 //! and rebuild new versions into fresh tables while the old build keeps serving.
 
+pub mod agent;
 pub mod builds;
 pub mod call;
 pub mod call_list;
@@ -18,9 +19,12 @@ pub mod metrics_catalog;
 pub mod position;
 pub mod projection;
 pub mod publisher;
+pub mod queue;
+pub mod routing_rule;
 pub mod runner;
 pub mod service_account;
 pub mod status;
+pub mod team;
 pub mod tenant_settings;
 pub mod user;
 pub mod wake;

@@ -36,6 +36,7 @@ impl<E: ErrorCode> From<DispatchError<E>> for ApiError {
 }
 
 mod impls {
+    use kraliki_domain::agent::AgentError;
     use kraliki_domain::call::CallError;
     use kraliki_domain::call_list::CallListError;
     use kraliki_domain::campaign::CampaignError;
@@ -45,12 +46,97 @@ mod impls {
     use kraliki_domain::contact_import::ContactImportError;
     use kraliki_domain::do_not_call::DoNotCallError;
     use kraliki_domain::ivr::{FlowIssue, IssueSeverity, IvrFlowError};
+    use kraliki_domain::queue::QueueError;
+    use kraliki_domain::routing_rule::RoutingRuleError;
     use kraliki_domain::service_account::ServiceAccountError;
+    use kraliki_domain::team::TeamError;
     use kraliki_domain::tenant_settings::TenantSettingsError;
     use kraliki_domain::user::UserError;
 
     use super::{invalid, ErrorCode};
     use crate::error::{ApiError, Code};
+
+    impl ErrorCode for AgentError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound | Self::SkillNotFound(_) => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::Invalid(_) | Self::NotSettableByHand { .. } => Code::ValidationFailed,
+                Self::InvalidTransition { .. }
+                | Self::OfflineWhileBusy { .. }
+                | Self::AlreadyReserved { .. }
+                | Self::NotAvailable { .. }
+                | Self::NoFreeCapacity { .. }
+                | Self::OfferNotCurrent { .. }
+                | Self::OfferNotExpired { .. }
+                | Self::CallAlreadyAssigned { .. }
+                | Self::CallNotActive { .. }
+                | Self::WrapUpNotOver { .. }
+                | Self::InUse { .. } => Code::InvalidState,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::Invalid(problems) => invalid(problems),
+                Self::NotSettableByHand { .. } => {
+                    ApiError::new(Code::ValidationFailed).field("status", "not_settable", self.to_string())
+                }
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for TeamError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound | Self::NotMember(_) => Code::NotFound,
+                Self::AlreadyExists | Self::AlreadyMember { .. } => Code::AlreadyExists,
+                Self::InvalidSettings(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidSettings(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for QueueError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound | Self::NotMember(_) => Code::NotFound,
+                Self::AlreadyExists | Self::AlreadyMember(_) => Code::AlreadyExists,
+                Self::InvalidSettings(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidSettings(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for RoutingRuleError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotFound => Code::NotFound,
+                Self::AlreadyExists => Code::AlreadyExists,
+                Self::InvalidSettings(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidSettings(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
 
     impl ErrorCode for CampaignError {
         fn code(&self) -> Code {

@@ -1,6 +1,7 @@
 //! One router per feature, merged in one place.
 
 pub mod admin;
+pub mod agents;
 pub mod auth;
 pub mod browser;
 pub mod call_lists;
@@ -16,9 +17,12 @@ pub mod health;
 pub mod imports;
 pub mod ivr;
 pub mod providers;
+pub mod queues;
+pub mod routing_rules;
 pub mod service_accounts;
 pub mod sessions;
 pub mod stats;
+pub mod teams;
 pub mod telephony;
 pub mod users;
 
@@ -74,6 +78,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(stats::router())
         .merge(ivr::router())
+        .merge(agents::router())
+        .merge(teams::router())
+        .merge(queues::router())
+        .merge(routing_rules::router())
 }
 
 /// Routes that take large bodies: their own size limit and no request timeout.

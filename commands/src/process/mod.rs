@@ -34,6 +34,7 @@
 //! }
 //! ```
 
+pub mod agents;
 pub mod cloner;
 pub mod timers;
 

@@ -43,8 +43,13 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "call_view",
             "tenant_settings_view",
             "ivr_flow_view",
+            "agent_view",
+            "team_view",
+            "queue_view",
+            "routing_rule_view",
             "event_publisher",
-            "campaign_cloner"
+            "campaign_cloner",
+            "agent_timers"
         ]
     );
 

@@ -1,0 +1,128 @@
+//! The queues' read model (`queue_view`): settings, members included. Waiting calls are not
+//! in the Queue stream (they come with the router) and so not here yet.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kraliki_domain::queue::{QueueEvent, QueueSettings};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::company::{Cursor, Page};
+use crate::event::StoredEvent;
+use crate::projection::{BuildTables, Projection};
+
+pub const NAME: &str = "queue_view";
+const QUEUES: &str = "queue_view";
+
+pub struct QueueProjection;
+
+#[async_trait]
+impl Projection for QueueProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[QUEUES]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        t: &BuildTables,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        for e in events.iter().filter(|e| e.aggregate_type == "Queue") {
+            queue(conn, t, e).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn queue(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyhow::Result<()> {
+    let table = t.get(QUEUES);
+    let id: Uuid = e.aggregate_id.parse()?;
+    let seq = e.sequence;
+    match e.decode::<QueueEvent>()? {
+        QueueEvent::QueueCreated { settings, at } => sqlx::query(&format!(
+            "INSERT INTO {table} (id, tenant_id, name, settings, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(id)
+        .bind(e.tenant()?)
+        .bind(settings.name.clone())
+        .bind(serde_json::to_value(&settings)?)
+        .bind(seq)
+        .bind(at).execute(&mut *conn).await?,
+        QueueEvent::QueueUpdated { settings, at, .. } => sqlx::query(&format!(
+            "UPDATE {table} SET name = $2, settings = $3, version = $4, updated_at = $5 WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(settings.name.clone())
+        .bind(serde_json::to_value(&settings)?)
+        .bind(seq)
+        .bind(at).execute(&mut *conn).await?,
+        QueueEvent::QueueDeleted { .. } => sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *conn).await?,
+        QueueEvent::QueueMemberAdded { members, at, .. } | QueueEvent::QueueMemberRemoved { members, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET settings = jsonb_set(settings, '{{members}}', $2), version = $3, updated_at = $4 \
+                 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(serde_json::to_value(&members)?)
+            .bind(seq)
+            .bind(at).execute(&mut *conn).await?
+        }
+    };
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub settings: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl QueueRow {
+    pub fn settings(&self) -> anyhow::Result<QueueSettings> {
+        Ok(serde_json::from_value(self.settings.clone())?)
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, name, settings, version, created_at, updated_at";
+
+pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<QueueRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM {QUEUES} WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Newest first; `search`: name contains (case-insensitive).
+pub async fn list(
+    pool: &PgPool,
+    tenant: Uuid,
+    search: Option<&str>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Page<QueueRow>> {
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM {QUEUES} WHERE tenant_id = "));
+    q.push_bind(tenant);
+    if let Some(s) = search.filter(|s| !s.is_empty()) {
+        q.push(" AND lower(name) LIKE ").push_bind(crate::campaign::like(s));
+    }
+    crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
+    let rows: Vec<QueueRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
+}

@@ -509,12 +509,13 @@ async fn a_browser_session_talks_with_the_ai_agent_through_the_bridge() {
     assert_eq!(events[0].1["CallInitiated"]["provider"], "browser");
     let (_, done) = events.last().unwrap();
     assert_eq!(done["CallCompleted"]["disposition"], "training_done");
-    let r = kraliki_tests::client_with(&agent)
-        .get(app.url(&format!("/api/v1/calls/{call_id}")))
-        .send()
-        .await
-        .unwrap();
-    let call = json_of(r, StatusCode::OK).await;
+    let reader = kraliki_tests::client_with(&agent);
+    let call = kraliki_tests::eventually(Duration::from_secs(20), "the call in the read model", || async {
+        let r = reader.get(app.url(&format!("/api/v1/calls/{call_id}"))).send().await.unwrap();
+        let call: Value = r.json().await.unwrap();
+        (call["status"] == "completed").then_some(call)
+    })
+    .await;
     assert_eq!((call["provider"].as_str(), call["ai_provider"].as_str()), (Some("browser"), Some("openai")));
     app.cleanup().await;
 }

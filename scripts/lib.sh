@@ -440,57 +440,76 @@ KRALIKI_TEST_REQUIREMENTS=(
     certifi==2026.10.19.post1
     cffi==2.1.1
     charset-normalizer==3.5.3
+    click==8.5.1
     cryptography==50.0.2
     deepgram-sdk==7.17.0
     distro==1.9.0
     frozenlist==1.8.0
     google-auth==2.63.0
     google-genai==3.6.1
+    graphql-core==3.3.2
     h11==0.16.0
+    harfile==0.6.0
     httpcore==1.0.9
     httpcore2==2.16.2
     httpx==0.29.0
     httpx2==2.16.2
+    hypothesis==6.170.17
+    hypothesis-graphql==0.13.5
     idna==3.20
+    iniconfig==2.3.1
     jiter==0.19.0
     jsonschema==4.26.0
     jsonschema-path==0.5.0
+    jsonschema_rs==0.60.3
     jsonschema-specifications==2025.9.1
     lazy-object-proxy==1.13.0
+    markdown-it-py==4.3.0
+    MarkupSafe==3.0.4
+    mdurl==0.1.2
     multidict==7.2.1
     openai==3.57.0
     openapi-schema-validator==0.9.0
     openapi-spec-validator==0.9.0
+    packaging==26.4
     pathable==0.6.0
+    pluggy==1.7.0
     propcache==0.5.4
     pyasn1==0.6.5
     pyasn1_modules==0.4.2
     pycparser==3.12
     pydantic==2.14.4
-    pydantic-settings==2.16.3
     pydantic_core==2.50.5
+    pydantic-settings==2.16.3
+    Pygments==2.21.0
     PyJWT==2.15.1
+    pyrate-limiter==4.6.0
+    pytest==9.2.0
     python-dotenv==1.2.4
     PyYAML==6.0.4
     referencing==0.37.0
     requests==2.34.2
     rfc3339-validator==0.1.4
+    rich==15.0.0
     rpds-py==2026.9.1
+    schemathesis==4.32.5
     six==1.17.0
     sniffio==1.3.1
+    sortedcontainers==2.4.0
     telnyx==4.189.0
     tenacity==9.1.4
     truststore==0.10.5
     twilio==9.13.0
-    typing-inspection==0.4.5
     typing_extensions==4.16.0
+    typing-inspection==0.4.5
     urllib3==2.8.0
     websockets==17.4
+    Werkzeug==3.1.9
     yarl==1.25.1
 )
 
 # Test tools outside Rust: a Python virtual environment (under .data/) with the OpenAPI
-# validator and the provider SDKs (openapi-spec-validator; twilio's RequestValidator, openai's
+# validator, schemathesis and the provider SDKs (openapi-spec-validator; twilio's RequestValidator, openai's
 # realtime types, google-genai's LiveClientMessage, telnyx and deepgram-sdk as oracles),
 # Debian's Chromium for the /docs browser test and promtool (Debian's prometheus package) for
 # the metrics and alert-rule tests. Exports KRALIKI_TEST_PYTHON, KRALIKI_TEST_CHROMIUM and

@@ -122,9 +122,49 @@ pub fn finish_document(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
                         p["schema"] = limits;
                     }
                 }
+                // What the shared layers answer on any operation of this kind, where the
+                // operation's own list leaves it out.
+                let secured = op.get("security").is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+                let has_body = op.get("requestBody").is_some();
+                let has_params =
+                    op.get("parameters").is_some_and(|p| p.as_array().is_some_and(|a| !a.is_empty()));
+                let mut shared: Vec<(&str, &str)> = vec![
+                    ("408", "The request took longer than the request timeout (problem+json)"),
+                    ("503", "The database or a read model is unavailable; see `Retry-After` (problem+json)"),
+                ];
+                if secured {
+                    shared.push(("401", "Not authenticated (problem+json)"));
+                    shared.push(("403", "Not allowed, or the company is suspended (problem+json)"));
+                }
+                if has_params {
+                    shared.push(("400", "Invalid query or header (problem+json)"));
+                    shared.push(("404", "Not found: another company's or no such id (problem+json)"));
+                }
+                let waits = op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|p| p["name"] == "min_position"));
+                if waits {
+                    shared.push((
+                        "422",
+                        "`min_position` is past the end of the log: `unknown_position` (problem+json)",
+                    ));
+                }
+                if has_body {
+                    shared.push(("400", "Malformed JSON (problem+json)"));
+                    shared.push(("413", "The body is too large (problem+json)"));
+                    shared.push(("415", "Not JSON (problem+json)"));
+                    shared.push(("422", "Invalid fields (problem+json)"));
+                }
                 let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                     continue;
                 };
+                for (status, description) in shared {
+                    responses.entry(status).or_insert_with(|| {
+                        json!({"description": description,
+                            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+                    });
+                }
                 for response in responses.values_mut() {
                     let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
                         continue;

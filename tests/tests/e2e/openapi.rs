@@ -232,3 +232,51 @@ async fn the_document_describes_errors_limits_and_responses_as_served() {
     assert!(schemas["CampaignResponse"]["allOf"].is_array(), "the campaign is still settings + state");
     app.cleanup().await;
 }
+
+/// Schemathesis (PyPI, pinned in the test venv) drives every operation with `--checks all` and
+/// a bounded number of examples: whatever it reports about inputs the document does not
+/// constrain, no response contradicts the document — no server error, no body outside its
+/// schema, no undocumented content type.
+#[tokio::test]
+async fn schemathesis_finds_no_response_the_document_does_not_describe() {
+    use kraliki_domain::values::Role;
+    let app = spawn_app().await;
+    let (_, token) = app.token_for(&[Role::Admin], uuid::Uuid::now_v7()).await;
+    let python = std::path::PathBuf::from(tool("KRALIKI_TEST_PYTHON"));
+    let cli = python.with_file_name("schemathesis");
+    // Off the test's runtime thread: the server under test answers on it meanwhile.
+    let url = app.url("/openapi.json");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout")
+            .arg("600")
+            .arg(&cli)
+            .args(["run", &url, "--checks", "all", "--max-examples", "3", "--seed", "7"])
+            .args(["--workers", "2", "--exclude-path-regex", "^/(ws/|api/telephony/(twilio|telnyx)/)"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .env("NO_COLOR", "1")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let tested: usize = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tested: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no summary from schemathesis:\n{text}"));
+    assert!(tested >= 100, "schemathesis tested {tested} operations:\n{text}");
+    let summary = text.split("Failures:").nth(1).unwrap_or_default();
+    for forbidden in [
+        "Server error",
+        "Response violates schema",
+        "Undocumented Content-Type",
+        "Missing Content-Type",
+        "Malformed media type",
+        "Missing required header",
+        "Response header does not conform to the schema",
+    ] {
+        assert!(!summary.contains(forbidden), "schemathesis: {forbidden}\n{text}");
+    }
+    app.cleanup().await;
+}

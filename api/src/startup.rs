@@ -161,6 +161,7 @@ impl Application {
         all.extend(extra);
         let supervisor = Supervisor::new(pool.clone(), wake.clone(), runner_settings(&settings), all);
         if settings.projections.run {
+            supervisor.register().await.context("registering the projections' builds")?;
             tasks.push(tokio::spawn(supervisor.clone().run(shutdown.clone())));
             let poll = Duration::from_millis(settings.projections.poll_interval_ms);
             tasks.push(tokio::spawn(TimerRunner::new(managers.clone(), running, poll).run(shutdown.clone())));

@@ -101,6 +101,17 @@ impl Supervisor {
         self.projections.iter().find(|p| p.name() == name).cloned()
     }
 
+    /// Makes sure every projection has its build now, before the server takes requests: a
+    /// process manager that starts at the head of the log takes the head as it is here, so
+    /// nothing written after the server started answering is before its start (it would never
+    /// see it). The supervisor does the same later for builds that appear meanwhile.
+    pub async fn register(&self) -> Result<(), sqlx::Error> {
+        for projection in &self.projections {
+            builds::ensure(&self.pool, projection.as_ref()).await?;
+        }
+        Ok(())
+    }
+
     /// Supervises all projections; returns after `shutdown` once in-flight batches finished.
     pub async fn run(self, shutdown: CancellationToken) {
         let tasks: Vec<_> = self

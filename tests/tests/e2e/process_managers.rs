@@ -183,3 +183,23 @@ async fn two_instances_run_one_manager_once() {
     second.stop().await;
     app.cleanup().await;
 }
+
+/// A server answers only once every projection and process manager has its build: a manager
+/// starting at the head of the log takes the head from before the first request, so a campaign
+/// started by the first request is one its dialer sees (however late its runner gets going).
+#[tokio::test]
+async fn every_manager_has_its_start_before_the_server_answers() {
+    let app = kraliki_tests::spawn_app().await;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT name FROM projection_builds").fetch_all(&app.pool).await.unwrap();
+    for name in kraliki_api::startup::projections(kraliki_projections::publisher::Sink::Local(
+        tokio::sync::broadcast::channel(1).0,
+    ))
+    .iter()
+    .map(|p| p.name().to_owned())
+    .chain(["campaign_cloner", "agent_timers"].map(String::from))
+    {
+        assert!(names.contains(&name), "{name} has no build yet: {names:?}");
+    }
+    app.cleanup().await;
+}

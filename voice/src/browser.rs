@@ -148,7 +148,7 @@ mod tests {
         let mut a = BrowserAudio::default();
         assert!(a.parse("{").is_err());
         assert!(a.parse(r#"{"type":"audio","audio":"***"}"#).is_err());
-        assert!(a.parse(r#"{"type":"audio","audio":"AAA="}"#).is_err(), "odd byte count");
+        assert!(a.parse(r#"{"type":"audio","audio":"AA=="}"#).is_err(), "one byte: not a whole sample");
         assert!(a.parse(r#"{"type":"launch"}"#).is_err());
         assert_eq!(a.parse(r#"{"type":"mark","name":"i@100"}"#), Ok(Inbound::Mark("i@100".into())));
         assert_eq!(a.parse(r#"{"type":"stop"}"#), Ok(Inbound::Stop));

@@ -311,10 +311,12 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = http.body_limit_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    let (api, _) = crate::routes::router().split_for_parts();
-    let (uploads, _) = crate::routes::uploads().split_for_parts();
-    let (large, _) = crate::routes::large_json().split_for_parts();
-    let openapi = openapi();
+    let (api, mut doc) = crate::routes::router().split_for_parts();
+    let (uploads, uploads_doc) = crate::routes::uploads().split_for_parts();
+    let (large, large_doc) = crate::routes::large_json().split_for_parts();
+    doc.merge(uploads_doc);
+    doc.merge(large_doc);
+    let openapi = crate::routes::finish_document(doc);
     let bulk_limit = state.settings.imports.max_bulk_bytes;
     let upload_limit = usize::try_from(state.settings.imports.max_upload_bytes).unwrap_or(usize::MAX);
     let api = api

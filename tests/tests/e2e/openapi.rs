@@ -246,8 +246,13 @@ async fn schemathesis_finds_no_response_the_document_does_not_describe() {
     let cli = python.with_file_name("schemathesis");
     // Off the test's runtime thread: the server under test answers on it meanwhile.
     let url = app.url("/openapi.json");
+    // A directory of its own: schemathesis keeps a cache of failures there and would replay them.
+    let work = std::env::temp_dir().join(format!("kraliki-schemathesis-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&work).unwrap();
+    let dir = work.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("timeout")
+            .current_dir(&dir)
             .arg("600")
             .arg(&cli)
             .args(["run", &url, "--checks", "all", "--max-examples", "3", "--seed", "7"])
@@ -259,6 +264,7 @@ async fn schemathesis_finds_no_response_the_document_does_not_describe() {
     .await
     .unwrap()
     .unwrap();
+    let _ = std::fs::remove_dir_all(&work);
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let tested: usize = text
         .lines()

@@ -69,6 +69,7 @@ pub fn process_managers(settings: &Settings, dialer: &Arc<Dialer>) -> Vec<Arc<dy
     let mut managers: Vec<Arc<dyn ProcessManager>> =
         vec![Arc::new(kraliki_commands::process::cloner::CampaignCloner)];
     managers.push(Arc::new(kraliki_commands::process::agents::AgentTimers));
+    managers.push(Arc::new(kraliki_commands::process::router::Router::new()));
     if settings.dialer.enabled {
         managers.push(dialer.clone());
     }
@@ -93,6 +94,7 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(kraliki_projections::agent::AgentProjection),
         Arc::new(kraliki_projections::team::TeamProjection),
         Arc::new(kraliki_projections::queue::QueueProjection),
+        Arc::new(kraliki_projections::queued_call::QueuedCallProjection),
         Arc::new(kraliki_projections::routing_rule::RoutingRuleProjection),
         Arc::new(EventPublisher::new(sink)),
     ]

@@ -65,9 +65,12 @@ pub struct BenchArgs {
     /// Seconds of each media measurement.
     #[arg(long, default_value_t = 10)]
     pub call_seconds: u64,
-    /// Which measurements: all, event-store (1–3), rebuild (2), import (4) or media (5).
+    /// Which measurements: all, event-store (1–3), rebuild (2), import (4), media (5) or
+    /// routing (6).
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub only: Which,
+    #[command(flatten)]
+    pub routing: crate::routing::RoutingArgs,
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
@@ -82,9 +85,11 @@ pub enum Which {
     Rebuild,
     Import,
     Media,
+    /// Routing decisions and offers end to end.
+    Routing,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -335,6 +340,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     let rebuild_db = format!("{scratch}_rebuild");
     let mut admin = PgConnection::connect_with(&base.clone().database("postgres")).await?;
     let result = async {
+        if matches!(args.only, Which::All | Which::Routing) {
+            crate::routing::decisions(&args.routing);
+        }
         if args.only != Which::Rebuild {
             create_database(&mut admin, &scratch).await?;
             run_in(&settings, &args, &url_of(&settings, &scratch)?).await?;
@@ -383,6 +391,9 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
         }
         if matches!(args.only, Which::All | Which::EventStore) {
             live_measurements(&app, args, url).await?;
+        }
+        if matches!(args.only, Which::All | Which::Routing) {
+            crate::routing::end_to_end(&app, &args.routing).await?;
         }
         anyhow::Ok(())
     }

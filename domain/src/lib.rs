@@ -17,6 +17,7 @@ pub mod metric;
 pub mod pacing;
 pub mod providers;
 pub mod queue;
+pub mod queued_call;
 pub mod routing;
 pub mod routing_rule;
 pub mod schedule;

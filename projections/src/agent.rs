@@ -25,7 +25,8 @@ impl Projection for AgentProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: last call, calls and occupancy today (the router's inputs).
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -56,6 +57,10 @@ struct Change {
     offer: Option<Option<Value>>,
     call_id: Option<Uuid>,
     offer_id: Option<Uuid>,
+    /// A call connected (counts as answered today).
+    call_connected: bool,
+    /// A call ended (the agent's last call).
+    call_ended: bool,
 }
 
 fn count(n: u32) -> i32 {
@@ -165,10 +170,12 @@ async fn agent(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> any
         }
         AgentEvent::AgentCallConnected { call_id, offer_id, active_calls, .. } => {
             change.active_calls = Some(count(active_calls));
+            change.call_connected = true;
             (change.call_id, change.offer_id) = (Some(call_id), offer_id);
         }
         AgentEvent::AgentCallEnded { call_id, offer_id, active_calls, .. } => {
             change.active_calls = Some(count(active_calls));
+            change.call_ended = true;
             (change.call_id, change.offer_id) = (Some(call_id), offer_id);
         }
         AgentEvent::AgentWrapUpEnded { call_id, .. } => change.call_id = call_id,
@@ -185,9 +192,18 @@ async fn agent(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> any
            state = $2, \
            missed_in_a_row = COALESCE($6, missed_in_a_row), \
            active_calls = COALESCE($7, active_calls), \
-           offer = CASE WHEN $8 THEN $9 ELSE offer END, \
+                      offer = CASE WHEN $8 THEN $9 ELSE offer END, \
+           last_call_ended_at = CASE WHEN $11 THEN $3 ELSE last_call_ended_at END, \
+           day = $12, \
+           calls_today = CASE WHEN day IS DISTINCT FROM $12 THEN 0 ELSE calls_today END + $13, \
+           handle_ms_today = CASE WHEN day IS DISTINCT FROM $12 THEN 0 ELSE handle_ms_today END \
+               + CASE WHEN state <> $2 AND state IN ('on_call', 'wrap_up') THEN {elapsed} ELSE 0 END, \
+           staffed_ms_today = CASE WHEN day IS DISTINCT FROM $12 THEN 0 ELSE staffed_ms_today END \
+               + CASE WHEN state <> $2 AND state IN ('available', 'reserved', 'on_call', 'wrap_up') \
+                 THEN {elapsed} ELSE 0 END, \
            version = $10, updated_at = $3 \
-         WHERE id = $1"
+         WHERE id = $1",
+        elapsed = "GREATEST(0, extract(epoch FROM ($3 - state_since)) * 1000)::bigint"
     ))
     .bind(id)
     .bind(state.as_str())
@@ -199,6 +215,9 @@ async fn agent(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> any
     .bind(change.offer.is_some())
     .bind(change.offer.clone().flatten())
     .bind(seq)
+    .bind(change.call_ended)
+    .bind(at.date_naive())
+    .bind(i32::from(change.call_connected))
     .execute(&mut *conn)
     .await?;
     timeline(conn, t, e, id, &event_type, from, state, &change, at).await
@@ -253,6 +272,12 @@ pub struct AgentRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub last_call_ended_at: Option<DateTime<Utc>>,
+    /// The UTC day the `*_today` figures are of.
+    pub day: Option<chrono::NaiveDate>,
+    pub calls_today: i32,
+    pub handle_ms_today: i64,
+    pub staffed_ms_today: i64,
 }
 
 impl AgentRow {
@@ -267,7 +292,8 @@ impl AgentRow {
 
 const COLUMNS: &str =
     "id, tenant_id, user_id, display_name, profile, state, reason, state_since, available_since, \
-    missed_in_a_row, active_calls, offer, version, created_at, updated_at";
+        missed_in_a_row, active_calls, offer, version, created_at, updated_at, last_call_ended_at, day, calls_today, \
+    handle_ms_today, staffed_ms_today";
 
 pub async fn get(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<AgentRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM {AGENTS} WHERE id = $1 AND tenant_id = $2"))
@@ -497,4 +523,61 @@ pub async fn team_agents(pool: &PgPool, tenant: Uuid, team: Uuid) -> Result<Vec<
     .bind(team.to_string())
     .fetch_all(pool)
     .await
+}
+
+/// The agents `ids` of the tenant (any order; unknown ids are left out).
+pub async fn rows(pool: &PgPool, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<AgentRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM {AGENTS} WHERE tenant_id = $1 AND id = ANY($2)"))
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+impl AgentRow {
+    /// The agent as a routing candidate at `now`: `member_index` in the queue's order,
+    /// `offered` when a call's pending offer names them (decided, maybe not reserved yet).
+    /// Today's figures count only on the same UTC day; occupancy adds the current state's time.
+    pub fn candidate(
+        &self,
+        member_index: usize,
+        now: DateTime<Utc>,
+        offered: bool,
+    ) -> anyhow::Result<kraliki_domain::routing::Candidate> {
+        let profile = self.profile()?;
+        let state = self.state();
+        let today = self.day == Some(now.date_naive());
+        let (mut handle, mut staffed) =
+            if today { (self.handle_ms_today, self.staffed_ms_today) } else { (0, 0) };
+        let current = if today || self.state_since.date_naive() == now.date_naive() {
+            (now - self.state_since).num_milliseconds().max(0)
+        } else {
+            (now - now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()).num_milliseconds().max(0)
+        };
+        match state {
+            AgentState::OnCall | AgentState::WrapUp => {
+                (handle, staffed) = (handle + current, staffed + current)
+            }
+            AgentState::Available | AgentState::Reserved => staffed += current,
+            _ => {}
+        }
+        let occupancy = if staffed > 0 { handle as f64 / staffed as f64 } else { 0.0 };
+        Ok(kraliki_domain::routing::Candidate {
+            agent_id: self.id,
+            state,
+            capacity: profile.capacity,
+            active_calls: u32::try_from(self.active_calls).unwrap_or(0),
+            has_offer: offered || self.offer.is_some(),
+            rejected_this_call: false,
+            skills: profile.skills,
+            languages: profile.languages,
+            last_call_ended_at: self.last_call_ended_at,
+            available_since: self.available_since,
+            calls_answered_today: if today { u32::try_from(self.calls_today).unwrap_or(0) } else { 0 },
+            occupancy,
+            rating: profile.rating,
+            attributes: profile.attributes,
+            member_index,
+        })
+    }
 }

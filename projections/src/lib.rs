@@ -20,6 +20,7 @@ pub mod position;
 pub mod projection;
 pub mod publisher;
 pub mod queue;
+pub mod queued_call;
 pub mod routing_rule;
 pub mod runner;
 pub mod service_account;

@@ -206,6 +206,35 @@ pub const PROCESS_TIMER_LATENESS: Metric = seconds(
     "How long after its due time a timer was handled.",
 );
 
+// Router (commands).
+
+pub const ROUTER_DECISIONS: Metric = counter(
+    "kraliki_router_decisions_total",
+    &["outcome"],
+    "commands",
+    "Routing decisions recorded, by outcome (offered: a winner was offered the call; none: nobody could take it).",
+);
+pub const ROUTER_OFFERS: Metric = counter(
+    "kraliki_router_offers_total",
+    &["outcome"],
+    "commands",
+    "Offers the router made that ended, by outcome (accepted, rejected, expired, cancelled, unavailable).",
+);
+pub const ROUTER_QUEUE_WAIT: Metric = seconds(
+    "kraliki_router_queue_wait_seconds",
+    LAG_BUCKETS,
+    &["outcome"],
+    "commands",
+    "Time a call spent in a queue, by how it left (assigned, abandoned, overflowed).",
+);
+pub const ROUTER_OFFER_LATENCY: Metric = seconds(
+    "kraliki_router_offer_latency_seconds",
+    LAG_BUCKETS,
+    &[],
+    "commands",
+    "From a routing decision's clock to its winner's reservation being appended (the decision recorded, read back from the log, the agent reserved).",
+);
+
 // Voice (voice).
 
 pub const VOICE_ACTIVE_CALLS: Metric = gauge(
@@ -301,6 +330,10 @@ pub const ALL: &[Metric] = &[
     PROCESS_COMMANDS,
     PROCESS_TIMER_ERRORS,
     PROCESS_TIMER_LATENESS,
+    ROUTER_DECISIONS,
+    ROUTER_OFFERS,
+    ROUTER_QUEUE_WAIT,
+    ROUTER_OFFER_LATENCY,
     VOICE_ACTIVE_CALLS,
     BRIDGE_FRAME_LATENCY,
     VOICE_PROVIDER_CONNECT_FAILURES,

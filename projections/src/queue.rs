@@ -1,5 +1,5 @@
-//! The queues' read model (`queue_view`): settings, members included. Waiting calls are not
-//! in the Queue stream (they come with the router) and so not here yet.
+//! The queues' read model (`queue_view`): settings, members included. Waiting calls are in
+//! their own streams and read model (`queued_call`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -125,4 +125,38 @@ pub async fn list(
     crate::keyset::push_page(&mut q, "created_at", "id", after, true, limit)?;
     let rows: Vec<QueueRow> = q.build_query_as().fetch_all(pool).await?;
     Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
+}
+
+/// The tenant's queues that have the agent as a member, directly or through one of `teams`.
+pub async fn with_member(
+    pool: &PgPool,
+    tenant: Uuid,
+    agent: Uuid,
+    teams: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let teams: Vec<String> = teams.iter().map(Uuid::to_string).collect();
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM {QUEUES} q WHERE tenant_id = $1 AND EXISTS (\
+           SELECT 1 FROM jsonb_array_elements(q.settings->'members') m \
+           WHERE (m->>'type' = 'agent' AND m->>'id' = $2) OR (m->>'type' = 'team' AND m->>'id' = ANY($3))) \
+         ORDER BY created_at, id"
+    ))
+    .bind(tenant)
+    .bind(agent.to_string())
+    .bind(teams)
+    .fetch_all(pool)
+    .await
+}
+
+/// The tenant's queues that have `team` as a member.
+pub async fn with_team(pool: &PgPool, tenant: Uuid, team: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM {QUEUES} q WHERE tenant_id = $1 AND EXISTS (\
+           SELECT 1 FROM jsonb_array_elements(q.settings->'members') m \
+           WHERE m->>'type' = 'team' AND m->>'id' = $2) ORDER BY created_at, id"
+    ))
+    .bind(tenant)
+    .bind(team.to_string())
+    .fetch_all(pool)
+    .await
 }

@@ -47,6 +47,7 @@ mod impls {
     use kraliki_domain::do_not_call::DoNotCallError;
     use kraliki_domain::ivr::{FlowIssue, IssueSeverity, IvrFlowError};
     use kraliki_domain::queue::QueueError;
+    use kraliki_domain::queued_call::QueuedCallError;
     use kraliki_domain::routing_rule::RoutingRuleError;
     use kraliki_domain::service_account::ServiceAccountError;
     use kraliki_domain::team::TeamError;
@@ -116,6 +117,25 @@ mod impls {
         fn problem(&self) -> ApiError {
             match self {
                 Self::InvalidSettings(problems) => invalid(problems),
+                other => ApiError::new(other.code()).detail(other.to_string()),
+            }
+        }
+    }
+
+    impl ErrorCode for QueuedCallError {
+        fn code(&self) -> Code {
+            match self {
+                Self::NotQueued => Code::NotFound,
+                Self::AlreadyQueued { .. } | Self::NotWaiting { .. } | Self::OfferNotCurrent { .. } => {
+                    Code::InvalidState
+                }
+                Self::Invalid(_) => Code::ValidationFailed,
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::Invalid(problems) => invalid(problems),
                 other => ApiError::new(other.code()).detail(other.to_string()),
             }
         }

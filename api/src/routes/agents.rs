@@ -30,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_skills))
         .routes(routes!(remove_skill))
         .routes(routes!(set_status))
+        .routes(routes!(accept_offer))
+        .routes(routes!(reject_offer))
         .routes(routes!(states))
         .routes(routes!(performance))
         .routes(routes!(list_alias))
@@ -397,6 +399,88 @@ async fn set_status(
     let ctx = tenant_context(&headers, &user, key, body.fingerprint);
     let outcome = state.dispatcher.execute::<Agent>(&id.to_string(), command, &ctx).await?;
     answer(&state, &user, id, &outcome, StatusCode::OK).await
+}
+
+/// Declining an offer: why, if the agent says.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub reason: Option<String>,
+}
+
+/// The agent (or a supervisor for them) answers an offer: `id` and `offer` parsed, the agent
+/// owned, the caller the agent themself or a manager.
+async fn answer_offer(
+    state: &AppState,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    (id, offer): (String, String),
+    key: Option<String>,
+    fingerprint: String,
+    command: impl FnOnce(Uuid) -> AgentCommand,
+) -> Result<Response, ApiError> {
+    user.require(READERS)?;
+    let (Ok(id), Ok(offer)) = (id.parse::<Uuid>(), offer.parse::<Uuid>()) else {
+        return Err(ApiError::not_found());
+    };
+    let row = owned(state, user, id).await?;
+    if row.user_id != user.user_id {
+        user.require(MANAGERS)?;
+    }
+    let ctx = tenant_context(headers, user, key, fingerprint);
+    let outcome = state.dispatcher.execute::<Agent>(&id.to_string(), command(offer), &ctx).await?;
+    answer(state, user, id, &outcome, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/offers/{offer_id}/accept", tag = "agents", operation_id = "agents_accept_offer",
+    params(("id" = Uuid, Path), ("offer_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = AgentResponse, description = "The agent took the offered call (`AgentOfferAccepted`; the router assigns the call)"),
+        (status = 403, body = crate::error::Problem, description = "Neither a supervisor nor the agent themself (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Not the agent's current offer (answered, expired or withdrawn) (problem+json)")),
+    security(("bearer" = [])))]
+async fn accept_offer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(ids): Path<(String, String)>,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, ApiError> {
+    let at = Utc::now();
+    answer_offer(&state, &user, &headers, ids, key, String::new(), |offer_id| AgentCommand::AcceptOffer {
+        offer_id,
+        at,
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/offers/{offer_id}/reject", tag = "agents", operation_id = "agents_reject_offer",
+    request_body(content = Option<RejectBody>),
+    params(("id" = Uuid, Path), ("offer_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = AgentResponse, description = "The agent declined (`AgentOfferRejected`, a missed offer; the call is offered to someone else)"),
+        (status = 403, body = crate::error::Problem, description = "Neither a supervisor nor the agent themself (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 409, body = crate::error::Problem, description = "Not the agent's current offer (problem+json)")),
+    security(("bearer" = [])))]
+async fn reject_offer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(ids): Path<(String, String)>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: Option<ApiJson<RejectBody>>,
+) -> Result<Response, ApiError> {
+    let at = Utc::now();
+    let (reason, fingerprint) = match body {
+        Some(b) => (b.value.reason, b.fingerprint),
+        None => (None, String::new()),
+    };
+    answer_offer(&state, &user, &headers, ids, key, fingerprint, |offer_id| AgentCommand::RejectOffer {
+        offer_id,
+        reason,
+        at,
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}/states", tag = "agents", operation_id = "agents_states", params(("id" = Uuid, Path), StatesQuery),

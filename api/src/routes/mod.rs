@@ -17,6 +17,7 @@ pub mod health;
 pub mod imports;
 pub mod ivr;
 pub mod providers;
+pub mod queued_calls;
 pub mod queues;
 pub mod routing_rules;
 pub mod service_accounts;
@@ -81,6 +82,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(teams::router())
         .merge(queues::router())
+        .merge(queued_calls::router())
         .merge(routing_rules::router())
 }
 

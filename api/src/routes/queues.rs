@@ -23,10 +23,7 @@ use crate::extract::{bad_cursor, page_limit, ApiJson, ApiQuery, IdempotencyKey, 
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, delete))
-        .routes(routes!(queued_calls))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, delete))
 }
 
 /// A queue: its settings, flat (members included).
@@ -50,15 +47,6 @@ impl QueueResponse {
             updated_at: r.updated_at,
         })
     }
-}
-
-/// A call waiting in a queue.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueuedCall {
-    pub call_id: Uuid,
-    /// 1-based.
-    pub position: i64,
-    pub wait_seconds: i64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -231,20 +219,4 @@ async fn delete(
         .await?;
     state.wait_for(view::NAME, outcome.position).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[utoipa::path(get, path = "/api/v1/queues/{id}/calls", tag = "queues", operation_id = "queues_calls", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<QueuedCall>, description = "Waiting calls in order. No call is queued yet: calls enter queues with the router (the next step), so this is empty."),
-        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)")),
-    security(("bearer" = [])))]
-async fn queued_calls(
-    State(state): State<AppState>,
-    user: AuthUser,
-    PathId(id): PathId,
-    MinPosition(min): MinPosition,
-) -> Result<Json<Vec<QueuedCall>>, ApiError> {
-    user.require(READERS)?;
-    state.wait_for(view::NAME, min).await?;
-    owned(&state, &user, id).await?;
-    Ok(Json(Vec::new()))
 }

@@ -36,6 +36,7 @@
 
 pub mod agents;
 pub mod cloner;
+pub mod router;
 pub mod timers;
 
 use std::sync::Arc;
@@ -178,8 +179,16 @@ impl<'a> Effects<'a> {
 
     /// The same, in `tenant_id`'s name (a cause that spans tenants, e.g. a periodic round).
     pub fn context_for(&mut self, tenant_id: String) -> CommandContext {
-        let key = format!("{}:{}:{}", self.manager, self.cause.id, self.issued);
+        let part = self.issued.to_string();
         self.issued += 1;
+        self.context_keyed(tenant_id, &part)
+    }
+
+    /// A context whose key ends in `part` instead of the running count: for a manager whose
+    /// commands for one cause depend on what it reads (a replay may issue fewer or others), so
+    /// each names what it is for (`<manager>:<cause>:<part>`), never another command's outcome.
+    pub fn context_keyed(&self, tenant_id: String, part: &str) -> CommandContext {
+        let key = format!("{}:{}:{}", self.manager, self.cause.id, part);
         CommandContext::new(tenant_id, format!("process:{}", self.manager))
             .with_correlation(self.cause.correlation_id.clone())
             .with_causation(self.cause.id.clone())
@@ -198,6 +207,34 @@ impl<'a> Effects<'a> {
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let ctx = self.next_context();
+        self.execute_with::<A>(aggregate_id, command, ctx).await
+    }
+
+    /// Issues a command keyed `<manager>:<cause>:<part>` (see [`Effects::context_keyed`]).
+    pub async fn execute_keyed<A>(
+        &mut self,
+        part: &str,
+        aggregate_id: &str,
+        command: A::Command,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + Clone + 'static,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
+        let ctx = self.context_keyed(self.cause.tenant_id.clone(), part);
+        self.execute_with::<A>(aggregate_id, command, ctx).await
+    }
+
+    async fn execute_with<A>(
+        &mut self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: CommandContext,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + Clone + 'static,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
         let result = self.env.dispatcher.execute::<A>(aggregate_id, command, &ctx).await;
         let status = match &result {
             Ok(o) if o.replayed => "replayed",
@@ -237,7 +274,15 @@ impl<'a> Effects<'a> {
     /// Waits (bounded) until `projection` has applied the cause's event, so what the manager
     /// reads there includes it. A timer has no position: it returns at once.
     pub async fn wait_for(&self, projection: &str) -> anyhow::Result<()> {
-        let Some(position) = self.cause.position else { return Ok(()) };
+        self.wait_for_position(projection, self.cause.position.unwrap_or(0)).await
+    }
+
+    /// Waits (bounded) until `projection` has applied the log up to `position` (the cause's, or
+    /// the manager's own last write, for reading its own writes).
+    pub async fn wait_for_position(&self, projection: &str, position: i64) -> anyhow::Result<()> {
+        if position <= 0 {
+            return Ok(());
+        }
         kraliki_projections::position::wait_for(
             &self.env.pool,
             &self.env.wake,

@@ -642,3 +642,24 @@ pub fn order_waiting_for(strategy: QueueStrategy, calls: &[CallToRoute]) -> Vec<
     sorted.sort_by(|a, b| a.arrived_at.cmp(&b.arrived_at).then_with(|| a.call_id.cmp(&b.call_id)));
     sorted.into_iter().map(|c| c.call_id).collect()
 }
+
+/// The wait (ms) after `input.call.waited_ms` at which the same input could decide otherwise
+/// by the clock alone: the end of the current relaxation step (`skill_based`) or of the VIP
+/// hold for a preferred agent (`vip`). `None`: only a change of the agents or the call can.
+/// The router sets a timer there when a decision finds nobody.
+pub fn next_change_ms(input: &RoutingInput) -> Option<u64> {
+    let waited = input.call.waited_ms;
+    let mut next: Option<u64> = None;
+    if input.strategy == Strategy::SkillBased {
+        if let (SkillStep::Step { until_wait_seconds, .. }, _) = skill_step(input) {
+            next = Some(until_wait_seconds.saturating_mul(1000));
+        }
+    }
+    if input.strategy == Strategy::Vip && input.call.vip && input.call.preferred_agent.is_some() {
+        let hold = u64::from(input.config.vip.sticky_timeout_seconds) * 1000;
+        if hold > waited {
+            next = Some(next.map_or(hold, |n| n.min(hold)));
+        }
+    }
+    next.filter(|n| *n > waited)
+}

@@ -16,8 +16,9 @@ mod tests;
 
 pub use config::{CustomWeights, RelaxationStep, StrategyConfig, VipSettings};
 pub use engine::{
-    decide, order_waiting, order_waiting_for, weighted_index, CallToRoute, Candidate, CandidateOutcome,
-    NoWinner, PreferredAgent, RoutingDecision, RoutingInput, RuleVersion, SkillStep, WhyNot,
+    decide, next_change_ms, order_waiting, order_waiting_for, weighted_index, CallToRoute, Candidate,
+    CandidateOutcome, NoWinner, PreferredAgent, RoutingDecision, RoutingInput, RuleVersion, SkillStep,
+    WhyNot,
 };
 
 use serde::{Deserialize, Serialize};

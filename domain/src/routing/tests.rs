@@ -817,3 +817,28 @@ fn decide_over_1000_candidates_takes_microseconds() {
         println!("{strategy}: {per:?} per decision over 1000 candidates");
     }
 }
+
+#[test]
+fn the_next_change_by_the_clock_is_the_end_of_the_relaxation_step_or_of_the_vip_hold() {
+    let step = |seconds: u32| RelaxationStep {
+        required_skills: skills(&[("billing", 4)]),
+        expires_after_seconds: seconds,
+    };
+    let mut i = input(Strategy::SkillBased, vec![agent(1)]);
+    i.config.relaxation_steps = vec![step(10), step(20)];
+    for (waited, next) in [(5_000, Some(10_000)), (15_000, Some(30_000)), (30_000, None)] {
+        i.call.waited_ms = waited;
+        assert_eq!(next_change_ms(&i), next, "waited {waited} ms");
+    }
+    // Without steps, or for another strategy, the clock changes nothing.
+    i.strategy = Strategy::LongestIdle;
+    i.call.waited_ms = 5_000;
+    assert_eq!(next_change_ms(&i), None);
+
+    let mut vip = input(Strategy::Vip, vec![agent(1)]);
+    vip.call.vip = true;
+    vip.call.waited_ms = 4_000;
+    assert_eq!(next_change_ms(&vip), None, "no preferred agent: nothing to hold for");
+    vip.call.preferred_agent = Some(PreferredAgent { agent_id: id(1), last_contact_at: t(0) });
+    assert_eq!(next_change_ms(&vip), Some(30_000), "the default 30 s hold");
+}

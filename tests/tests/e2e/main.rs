@@ -20,4 +20,5 @@ mod operations;
 mod process_managers;
 mod projections;
 mod roles;
+mod routing;
 mod telephony;

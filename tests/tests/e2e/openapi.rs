@@ -44,6 +44,8 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
             .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{account_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{key_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{call_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{offer_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{name}", "company_view")
             .replace("{phone_number}", "%2B14155550123")
             .replace("{version}", "1");

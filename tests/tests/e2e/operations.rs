@@ -46,10 +46,12 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "agent_view",
             "team_view",
             "queue_view",
+            "queue_entry_view",
             "routing_rule_view",
             "event_publisher",
             "campaign_cloner",
-            "agent_timers"
+            "agent_timers",
+            "router"
         ]
     );
 

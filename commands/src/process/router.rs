@@ -1,0 +1,534 @@
+//! The router: a waiting call and an eligible agent make an offer.
+//!
+//! Events in, commands out, like every manager (see the module above):
+//! - something that may let a queue's calls reach an agent — a call queued, an offer ended, an
+//!   agent available again, a queue's members or settings changed, a relaxation step or a VIP
+//!   hold over (a timer) — routes that queue: for its waiting calls in the queue strategy's
+//!   order, the engine decides from the read models (`domain::routing::decide`) and the call's
+//!   aggregate records the decision with its whole input (`RoutingDecided`);
+//! - a decision with a winner reserves the agent (`ReserveAgent`, the offer the decision names);
+//!   an agent who cannot be reserved any more (the view was stale) ends the offer as
+//!   `unavailable` and the call is routed again;
+//! - the agent's answer comes back as agent events: accepted → the call is assigned; rejected or
+//!   missed (the reservation timer) → the call waits again and that agent is not offered it
+//!   again; a call abandoned while offered withdraws the agent's offer;
+//! - a queue's max wait is a timer: the call overflows to the queue's target (another queue is
+//!   the call's next visit).
+//!
+//! Exactly once: every command is keyed by its cause and what it is for (`router:<cause>:
+//! <call>`), so a replay after a crash re-issues the same keys and a decision already recorded
+//! is answered, not made again. No agent is reserved twice (the agent aggregate refuses a
+//! second reservation) and no call is offered twice at once (the call's aggregate refuses a
+//! decision while an offer is pending). Read-your-writes: before reading, the router waits for
+//! the read models to include its own last command, so one batch's decisions see each other.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use kraliki_domain::agent::{Agent, AgentCommand, AgentEvent, AgentState};
+use kraliki_domain::call::CallEvent;
+use kraliki_domain::queue::{OverflowTarget, QueueMember, QueueSettings};
+use kraliki_domain::queued_call::{self as qc, OfferOutcome, QueuedCall, QueuedCallCommand, QueuedCallEvent};
+use kraliki_domain::routing::{
+    self, next_change_ms, order_waiting_for, CallToRoute, Candidate, RoutingInput,
+};
+use kraliki_projections::metrics_catalog as catalog;
+use kraliki_projections::queued_call::{self as entries, EntryRow};
+use kraliki_projections::{agent as agents, queue as queues, StoredEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Effects, ProcessManager, Timer};
+use crate::DispatchError;
+
+pub const NAME: &str = "router";
+
+/// The read models a decision reads.
+const READS: [&str; 3] = [entries::NAME, agents::NAME, queues::NAME];
+
+#[derive(Default)]
+pub struct Router {
+    /// The log position of the last event this instance's commands appended.
+    last_written: AtomicI64,
+}
+
+fn overflow_key(call: Uuid, visit: i32) -> String {
+    format!("overflow:{call}:{visit}")
+}
+
+fn reroute_key(call: Uuid, visit: i32) -> String {
+    format!("reroute:{call}:{visit}")
+}
+
+fn outcome_label(o: OfferOutcome) -> &'static str {
+    match o {
+        OfferOutcome::Rejected => "rejected",
+        OfferOutcome::Expired => "expired",
+        OfferOutcome::Cancelled => "cancelled",
+        OfferOutcome::Unavailable => "unavailable",
+    }
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn wrote(&self, position: Option<i64>) {
+        if let Some(p) = position {
+            self.last_written.fetch_max(p, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until the read models include the cause and this router's own last write.
+    async fn catch_up(&self, fx: &Effects<'_>) -> anyhow::Result<()> {
+        let at = fx.cause().position.unwrap_or(0).max(self.last_written.load(Ordering::Relaxed));
+        for view in READS {
+            fx.wait_for_position(view, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Issues a queued-call command; a refusal is a decision (the call moved on), not an error.
+    async fn call_command(
+        &self,
+        fx: &mut Effects<'_>,
+        part: &str,
+        call: Uuid,
+        command: QueuedCallCommand,
+    ) -> anyhow::Result<bool> {
+        match fx.execute_keyed::<QueuedCall>(part, &call.to_string(), command).await {
+            Ok(o) => {
+                self.wrote(o.position);
+                Ok(o.events > 0)
+            }
+            Err(DispatchError::Rejected(why)) => {
+                tracing::debug!(%call, %why, "queued call moved on");
+                Ok(false)
+            }
+            Err(DispatchError::Conflict) => Ok(false),
+            Err(other) => Err(anyhow::anyhow!("queued call {call}: {other}")),
+        }
+    }
+
+    async fn agent_command(
+        &self,
+        fx: &mut Effects<'_>,
+        part: &str,
+        agent: Uuid,
+        command: AgentCommand,
+    ) -> anyhow::Result<Result<(), String>> {
+        match fx.execute_keyed::<Agent>(part, &agent.to_string(), command).await {
+            Ok(o) => {
+                self.wrote(o.position);
+                Ok(Ok(()))
+            }
+            Err(DispatchError::Rejected(why)) => Ok(Err(why.to_string())),
+            Err(DispatchError::Conflict) => Ok(Err("conflict".into())),
+            Err(other) => Err(anyhow::anyhow!("agent {agent}: {other}")),
+        }
+    }
+
+    /// Decides for the waiting calls of `queue` while agents are free.
+    async fn route_queue(&self, fx: &mut Effects<'_>, tenant: Uuid, queue: Uuid) -> anyhow::Result<()> {
+        self.catch_up(fx).await?;
+        let pool = fx.pool().clone();
+        let Some(row) = queues::get(&pool, tenant, queue).await? else { return Ok(()) };
+        let settings = row.settings()?;
+        let in_queue = entries::in_queue(&pool, tenant, queue).await?;
+        let waiting: Vec<&EntryRow> = in_queue.iter().filter(|e| e.status == "waiting").collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut candidates = candidates(&pool, tenant, &settings, now).await?;
+        let mut pointer = entries::pointer(&pool, queue).await?;
+        let strategy = settings.effective_strategy();
+
+        let mut calls: HashMap<Uuid, (&EntryRow, CallToRoute)> = HashMap::new();
+        for e in &waiting {
+            let mut call = e.call()?;
+            call.waited_ms = u64::try_from((now - e.arrived_at).num_milliseconds()).unwrap_or(0);
+            calls.insert(e.call_id, (e, call));
+        }
+        let list: Vec<CallToRoute> = calls.values().map(|(_, c)| c.clone()).collect();
+        for call_id in order_waiting_for(settings.strategy, &list) {
+            let (entry, call) = &calls[&call_id];
+            let someone_free = candidates.iter().any(free);
+            if !someone_free && entry.decisions > 0 {
+                continue;
+            }
+            let visit = u32::try_from(entry.visit).unwrap_or(0);
+            let number = u32::try_from(entry.decisions).unwrap_or(0) + 1;
+            let turned_down = entry.turned_down();
+            let mut input = RoutingInput {
+                now,
+                call: call.clone(),
+                candidates: candidates.clone(),
+                strategy,
+                config: settings.strategy_config.clone(),
+                rr_pointer: pointer,
+                seed: qc::seed(call_id, visit, number),
+                rule: None,
+            };
+            for c in &mut input.candidates {
+                c.rejected_this_call |= turned_down.contains(&c.agent_id);
+            }
+            // What the aggregate will decide from the same input (it fills in the same call).
+            let expected = routing::decide(&input);
+            if expected.winner.is_none() && entry.last_why_none.is_some() && entry.decisions > 0 {
+                let said = expected.why_none.and_then(|w| serde_json::to_value(w).ok());
+                if said.as_ref().and_then(|v| v.as_str()) == entry.last_why_none.as_deref() {
+                    continue;
+                }
+            }
+            let offer_timeout = settings.offer_timeout_seconds;
+            let recorded = self
+                .call_command(
+                    fx,
+                    &format!("decide:{call_id}:{visit}:{number}"),
+                    call_id,
+                    QueuedCallCommand::Decide { input, offer_timeout_seconds: offer_timeout },
+                )
+                .await?;
+            if !recorded {
+                continue;
+            }
+            let outcome = if expected.winner.is_some() { "offered" } else { "none" };
+            metrics::counter!(catalog::ROUTER_DECISIONS.name, "outcome" => outcome).increment(1);
+            if let Some(winner) = expected.winner {
+                if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
+                    c.has_offer = true;
+                }
+                if expected.rr_pointer_after.is_some() {
+                    pointer = expected.rr_pointer_after;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes every queue the agent is a member of that has calls waiting.
+    async fn route_agent(&self, fx: &mut Effects<'_>, tenant: Uuid, agent: Uuid) -> anyhow::Result<()> {
+        self.catch_up(fx).await?;
+        let pool = fx.pool().clone();
+        let Some(row) = agents::get(&pool, tenant, agent).await? else { return Ok(()) };
+        let teams = row.profile().map(|p| p.team_ids).unwrap_or_default();
+        for queue in queues::with_member(&pool, tenant, agent, &teams).await? {
+            self.route_queue(fx, tenant, queue).await?;
+        }
+        Ok(())
+    }
+
+    /// The visit the offer was made in (waiting for the read model to include the decision).
+    async fn entry_of_offer(&self, fx: &Effects<'_>, offer: Uuid) -> anyhow::Result<Option<EntryRow>> {
+        fx.wait_for(entries::NAME).await?;
+        Ok(entries::by_offer(fx.pool(), offer).await?)
+    }
+
+    async fn on_decided(
+        &self,
+        fx: &mut Effects<'_>,
+        e: &StoredEvent,
+        event: QueuedCallEvent,
+    ) -> anyhow::Result<()> {
+        let QueuedCallEvent::RoutingDecided {
+            visit, input, decision, offer_id, offer_expires_at, at, ..
+        } = event
+        else {
+            return Ok(());
+        };
+        let call: Uuid = e.aggregate_id.parse()?;
+        let (Some(agent), Some(offer), Some(expires_at)) = (decision.winner, offer_id, offer_expires_at)
+        else {
+            // Nobody now: the clock alone may change that (a relaxation step, a VIP hold).
+            if let Some(ms) = next_change_ms(&input) {
+                let due =
+                    input.call.arrived_at + Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 2));
+                let visit = i32::try_from(visit).unwrap_or(0);
+                fx.set_timer(
+                    reroute_key(call, visit),
+                    due,
+                    json!({"call": call, "queue": input.call.queue_id}),
+                );
+            }
+            return Ok(());
+        };
+        let reserve = AgentCommand::ReserveAgent {
+            offer_id: offer,
+            call_id: call,
+            queue_id: decision.queue_id,
+            expires_at: expires_at.max(Utc::now() + Duration::seconds(1)),
+            at: Utc::now().max(at),
+        };
+        match self.agent_command(fx, "reserve", agent, reserve).await? {
+            Ok(()) => {
+                let lag = (Utc::now() - input.now).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                metrics::histogram!(catalog::ROUTER_OFFER_LATENCY.name).record(lag.max(0.0));
+            }
+            Err(why) => {
+                tracing::info!(%call, %agent, %why, "agent could not be reserved: routing again");
+                metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => "unavailable").increment(1);
+                let end = QueuedCallCommand::EndOffer {
+                    offer_id: offer,
+                    outcome: OfferOutcome::Unavailable,
+                    at: Utc::now(),
+                };
+                self.call_command(fx, "unavailable", call, end).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent answered (or missed, or lost) an offer: tells the call.
+    async fn on_offer_answered(
+        &self,
+        fx: &mut Effects<'_>,
+        offer: Uuid,
+        outcome: Option<OfferOutcome>,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(entry) = self.entry_of_offer(fx, offer).await? else { return Ok(()) };
+        if entry.offer_id != Some(offer) || entry.status != "offered" {
+            return Ok(());
+        }
+        let (part, command, label) = match outcome {
+            None => ("assign", QueuedCallCommand::Assign { offer_id: offer, at }, "accepted"),
+            Some(o) => (
+                "offer_ended",
+                QueuedCallCommand::EndOffer { offer_id: offer, outcome: o, at },
+                outcome_label(o),
+            ),
+        };
+        if self.call_command(fx, part, entry.call_id, command).await? {
+            metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => label).increment(1);
+        }
+        Ok(())
+    }
+
+    async fn on_call_event(&self, fx: &mut Effects<'_>, e: &StoredEvent, tenant: Uuid) -> anyhow::Result<()> {
+        let call: Uuid = e.aggregate_id.parse()?;
+        let event = e.decode::<QueuedCallEvent>()?;
+        match event {
+            QueuedCallEvent::CallQueued { visit, queue_id, overflow_at, .. } => {
+                if let Some(due) = overflow_at {
+                    let visit = i32::try_from(visit).unwrap_or(0);
+                    fx.set_timer(overflow_key(call, visit), due, json!({"call": call, "queue": queue_id}));
+                }
+                self.route_queue(fx, tenant, queue_id).await
+            }
+            decided @ QueuedCallEvent::RoutingDecided { .. } => self.on_decided(fx, e, decided).await,
+            QueuedCallEvent::CallOfferEnded { .. } => {
+                fx.wait_for(entries::NAME).await?;
+                let Some(entry) = entries::current(fx.pool(), tenant, call).await? else { return Ok(()) };
+                if entry.status != "waiting" {
+                    return Ok(());
+                }
+                if entry.overflow_at.is_some_and(|due| due <= Utc::now())
+                    && self.overflow(fx, tenant, &entry).await?
+                {
+                    return Ok(());
+                }
+                self.route_queue(fx, tenant, entry.queue_id).await
+            }
+            QueuedCallEvent::CallAbandoned { visit, offer_id, agent_id, waited_ms, .. } => {
+                left(fx, call, visit, "abandoned", waited_ms);
+                if let (Some(offer), Some(agent)) = (offer_id, agent_id) {
+                    let cancel = AgentCommand::CancelOffer {
+                        offer_id: offer,
+                        reason: Some("caller_left".into()),
+                        at: Utc::now(),
+                    };
+                    if let Err(why) = self.agent_command(fx, "cancel", agent, cancel).await? {
+                        tracing::debug!(%agent, %why, "offer already over");
+                    }
+                }
+                Ok(())
+            }
+            QueuedCallEvent::CallAssigned { visit, waited_ms, .. } => {
+                left(fx, call, visit, "assigned", waited_ms);
+                Ok(())
+            }
+            QueuedCallEvent::CallOverflowed { visit, target, waited_ms, .. } => {
+                left(fx, call, visit, "overflowed", waited_ms);
+                let OverflowTarget::Queue { queue_id } = target else { return Ok(()) };
+                let Some(entry) = entries::current(fx.pool(), tenant, call).await? else { return Ok(()) };
+                let Some(next) = queues::get(fx.pool(), tenant, queue_id).await? else { return Ok(()) };
+                let max_wait = next.settings()?.max_wait_seconds;
+                let enqueue = QueuedCallCommand::Enqueue {
+                    queue_id,
+                    call: entry.call()?,
+                    max_wait_seconds: max_wait,
+                    at: Utc::now(),
+                };
+                self.call_command(fx, "overflow_enqueue", call, enqueue).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Overflows the call to its queue's target, if it has one; whether it did.
+    async fn overflow(&self, fx: &mut Effects<'_>, tenant: Uuid, entry: &EntryRow) -> anyhow::Result<bool> {
+        let Some(queue) = queues::get(fx.pool(), tenant, entry.queue_id).await? else { return Ok(false) };
+        let target = queue.settings()?.overflow;
+        if target == OverflowTarget::None {
+            return Ok(false);
+        }
+        let command = QueuedCallCommand::Overflow { target, at: Utc::now() };
+        self.call_command(fx, &format!("overflow:{}", entry.visit), entry.call_id, command).await
+    }
+}
+
+/// The call left the queue: counts its wait and cancels the visit's timers.
+fn left(fx: &mut Effects<'_>, call: Uuid, visit: u32, outcome: &'static str, waited_ms: u64) {
+    metrics::histogram!(catalog::ROUTER_QUEUE_WAIT.name, "outcome" => outcome)
+        .record(waited_ms as f64 / 1000.0);
+    let visit = i32::try_from(visit).unwrap_or(0);
+    fx.cancel_timer(overflow_key(call, visit));
+    fx.cancel_timer(reroute_key(call, visit));
+}
+
+/// Whether a candidate could take a call now (ignoring what the call requires).
+fn free(c: &Candidate) -> bool {
+    !c.has_offer
+        && c.active_calls < c.capacity
+        && matches!(c.state, AgentState::Available | AgentState::OnCall)
+}
+
+/// The queue's members as candidates, in member order (teams expanded, each agent once).
+async fn candidates(
+    pool: &sqlx::PgPool,
+    tenant: Uuid,
+    settings: &QueueSettings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Candidate>> {
+    let mut teams = HashMap::new();
+    for m in &settings.members {
+        if let QueueMember::Team { id } = *m {
+            teams.insert(id, agents::team_agents(pool, tenant, id).await?);
+        }
+    }
+    let order = settings.agent_order(|team| teams.get(&team).cloned().unwrap_or_default());
+    let rows = agents::rows(pool, tenant, &order).await?;
+    let offered = entries::offered_agents(pool, &order).await?;
+    let by_id: HashMap<Uuid, &agents::AgentRow> = rows.iter().map(|r| (r.id, r)).collect();
+    let mut out = Vec::with_capacity(order.len());
+    for (index, id) in order.iter().enumerate() {
+        if let Some(row) = by_id.get(id) {
+            out.push(row.candidate(index, now, offered.contains(id))?);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl ProcessManager for Router {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn wants(&self, e: &StoredEvent) -> bool {
+        match e.aggregate_type.as_str() {
+            "QueuedCall" => true,
+            "Agent" => matches!(
+                e.event_type.as_str(),
+                "AgentOfferAccepted"
+                    | "AgentOfferRejected"
+                    | "AgentOfferExpired"
+                    | "AgentOfferCancelled"
+                    | "AgentStateChanged"
+                    | "AgentWrapUpEnded"
+                    | "AgentCallEnded"
+                    | "AgentSkillsSet"
+                    | "AgentUpdated"
+            ),
+            "Queue" => matches!(e.event_type.as_str(), "QueueUpdated" | "QueueMemberAdded"),
+            "Team" => e.event_type == "TeamMemberAdded",
+            "Call" => matches!(e.event_type.as_str(), "CallCompleted" | "CallFailed"),
+            _ => false,
+        }
+    }
+
+    async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {
+        let tenant = e.tenant()?;
+        match e.aggregate_type.as_str() {
+            "QueuedCall" => self.on_call_event(fx, e, tenant).await,
+            "Agent" => {
+                let agent: Uuid = e.aggregate_id.parse()?;
+                match e.decode::<AgentEvent>()? {
+                    AgentEvent::AgentOfferAccepted { offer_id, at, .. } => {
+                        self.on_offer_answered(fx, offer_id, None, at).await
+                    }
+                    AgentEvent::AgentOfferRejected { offer_id, at, .. } => {
+                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Rejected), at).await
+                    }
+                    AgentEvent::AgentOfferExpired { offer_id, at, .. } => {
+                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Expired), at).await
+                    }
+                    AgentEvent::AgentOfferCancelled { offer_id, at, .. } => {
+                        // Withdrawn by someone else than the router (a supervisor): the call waits
+                        // again. Withdrawn for an abandoned call: its entry has left already.
+                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Cancelled), at).await?;
+                        self.route_agent(fx, tenant, agent).await
+                    }
+                    event => {
+                        let state = event.state();
+                        if matches!(state, AgentState::Available | AgentState::OnCall) {
+                            self.route_agent(fx, tenant, agent).await
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }
+            }
+            "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?).await,
+            "Team" => {
+                self.catch_up(fx).await?;
+                for queue in queues::with_team(fx.pool(), tenant, e.aggregate_id.parse()?).await? {
+                    self.route_queue(fx, tenant, queue).await?;
+                }
+                Ok(())
+            }
+            "Call" => {
+                let _ = e.decode::<CallEvent>()?;
+                let call: Uuid = e.aggregate_id.parse()?;
+                fx.wait_for(entries::NAME).await?;
+                match entries::current(fx.pool(), tenant, call).await? {
+                    Some(entry) if entry.in_queue() => {
+                        let abandon =
+                            QueuedCallCommand::Abandon { reason: "caller_hung_up".into(), at: Utc::now() };
+                        self.call_command(fx, "hangup", call, abandon).await?;
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_timer(&self, timer: &Timer, fx: &mut Effects<'_>) -> anyhow::Result<()> {
+        let tenant: Uuid = timer.tenant_id.parse()?;
+        let Some(call) = timer.payload["call"].as_str().and_then(|c| c.parse::<Uuid>().ok()) else {
+            return Ok(());
+        };
+        let Some(entry) = entries::current(fx.pool(), tenant, call).await? else { return Ok(()) };
+        let visit_of = |key: &str| key.rsplit(':').next().and_then(|v| v.parse::<i32>().ok());
+        if visit_of(&timer.timer_key) != Some(entry.visit) || !entry.in_queue() {
+            return Ok(());
+        }
+        if timer.timer_key.starts_with("overflow:") {
+            // An offer pending: the overflow waits for its answer (see `CallOfferEnded`).
+            if entry.status == "waiting" {
+                self.overflow(fx, tenant, &entry).await?;
+            }
+            Ok(())
+        } else if timer.timer_key.starts_with("reroute:") {
+            self.route_queue(fx, tenant, entry.queue_id).await
+        } else {
+            Ok(())
+        }
+    }
+}

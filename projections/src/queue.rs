@@ -147,16 +147,3 @@ pub async fn with_member(
     .fetch_all(pool)
     .await
 }
-
-/// The tenant's queues that have `team` as a member.
-pub async fn with_team(pool: &PgPool, tenant: Uuid, team: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "SELECT id FROM {QUEUES} q WHERE tenant_id = $1 AND EXISTS (\
-           SELECT 1 FROM jsonb_array_elements(q.settings->'members') m \
-           WHERE m->>'type' = 'team' AND m->>'id' = $2) ORDER BY created_at, id"
-    ))
-    .bind(tenant)
-    .bind(team.to_string())
-    .fetch_all(pool)
-    .await
-}

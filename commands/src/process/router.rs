@@ -445,7 +445,6 @@ impl ProcessManager for Router {
                     | "AgentUpdated"
             ),
             "Queue" => matches!(e.event_type.as_str(), "QueueUpdated" | "QueueMemberAdded"),
-            "Team" => e.event_type == "TeamMemberAdded",
             "Call" => matches!(e.event_type.as_str(), "CallCompleted" | "CallFailed"),
             _ => false,
         }
@@ -484,13 +483,6 @@ impl ProcessManager for Router {
                 }
             }
             "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?).await,
-            "Team" => {
-                self.catch_up(fx).await?;
-                for queue in queues::with_team(fx.pool(), tenant, e.aggregate_id.parse()?).await? {
-                    self.route_queue(fx, tenant, queue).await?;
-                }
-                Ok(())
-            }
             "Call" => {
                 let _ = e.decode::<CallEvent>()?;
                 let call: Uuid = e.aggregate_id.parse()?;

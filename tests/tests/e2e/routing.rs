@@ -447,3 +447,97 @@ async fn bad_calls_for_a_queue_are_refused_with_the_field_and_nothing_appended()
     assert_eq!(r.status(), StatusCode::CONFLICT);
     app.cleanup().await;
 }
+
+/// A deterministic stream (SplitMix64) choosing what the racing dispatchers do.
+struct Mix(u64);
+
+impl Mix {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+#[tokio::test]
+async fn two_dispatchers_offering_at_once_never_reserve_an_agent_twice() {
+    use kraliki_domain::agent::{Agent, AgentCommand};
+    let app = spawn_app().await;
+    let co = company(&app).await;
+    let mut agents = Vec::new();
+    for i in 0..4 {
+        agents.push(agent(&app, &co, &format!("A{i}"), json!({"capacity": 1 + (i % 2)}), true).await.id);
+    }
+    // Two dispatchers on pools of their own, as two server instances would be.
+    let second_pool =
+        sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&app.db.url).await.unwrap();
+    let dispatchers = [
+        app.app().state().dispatcher.clone(),
+        kraliki_commands::Dispatcher::new(second_pool, kraliki_projections::Wake::new()),
+    ];
+    let agents = std::sync::Arc::new(agents);
+    for seed in [1u64, 2, 3] {
+        let mut racers = Vec::new();
+        for (n, dispatcher) in dispatchers.iter().enumerate() {
+            let (dispatcher, agents, tenant) = (dispatcher.clone(), agents.clone(), co.id);
+            racers.push(tokio::spawn(async move {
+                let mut rng = Mix(seed * 10 + n as u64);
+                let ctx = CommandContext::new(tenant.to_string(), format!("system:racer-{n}"));
+                for _ in 0..60 {
+                    let agent = &agents[rng.below(agents.len() as u64) as usize];
+                    let (state, _) = dispatcher.load::<Agent>(agent).await.unwrap();
+                    let now = Utc::now();
+                    let command = match (rng.below(4), state.offer) {
+                        (0, Some(o)) => {
+                            AgentCommand::RejectOffer { offer_id: o.offer_id, reason: None, at: now }
+                        }
+                        (1, Some(o)) => AgentCommand::ConnectCall { call_id: o.call_id, at: now },
+                        (2, _) if !state.calls.is_empty() => {
+                            AgentCommand::EndCall { call_id: state.calls[0].call_id, at: now }
+                        }
+                        _ => AgentCommand::ReserveAgent {
+                            offer_id: Uuid::now_v7(),
+                            call_id: Uuid::now_v7(),
+                            queue_id: None,
+                            expires_at: now + chrono::Duration::seconds(60),
+                            at: now,
+                        },
+                    };
+                    // Refusals and lost races are the point: only what was appended counts.
+                    let _ = dispatcher.execute::<Agent>(agent, command, &ctx).await;
+                }
+            }));
+        }
+        for r in racers {
+            r.await.unwrap();
+        }
+    }
+    // Walk every agent's stream: a reservation only while none is held.
+    for agent in agents.iter() {
+        let kinds: Vec<String> = sqlx::query_scalar(
+            "SELECT event_type FROM events WHERE aggregate_type = 'Agent' AND aggregate_id = $1 ORDER BY sequence",
+        )
+        .bind(agent)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        let (mut held, mut reservations) = (false, 0);
+        for kind in &kinds {
+            match kind.as_str() {
+                "AgentReserved" => {
+                    assert!(!held, "agent {agent} reserved twice at once: {kinds:?}");
+                    held = true;
+                    reservations += 1;
+                }
+                "AgentOfferAccepted" | "AgentOfferRejected" | "AgentOfferExpired" | "AgentOfferCancelled" => {
+                    held = false
+                }
+                _ => {}
+            }
+        }
+        assert!(reservations > 0, "the race reserved agent {agent} at least once");
+    }
+    app.cleanup().await;
+}

@@ -65,11 +65,16 @@ pub async fn event_sink(
 }
 
 /// The process managers this server runs (the dialer only when `dialer.enabled`).
-pub fn process_managers(settings: &Settings, dialer: &Arc<Dialer>) -> Vec<Arc<dyn ProcessManager>> {
+pub fn process_managers(
+    settings: &Settings,
+    dialer: &Arc<Dialer>,
+    calls: &CallService,
+) -> Vec<Arc<dyn ProcessManager>> {
     let mut managers: Vec<Arc<dyn ProcessManager>> =
         vec![Arc::new(kraliki_commands::process::cloner::CampaignCloner)];
     managers.push(Arc::new(kraliki_commands::process::agents::AgentTimers));
     managers.push(Arc::new(kraliki_commands::process::router::Router::new()));
+    managers.push(Arc::new(kraliki_voice::calls::agent_legs::CarrierLegs::new(calls.clone())));
     if settings.dialer.enabled {
         managers.push(dialer.clone());
     }
@@ -152,7 +157,7 @@ impl Application {
         };
         let dialer =
             Arc::new(Dialer::new(calls.clone(), Duration::from_millis(settings.dialer.tick_ms.max(10))));
-        let mut running = process_managers(&settings, &dialer);
+        let mut running = process_managers(&settings, &dialer, &calls);
         running.extend(extra_managers);
         let mut all = projections(sink);
         all.extend(

@@ -147,3 +147,19 @@ pub async fn with_member(
     .fetch_all(pool)
     .await
 }
+
+/// The tenant's queue named `name_or_id`: its id, or its name ignoring case (the oldest of
+/// that name).
+pub async fn find(pool: &PgPool, tenant: Uuid, name_or_id: &str) -> Result<Option<QueueRow>, sqlx::Error> {
+    if let Ok(id) = name_or_id.trim().parse::<Uuid>() {
+        return get(pool, tenant, id).await;
+    }
+    sqlx::query_as(&format!(
+        "SELECT id, tenant_id, name, settings, version, created_at, updated_at FROM {QUEUES} \
+         WHERE tenant_id = $1 AND lower(name) = lower($2) ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(tenant)
+    .bind(name_or_id.trim())
+    .fetch_optional(pool)
+    .await
+}

@@ -297,3 +297,20 @@ pub async fn depths(
     .fetch_all(pool)
     .await
 }
+
+/// Calls the queue assigned to agents since `since`, and the seconds from the first of those
+/// assignments to the last (for the estimated wait).
+pub async fn recent_assignments(
+    pool: &PgPool,
+    queue: Uuid,
+    since: DateTime<Utc>,
+) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT count(*), COALESCE(extract(epoch FROM (max(left_at) - min(left_at)))::float8, 0) \
+         FROM {ENTRIES} WHERE queue_id = $1 AND status = 'assigned' AND left_at >= $2"
+    ))
+    .bind(queue)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+}

@@ -25,6 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(twilio_voice))
         .routes(routes!(twilio_status))
+        .routes(routes!(twilio_queue_wait))
+        .routes(routes!(twilio_agent_answer))
+        .routes(routes!(twilio_agent_status))
         .routes(routes!(twilio_media))
         .routes(routes!(telnyx_webhook))
         .routes(routes!(telnyx_media))
@@ -80,6 +83,51 @@ async fn twilio_status(
 ) -> Result<Response, ApiError> {
     let req = twilio("/api/telephony/twilio/status", &headers, &raw, &body);
     Ok(answer(state.calls.twilio_status(req).await?))
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/queue/wait", tag = "telephony", operation_id = "twilio_queue_wait",
+    params(("call_id" = Uuid, Query, description = "The waiting call")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's <Enqueue> wait URL request (QueuePosition, QueueTime, …); signed"),
+    responses((status = 200, description = "TwiML: the caller's position and estimated wait in their language, then a pause of the queue's announcement interval", content_type = "text/xml"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)")))]
+async fn twilio_queue_wait(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = twilio("/api/telephony/twilio/queue/wait", &headers, &raw, &body);
+    Ok(answer(state.calls.twilio_queue_wait(req).await?))
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/agent/answer", tag = "telephony", operation_id = "twilio_agent_answer",
+    params(("tenant" = Uuid, Query), ("agent_id" = Uuid, Query), ("call_id" = Uuid, Query), ("offer_id" = Uuid, Query)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio fetching the TwiML of an agent's answered leg; signed"),
+    responses((status = 200, description = "TwiML: <Dial><Queue> of the caller (the offer accepted), or a goodbye when the offer is over", content_type = "text/xml"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)")))]
+async fn twilio_agent_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = twilio("/api/telephony/twilio/agent/answer", &headers, &raw, &body);
+    Ok(answer(state.calls.twilio_agent_answer(req).await?))
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/agent/status", tag = "telephony", operation_id = "twilio_agent_status",
+    params(("tenant" = Uuid, Query), ("agent_id" = Uuid, Query), ("call_id" = Uuid, Query), ("offer_id" = Uuid, Query)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Status callback of an agent's leg; signed"),
+    responses((status = 204, description = "Applied: not answered → the offer is missed with the carrier's reason; completed → the agent's call ended"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)")))]
+async fn twilio_agent_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = twilio("/api/telephony/twilio/agent/status", &headers, &raw, &body);
+    Ok(answer(state.calls.twilio_agent_status(req).await?))
 }
 
 #[utoipa::path(post, path = "/api/telephony/telnyx/webhook", tag = "telephony", operation_id = "telnyx_webhook",

@@ -484,7 +484,12 @@ impl ProcessManager for Router {
             }
             "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?).await,
             "Call" => {
-                let _ = e.decode::<CallEvent>()?;
+                // The AI handing the caller over ends its part of the call, not the caller's.
+                if let CallEvent::CallCompleted { disposition: Some(d), .. } = e.decode::<CallEvent>()? {
+                    if d == "transferred" {
+                        return Ok(());
+                    }
+                }
                 let call: Uuid = e.aggregate_id.parse()?;
                 fx.wait_for(entries::NAME).await?;
                 match entries::current(fx.pool(), tenant, call).await? {

@@ -7,6 +7,7 @@
 //! The aggregate is what keeps a call from being offered twice at once: a decision is recorded
 //! only while the call waits with no offer pending, and it names the offer it makes.
 
+pub mod announce;
 mod commands;
 mod error;
 mod events;

@@ -398,6 +398,18 @@ async fn a_router_stopped_mid_offer_resumes_without_a_second_offer_or_a_stuck_ag
             }
         }
     }
+    // The calls taken out of the queue: every reservation ends, nobody stays reserved.
+    for call in &calls {
+        let r = co.admin.delete(app.url(&format!("/api/v1/queues/{q}/calls/{call}"))).send().await.unwrap();
+        assert!(matches!(r.status(), StatusCode::NO_CONTENT | StatusCode::NOT_FOUND), "{}", r.status());
+    }
+    for who in [&a, &b] {
+        eventually(WAIT, "no agent stays reserved", || async {
+            let read = status_of(&app, &co, who).await;
+            (read["status"] == "available" && read["current_offer"].is_null()).then_some(())
+        })
+        .await;
+    }
     replay_every_decision(&app).await;
     app.cleanup().await;
 }

@@ -702,6 +702,7 @@ async fn twilio_status_callbacks_apply_once_per_call_status_and_sequence() {
     app.cleanup().await;
 }
 
+mod agent_legs;
 mod template_ui;
 
 mod telnyx {

@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use kraliki_commands::DispatchError;
+use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::call::{CallCommand, TransferTarget};
+use kraliki_domain::queued_call::{QueuedCall, QueuedCallCommand};
+use kraliki_domain::routing::CallToRoute;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -129,13 +131,25 @@ impl CallController for AgentFunctions {
         }
     }
 
-    /// A queue transfer happens at the carrier: Twilio runs `<Enqueue>` on the call, Telnyx
-    /// `enqueue`s it. Queues are per tenant: the carrier's queue is named `<tenant>:<queue>`
-    /// (at most 64 characters, Twilio's limit).
+    /// A queue transfer to one of the company's queues (by name or id) enters it — the router
+    /// offers the caller to an agent — and, on Twilio, holds the caller at the carrier in a
+    /// queue of their own ([`super::agent_legs`]). Any other queue name (and every Telnyx
+    /// call, for now) goes to the carrier's queue named `<tenant>:<queue>` (at most 64
+    /// characters, Twilio's limit) as before: Twilio runs `<Enqueue>`, Telnyx `enqueue`s.
     async fn transfer(&self, target: &TransferTarget) -> Result<(), String> {
         let TransferTarget::Queue { queue } = target else {
             return Err(format!("the AI agent cannot transfer to {}", target.describe()));
         };
+        if self.dialect == Dialect::Twilio {
+            if let Some(ours) = self.enter_queue(queue).await? {
+                tracing::info!(call = %self.call_id, queue = %ours, "transferred into our queue");
+                return self
+                    .service
+                    .hold_caller(self.call_id, &self.provider_call_id)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+        }
         let name: String = format!("{}:{queue}", self.tenant).chars().take(64).collect();
         match self.dialect {
             Dialect::Twilio => {
@@ -159,6 +173,45 @@ impl CallController for AgentFunctions {
                     .map_err(|e| e.to_string())
             }
             Dialect::Browser => Err("a browser session has no carrier to transfer it".into()),
+        }
+    }
+}
+
+impl AgentFunctions {
+    /// Puts the call in the company's queue `name` (by name or id), if there is one: its id.
+    async fn enter_queue(&self, name: &str) -> Result<Option<Uuid>, String> {
+        let pool = self.service.pool();
+        let Some(row) =
+            kraliki_projections::queue::find(pool, self.tenant, name).await.map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let settings = row.settings().map_err(|e| e.to_string())?;
+        let now = Utc::now();
+        let call = CallToRoute {
+            call_id: self.call_id,
+            queue_id: Some(row.id),
+            priority: 0,
+            arrived_at: now,
+            waited_ms: 0,
+            required_skills: settings.required_skills.clone(),
+            required_language: settings.language.clone(),
+            vip: false,
+            preferred_agent: None,
+            attributes: serde_json::Map::new(),
+        };
+        let command = QueuedCallCommand::Enqueue {
+            queue_id: row.id,
+            call,
+            max_wait_seconds: settings.max_wait_seconds,
+            at: now,
+        };
+        let ctx = CommandContext::new(self.tenant.to_string(), "system:voice-agent");
+        match self.service.dispatcher().execute::<QueuedCall>(&self.call_id.to_string(), command, &ctx).await
+        {
+            Ok(_) => Ok(Some(row.id)),
+            Err(DispatchError::Rejected(why)) => Err(why.to_string()),
+            Err(e) => Err(e.to_string()),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! `client_state` for Telnyx. A call that starts at the carrier (inbound) is named after the
 //! carrier's call id ([`call_uuid`]), the same on every retry and instance.
 
+pub mod agent_legs;
 pub mod config;
 mod error;
 mod functions;

@@ -42,7 +42,7 @@ pub enum WebhookAnswer {
     NoContent,
 }
 
-fn query_map(raw: Option<&str>) -> HashMap<String, String> {
+pub(super) fn query_map(raw: Option<&str>) -> HashMap<String, String> {
     raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
@@ -64,7 +64,11 @@ fn refused(provider: &'static str, command: &'static str, call_id: &Uuid, rule: 
 }
 
 impl CallService {
-    fn check_twilio(&self, req: &TwilioRequest<'_>, pairs: &[(String, String)]) -> Result<(), CallsError> {
+    pub(super) fn check_twilio(
+        &self,
+        req: &TwilioRequest<'_>,
+        pairs: &[(String, String)],
+    ) -> Result<(), CallsError> {
         let validator = self
             .inner
             .twilio_validator
@@ -132,7 +136,7 @@ impl CallService {
     }
 
     /// The tenant of a call we know (from its first event), for commands on it.
-    async fn call_tenant(&self, call_id: Uuid) -> Result<Option<String>, CallsError> {
+    pub(super) async fn call_tenant(&self, call_id: Uuid) -> Result<Option<String>, CallsError> {
         Ok(sqlx::query_scalar(
             "SELECT metadata->>'tenant_id' FROM events WHERE aggregate_type = 'Call' AND aggregate_id = $1 AND sequence = 1",
         )
@@ -319,6 +323,11 @@ impl CallService {
             Err(DispatchError::Rejected(rule)) => refused(scope, name, &call_id, &rule),
             Err(e) => return Err(e.into()),
         }
+        // The caller hung up: a call waiting in one of our queues (handed over by the AI, whose
+        // part of the call had ended) leaves it.
+        if matches!(hook.event, TelephonyEvent::Completed { .. } | TelephonyEvent::Failed { .. }) {
+            self.leave_queue(&ctx, call_id).await?;
+        }
         // An outbound Telnyx call that was answered gets its stream to the AI agent now.
         let outbound = call.direction == Some(CallDirection::Outbound) && call.streams.is_empty();
         if matches!(hook.event, TelephonyEvent::Answered { .. })
@@ -331,6 +340,22 @@ impl CallService {
             self.stream_telnyx(call_id, &target, &hook.call_id).await?;
         }
         Ok(())
+    }
+
+    /// Takes the call out of its queue (the caller hung up), if it waits in one.
+    async fn leave_queue(&self, ctx: &CommandContext, call_id: Uuid) -> Result<(), CallsError> {
+        use kraliki_domain::queued_call::{QueuedCall, QueuedCallCommand};
+        let (queued, _) = self.inner.dispatcher.load::<QueuedCall>(&call_id.to_string()).await?;
+        if !queued.status.is_some_and(|s| s.in_queue()) {
+            return Ok(());
+        }
+        let command = QueuedCallCommand::Abandon { reason: "caller_hung_up".into(), at: Utc::now() };
+        // Its own context: the webhook's idempotency key belongs to the call's command.
+        let ctx = CommandContext::new(ctx.tenant_id.clone(), "system:telephony");
+        match self.inner.dispatcher.execute::<QueuedCall>(&call_id.to_string(), command, &ctx).await {
+            Ok(_) | Err(DispatchError::Rejected(_)) => Ok(()),
+            Err(e) => Err(CallsError::Store(anyhow::anyhow!("{e}"))),
+        }
     }
 
     /// Our Telnyx media socket for this call, its token in the query.

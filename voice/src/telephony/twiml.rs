@@ -48,7 +48,7 @@ enum Verb {
     Connect(Connect),
     Dial(Dial),
     Redirect { url: String, method: Option<HttpMethod> },
-    Enqueue { queue: String },
+    Enqueue { queue: String, wait_url: Option<String> },
     Hangup,
 }
 
@@ -80,8 +80,16 @@ impl VoiceResponse {
     /// `<Enqueue>`: puts the caller in the named queue, where a human agent's `<Dial><Queue>`
     /// picks them up.
     pub fn enqueue(mut self, queue: impl Into<String>) -> Self {
-        self.verbs.push(Verb::Enqueue { queue: queue.into() });
+        self.verbs.push(Verb::Enqueue { queue: queue.into(), wait_url: None });
         self
+    }
+
+    /// `<Enqueue waitUrl=…>`: the same, with the TwiML the caller hears while waiting fetched
+    /// from `wait_url` (Twilio fetches it again each time it has played).
+    pub fn enqueue_waiting(mut self, queue: impl Into<String>, wait_url: &str) -> Result<Self, TwimlError> {
+        let wait_url = http_url("Enqueue waitUrl", wait_url)?;
+        self.verbs.push(Verb::Enqueue { queue: queue.into(), wait_url: Some(wait_url) });
+        Ok(self)
     }
 
     /// Continues the call with the TwiML at `url`.
@@ -124,8 +132,10 @@ impl VoiceResponse {
                     w.write_event(Event::Text(BytesText::new(&xml_chars(url))))?;
                     w.write_event(Event::End(BytesEnd::new("Redirect")))?;
                 }
-                Verb::Enqueue { queue } => {
-                    w.write_event(Event::Start(BytesStart::new("Enqueue")))?;
+                Verb::Enqueue { queue, wait_url } => {
+                    let mut start = BytesStart::new("Enqueue");
+                    push_attrs(&mut start, &[("waitUrl", wait_url.as_deref())]);
+                    w.write_event(Event::Start(start))?;
                     w.write_event(Event::Text(BytesText::new(&xml_chars(queue))))?;
                     w.write_event(Event::End(BytesEnd::new("Enqueue")))?;
                 }
@@ -295,6 +305,8 @@ pub enum DialTarget {
     Sip(String),
     /// A Twilio Client identity.
     Client(String),
+    /// A caller waiting in a Twilio queue (`<Enqueue>`d): dialing it bridges them.
+    Queue(String),
 }
 
 /// `<Dial>`: transfers the caller to another party.
@@ -372,6 +384,7 @@ impl Dial {
             DialTarget::Number(n) => ("Number", n),
             DialTarget::Sip(s) => ("Sip", s),
             DialTarget::Client(c) => ("Client", c),
+            DialTarget::Queue(q) => ("Queue", q),
         };
         w.write_event(Event::Start(BytesStart::new(noun)))?;
         w.write_event(Event::Text(BytesText::new(&xml_chars(value))))?;

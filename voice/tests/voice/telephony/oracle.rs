@@ -118,8 +118,24 @@ fn our_twiml_parses_equal_to_the_twilio_sdks() {
                  "action": "https://ex.com/dial?a=1&b=2", "method": "POST"},
                 {"kind": "dial", "noun": "sip", "target": "sip:agent@pbx.example.com"},
                 {"kind": "redirect", "url": "https://ex.com/next", "method": "GET"},
-                {"kind": "enqueue", "name": format!("t:{NASTY}")},
+                                {"kind": "enqueue", "name": format!("t:{NASTY}")},
                 {"kind": "hangup"},
+            ]),
+        ),
+        // The contact center's own queue: the caller held with a wait URL, the agent's leg
+        // dialing the caller out of it, the wait announcement.
+        (
+            VoiceResponse::new()
+                .enqueue_waiting("q:0193", "https://ex.com/api/telephony/twilio/queue/wait?call_id=1&n=2")
+                .unwrap()
+                .dial(Dial::new(DialTarget::Queue("q:0193".into())).timeout(15))
+                .say(Say::new("You are number 2 in the queue.").language("cs-CZ"))
+                .pause(30),
+            json!([
+                {"kind": "enqueue", "name": "q:0193", "wait_url": "https://ex.com/api/telephony/twilio/queue/wait?call_id=1&n=2"},
+                {"kind": "dial", "noun": "queue", "target": "q:0193", "timeout": 15},
+                {"kind": "say", "text": "You are number 2 in the queue.", "language": "cs-CZ"},
+                {"kind": "pause", "length": 30},
             ]),
         ),
     ];

@@ -52,7 +52,7 @@ def twiml(verbs):
         elif kind == "redirect":
             response.redirect(v["url"], **pick(v, "method"))
         elif kind == "enqueue":
-            response.enqueue(v["name"])
+            response.enqueue(v["name"], **pick(v, "wait_url"))
         elif kind == "hangup":
             response.hangup()
         else:

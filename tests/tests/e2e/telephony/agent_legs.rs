@@ -1,0 +1,315 @@
+//! Calls reach people on Twilio: a caller the AI hands over to one of our queues is held at the
+//! carrier in a queue of their own, hears their place in their language, and is bridged to the
+//! agent the router picked when that agent answers their leg; an agent who does not answer (or
+//! cannot be dialed) is a missed offer and the next one is dialed; the caller hanging up while
+//! waiting leaves the queue. Every request we send Twilio is checked at the fake.
+
+use kraliki_domain::values::Role;
+use kraliki_voice::telephony::testing::api::{twilio_error, FakeTwilioApi};
+
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn app_with(twilio: &FakeTwilioApi, openai: &FakeOpenAi) -> TestApp {
+    let (twilio_url, openai_url) = (twilio.base_url(), openai.config().base_url);
+    spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+            s.providers.twilio_account_sid = Some(ACCOUNT.into());
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.twilio_api_url = Some(twilio_url);
+            s.providers.public_base_url = Some(PUBLIC.into());
+        },
+        Vec::new(),
+    )
+    .await
+}
+
+struct Agent {
+    id: String,
+    client: reqwest::Client,
+}
+
+/// An agent of the operator's company reached at `phone`, in `status`.
+async fn agent(app: &TestApp, name: &str, phone: &str, status: &str) -> Agent {
+    let (user_id, token) = app.token_for(&[Role::Agent], app.operator_company).await;
+    app.caught_up().await;
+    let body = json!({"user_id": user_id, "display_name": name, "languages": {"cs": 5, "es": 4},
+                      "wrap_up_seconds": 1, "endpoint": {"type": "phone", "number": phone}});
+    let r = app.post_json("/api/v1/agents", body).await;
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
+    let client = kraliki_tests::client_with(&token);
+    let r = client
+        .put(app.url(&format!("/api/v1/agents/{id}/status")))
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    Agent { id, client }
+}
+
+async fn agent_state(app: &TestApp, a: &Agent) -> Value {
+    a.client.get(app.url(&format!("/api/v1/agents/{}", a.id))).send().await.unwrap().json().await.unwrap()
+}
+
+/// The leg Twilio was asked to place to `phone`.
+async fn leg_to(twilio: &FakeTwilioApi, phone: &str) -> (String, String, String) {
+    eventually(WAIT, "the agent's leg is placed", || async {
+        twilio.calls().into_iter().find(|c| c.to == phone).map(|c| {
+            let get =
+                |k: &str| c.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            (c.sid.clone(), get("Url"), get("StatusCallback"))
+        })
+    })
+    .await
+}
+
+fn path_of(url: &str) -> &str {
+    url.strip_prefix(PUBLIC).expect("one of our URLs")
+}
+
+use kraliki_tests::eventually;
+
+#[tokio::test]
+async fn a_caller_the_ai_hands_over_waits_hears_their_place_and_is_bridged_to_the_free_agent() {
+    let openai = FakeOpenAi::start().await.unwrap();
+    openai.push(Step::wait_for_type("input_audio_buffer.append"));
+    openai.push(Step::Json(FakeOpenAi::function_call_arguments_done(
+        "r1",
+        "i1",
+        "c1",
+        "transfer_to_queue",
+        &json!({"queue": "billing", "summary": "Disputes the November invoice."}),
+    )));
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    twilio.incoming_call("CA0200", "+420603123456", "+14155550120");
+    let app = app_with(&twilio, &openai).await;
+    // Two agents speaking Czech: one on a break, one free; a Czech queue named Billing.
+    let busy = agent(&app, "On break", "+420700000002", "break").await;
+    let free = agent(&app, "Free", "+420700000001", "available").await;
+    let r = app
+        .post_json(
+            "/api/v1/queues",
+            json!({"name": "Billing", "language": "cs", "announcement_interval_seconds": 20, "offer_timeout_seconds": 30,
+                   "members": [{"type": "agent", "id": busy.id}, {"type": "agent", "id": free.id}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let queue = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    inbound_campaign(&app, "+14155550120").await;
+    let (call_id, mut phone) = inbound_twilio_call(&app, "CA0200", "+14155550120").await;
+    phone.send_audio(&[0xffu8; 320], Pace::AsFastAsPossible).await.unwrap();
+
+    // The caller is held at the carrier in a queue of their own, with our wait URL.
+    let hold = eventually(WAIT, "the caller is put on hold", || async {
+        twilio
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/Calls/CA0200.json"))
+            .find_map(|r| r.form_values("Twiml").pop().filter(|t| t.contains("<Enqueue")))
+    })
+    .await;
+    let wait_url = format!("{PUBLIC}/api/telephony/twilio/queue/wait?call_id={call_id}");
+    assert!(hold.contains(&format!("<Enqueue waitUrl=\"{wait_url}\">q:{call_id}</Enqueue>")), "{hold}");
+
+    // Twilio asks what the caller hears: their place, in Czech, then the announcement interval.
+    let wait = [("CallSid", "CA0200"), ("QueuePosition", "1"), ("QueueTime", "3")];
+    let r = webhook(&app, &format!("/api/telephony/twilio/queue/wait?call_id={call_id}"), &wait, None).await;
+    let twiml = r.text().await.unwrap();
+    assert!(twiml.contains("<Say language=\"cs-CZ\">Děkujeme za strpení. Jste 1. v pořadí."), "{twiml}");
+    assert!(twiml.contains("<Pause length=\"20\"/>"), "{twiml}");
+    let r = webhook(
+        &app,
+        &format!("/api/telephony/twilio/queue/wait?call_id={call_id}"),
+        &wait,
+        Some("forged".into()),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The free agent is reserved and their phone dialed; the one on a break is not.
+    let (leg, answer_url, status_url) = leg_to(&twilio, "+420700000001").await;
+    assert!(twilio.calls().iter().all(|c| c.to != "+420700000002"), "the agent on a break is not dialed");
+    assert_eq!(agent_state(&app, &free).await["status"], "reserved");
+    // The agent answers: Twilio fetches the leg's TwiML, which dials the caller's queue.
+    let answered = [("CallSid", leg.as_str()), ("CallStatus", "in-progress")];
+    let twiml = webhook(&app, path_of(&answer_url), &answered, None).await.text().await.unwrap();
+    assert!(twiml.contains(&format!("<Dial><Queue>q:{call_id}</Queue></Dial>")), "{twiml}");
+    eventually(WAIT, "the agent is on the call and the call left the queue", || async {
+        let state = agent_state(&app, &free).await;
+        let r = app.client.get(app.url(&format!("/api/v1/queues/{queue}/calls"))).send().await.unwrap();
+        let listed: Value = r.json().await.unwrap();
+        (state["status"] == "on_call" && listed.as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    // A warm transfer: the agent reads what the AI noted.
+    let r = free.client.get(app.url(&format!("/api/v1/calls/{call_id}"))).send().await.unwrap();
+    let call: Value = r.json().await.unwrap();
+    assert_eq!(call["summary"], "Disputes the November invoice.", "{call}");
+
+    // The agent hangs up: wrap-up, then available by itself.
+    let done = [
+        ("CallSid", leg.as_str()),
+        ("CallStatus", "completed"),
+        ("CallDuration", "42"),
+        ("SequenceNumber", "4"),
+    ];
+    assert_eq!(webhook(&app, path_of(&status_url), &done, None).await.status(), StatusCode::NO_CONTENT);
+    eventually(WAIT, "wrap-up ends", || async {
+        let state = agent_state(&app, &free).await;
+        (state["status"] == "available").then_some(())
+    })
+    .await;
+    let states: Value = free
+        .client
+        .get(app.url(&format!("/api/v1/agents/{}/states", free.id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> =
+        states.as_array().unwrap().iter().map(|s| s["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds[2..],
+        ["AgentReserved", "AgentOfferAccepted", "AgentCallConnected", "AgentCallEnded", "AgentWrapUpEnded"],
+        "offered, answered at the phone, ended, wrap-up, available: {states}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_hangs_up_leaves() {
+    let openai = FakeOpenAi::start().await.unwrap();
+    let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
+    twilio.incoming_call("CA0201", "+420603123456", "+14155550121");
+    let app = app_with(&twilio, &openai).await;
+    let first = agent(&app, "First", "+420700000011", "available").await;
+    let second = agent(&app, "Second", "+420700000012", "break").await;
+    let r = app
+        .post_json(
+            "/api/v1/queues",
+            json!({"name": "Sales", "strategy": "round_robin",
+                   "members": [{"type": "agent", "id": first.id}, {"type": "agent", "id": second.id}]}),
+        )
+        .await;
+    let queue = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    inbound_campaign(&app, "+14155550121").await;
+    // The voice webhook records the call (answered); a supervisor puts it in the queue.
+    let params =
+        [("CallSid", "CA0201"), ("From", "+420603123456"), ("To", "+14155550121"), ("Direction", "inbound")];
+    let twiml = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let call_id = stream_parameters(&twiml).into_iter().find(|(k, _)| k == "call_id").unwrap().1;
+    app.caught_up().await;
+    let r = app
+        .post_json(&format!("/api/v1/queues/{queue}/calls"), json!({"call_id": call_id, "language": "es"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+
+    // Not queued by the AI: the caller is held at the carrier all the same.
+    eventually(WAIT, "the caller is put on hold", || async {
+        twilio
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/Calls/CA0201.json"))
+            .find_map(|r| r.form_values("Twiml").pop().filter(|t| t.contains(&format!("q:{call_id}"))))
+    })
+    .await;
+    let wait = [("CallSid", "CA0201"), ("QueuePosition", "1")];
+    let twiml = webhook(&app, &format!("/api/telephony/twilio/queue/wait?call_id={call_id}"), &wait, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        twiml.contains("<Say language=\"es-ES\">Gracias por esperar. Usted es el número 1 en la cola."),
+        "{twiml}"
+    );
+
+    // The first agent's phone rings out: a missed offer with the carrier's reason.
+    let (leg, _, status_url) = leg_to(&twilio, "+420700000011").await;
+    let rang_out = [("CallSid", leg.as_str()), ("CallStatus", "no-answer"), ("SequenceNumber", "2")];
+    assert_eq!(webhook(&app, path_of(&status_url), &rang_out, None).await.status(), StatusCode::NO_CONTENT);
+    eventually(WAIT, "the offer is missed", || async {
+        let states: Value = first
+            .client
+            .get(app.url(&format!("/api/v1/agents/{}/states", first.id)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        states
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["event_type"] == "AgentOfferRejected" && s["reason"] == "carrier_no_answer")
+            .then_some(())
+    })
+    .await;
+    // The second agent becomes available; Twilio refuses to dial them: missed too, never stuck.
+    let (status, body) = twilio_error(400, 21211, "Invalid 'To' Phone Number");
+    twilio.respond_next(status, body);
+    let r = second
+        .client
+        .put(app.url(&format!("/api/v1/agents/{}/status", second.id)))
+        .json(&json!({"status": "available"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually(WAIT, "the refused leg is a missed offer", || async {
+        let states: Value = second
+            .client
+            .get(app.url(&format!("/api/v1/agents/{}/states", second.id)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        states
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["event_type"] == "AgentOfferRejected" && s["reason"] == "carrier_refused")
+            .then_some(())
+    })
+    .await;
+
+    // The caller hangs up while waiting: the call leaves the queue, abandoned.
+    let gone = [
+        ("CallSid", "CA0201"),
+        ("AccountSid", "AC1"),
+        ("CallStatus", "completed"),
+        ("CallDuration", "30"),
+        ("SequenceNumber", "5"),
+        ("From", "+420603123456"),
+        ("To", "+14155550121"),
+    ];
+    assert_eq!(
+        webhook(&app, "/api/telephony/twilio/status", &gone, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    eventually(WAIT, "the caller left the queue", || async {
+        let r = app.client.get(app.url(&format!("/api/v1/queues/{queue}/calls"))).send().await.unwrap();
+        let listed: Value = r.json().await.unwrap();
+        listed.as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT payload->'CallAbandoned'->>'reason' FROM events WHERE aggregate_id = $1 AND event_type = 'CallAbandoned'",
+    )
+    .bind(&call_id)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("caller_hung_up"));
+    app.cleanup().await;
+}

@@ -81,6 +81,10 @@ pub enum QueuedCallEvent {
         agent_id: Option<Uuid>,
         /// Time in the queue.
         waited_ms: u64,
+        /// A short abandon: the caller left within [`super::SHORT_ABANDON_MS`] (the KPIs count
+        /// these apart).
+        #[serde(default)]
+        short: bool,
         /// When.
         at: DateTime<Utc>,
     },

@@ -31,6 +31,9 @@ use crate::routing::fields::{language_tag, skill_levels};
 use crate::routing::{decide, CallToRoute, NoWinner, SkillStep};
 use crate::values::InvalidValue;
 
+/// A caller who leaves within this is a short abandon (DOMAIN.md: left out of the abandon rate).
+pub const SHORT_ABANDON_MS: u64 = 5_000;
+
 /// Caller priority bounds (higher is served first).
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = 0..=100;
 
@@ -267,13 +270,15 @@ impl QueuedCall {
             }
             QueuedCallCommand::Abandon { reason, at } => {
                 self.status_now()?;
+                let waited_ms = self.waited_ms(at);
                 QueuedCallEvent::CallAbandoned {
                     visit: self.visit,
                     queue_id: self.queue(),
                     reason,
                     offer_id: self.offer.map(|o| o.offer_id),
                     agent_id: self.offer.map(|o| o.agent_id),
-                    waited_ms: self.waited_ms(at),
+                    waited_ms,
+                    short: waited_ms < SHORT_ABANDON_MS,
                     at,
                 }
             }

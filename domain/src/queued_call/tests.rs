@@ -278,6 +278,7 @@ fn abandoning_names_the_offer_to_withdraw() {
             offer_id: Some(offer),
             agent_id: Some(id(1)),
             waited_ms: 9000,
+            short: false,
             at: t(9),
         }]);
 }
@@ -342,4 +343,24 @@ fn a_recorded_decision_replays_from_its_json() {
     let back: QueuedCallEvent = serde_json::from_str(&json).expect("parse");
     let QueuedCallEvent::RoutingDecided { input, decision, .. } = back else { panic!() };
     assert_eq!(crate::routing::decide(&input), *decision);
+}
+
+#[test]
+fn a_caller_leaving_within_five_seconds_is_a_short_abandon() {
+    Given::with(())
+        .given(vec![queued()])
+        .when(QueuedCallCommand::Abandon {
+            reason: "caller_hung_up".into(),
+            at: t(0) + Duration::milliseconds(4_999),
+        })
+        .then_expect_events(vec![QueuedCallEvent::CallAbandoned {
+            visit: 1,
+            queue_id: id(QUEUE),
+            reason: "caller_hung_up".into(),
+            offer_id: None,
+            agent_id: None,
+            waited_ms: 4_999,
+            short: true,
+            at: t(0) + Duration::milliseconds(4_999),
+        }]);
 }

@@ -51,7 +51,8 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "event_publisher",
             "campaign_cloner",
             "agent_timers",
-            "router"
+            "router",
+            "carrier_legs"
         ]
     );
 

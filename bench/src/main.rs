@@ -6,6 +6,7 @@
 //! `--log` (or `RUST_LOG`) turns the server's logs on.
 
 mod media;
+mod pacing;
 mod routing;
 mod store;
 

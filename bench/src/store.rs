@@ -65,8 +65,8 @@ pub struct BenchArgs {
     /// Seconds of each media measurement.
     #[arg(long, default_value_t = 10)]
     pub call_seconds: u64,
-    /// Which measurements: all, event-store (1–3), rebuild (2), import (4), media (5) or
-    /// routing (6).
+    /// Which measurements: all, event-store (1–3), rebuild (2), import (4), media (5),
+    /// routing (6) or pacing (7).
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub only: Which,
     #[command(flatten)]
@@ -87,6 +87,8 @@ pub enum Which {
     Media,
     /// Routing decisions and offers end to end.
     Routing,
+    /// The pacing simulation: predictive beside progressive.
+    Pacing,
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -343,7 +345,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
         if matches!(args.only, Which::All | Which::Routing) {
             crate::routing::decisions(&args.routing);
         }
-        if args.only != Which::Rebuild {
+        if matches!(args.only, Which::All | Which::Pacing) {
+            crate::pacing::run();
+        }
+        if !matches!(args.only, Which::Rebuild | Which::Pacing) {
             create_database(&mut admin, &scratch).await?;
             run_in(&settings, &args, &url_of(&settings, &scratch)?).await?;
         }

@@ -30,8 +30,12 @@ use uuid::Uuid;
 
 use super::webhooks::query_map;
 use super::{CallService, CallsError, TwilioRequest, WebhookAnswer};
+use crate::telephony::telnyx_control::{
+    Bridge, ClientState, CommandId, Dial as TelnyxDial, Enqueue as TelnyxEnqueue, Hangup as TelnyxHangup,
+};
 use crate::telephony::twilio_rest::{CallInstructions, CallProgressEvent, CreateCall, EndCall, UpdateCall};
 use crate::telephony::twiml::{Dial, DialTarget, Say, VoiceResponse};
+use crate::telephony::webhooks::{Disposition, TelephonyEvent, TelephonyWebhook};
 
 /// The carrier queue holding one caller.
 pub fn carrier_queue(call: Uuid) -> String {
@@ -44,6 +48,29 @@ fn bad(what: &str) -> CallsError {
 
 fn uuid_of(query: &std::collections::HashMap<String, String>, key: &str) -> Result<Uuid, CallsError> {
     query.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(&format!("{key} is missing")))
+}
+
+/// An agent's leg as its Telnyx `client_state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegState {
+    pub tenant: Uuid,
+    pub agent: Uuid,
+    pub call: Uuid,
+    pub offer: Uuid,
+}
+
+fn leg_state(tenant: Uuid, agent: Uuid, call: Uuid, offer: Uuid) -> ClientState {
+    ClientState::from_bytes(format!("leg:{tenant}:{agent}:{call}:{offer}").as_bytes())
+}
+
+/// The agent's leg a Telnyx `client_state` names, if it names one.
+pub(crate) fn leg_from_client_state(raw: &str) -> Option<LegState> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw.trim()).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let mut parts = text.strip_prefix("leg:")?.split(':').map(|p| p.parse::<Uuid>().ok());
+    let (tenant, agent, call, offer) = (parts.next()??, parts.next()??, parts.next()??, parts.next()??);
+    Some(LegState { tenant, agent, call, offer })
 }
 
 /// What the carrier dials for an agent's endpoint.
@@ -68,6 +95,18 @@ impl CallService {
             .await
             .map(|_| ())
             .map_err(|e| CallsError::CarrierRefused(format!("Twilio refused the hold: {e}")))
+    }
+
+    /// Puts the caller's live Telnyx leg on hold in its own Telnyx queue (its hold audio); the
+    /// agent's leg is bridged to the caller's call control id when answered.
+    pub async fn hold_caller_telnyx(&self, call: Uuid, call_control_id: &str) -> Result<(), CallsError> {
+        let id = CommandId::parse(format!("hold-{call}"))
+            .map_err(|e| CallsError::Store(anyhow::anyhow!("{e}")))?;
+        self.telnyx()?
+            .enqueue(call_control_id, &TelnyxEnqueue::new(carrier_queue(call)), &id)
+            .await
+            .map(|_| ())
+            .map_err(|e| CallsError::CarrierRefused(format!("Telnyx refused the hold: {e}")))
     }
 
     /// Twilio's wait URL: the caller's position and estimated wait, then a pause of the queue's
@@ -235,29 +274,159 @@ impl CallService {
         if inserted == 0 {
             return Ok(false);
         }
-        let query = format!("tenant={tenant}&agent_id={agent}&call_id={}&offer_id={offer}", call.id);
-        let answer = self.public_url(&format!("/api/telephony/twilio/agent/answer?{query}"))?;
-        let status = self.public_url(&format!("/api/telephony/twilio/agent/status?{query}"))?;
-        let mut create =
-            CreateCall::new(dial_string(endpoint), call.to_number.clone(), CallInstructions::Url(answer));
-        create.status_callback = Some(status);
-        create.status_callback_events = CallProgressEvent::ALL.to_vec();
         let remaining = (expires_at - Utc::now()).num_seconds().clamp(5, 600);
-        create.timeout_secs = Some(u32::try_from(remaining).unwrap_or(15));
-        match self.twilio()?.create_call(&create).await {
-            Ok(placed) => {
-                sqlx::query("UPDATE agent_legs SET leg_id = $2, updated_at = now() WHERE offer_id = $1")
+        let timeout = u32::try_from(remaining).unwrap_or(15);
+        let placed = match call.provider.as_str() {
+            "telnyx" => self.dial_agent_telnyx(tenant, agent, offer, call, endpoint, timeout).await,
+            _ => self.dial_agent_twilio(tenant, agent, offer, call, endpoint, timeout).await,
+        };
+        match placed {
+            Ok(leg) => {
+                sqlx::query("UPDATE agent_legs SET leg_id = $2, provider = $3, updated_at = now() WHERE offer_id = $1")
                     .bind(offer)
-                    .bind(&placed.sid)
+                    .bind(&leg)
+                    .bind(&call.provider)
                     .execute(self.pool())
                     .await?;
                 Ok(true)
             }
-            Err(e) => {
-                let reason = format!("Twilio refused the agent's leg: {e}");
+            Err(reason) => {
                 self.leg_status(offer, "refused", Some(&reason)).await?;
                 Err(CallsError::CarrierRefused(reason))
             }
+        }
+    }
+
+    async fn dial_agent_twilio(
+        &self,
+        tenant: Uuid,
+        agent: Uuid,
+        offer: Uuid,
+        call: &CallRow,
+        endpoint: &AgentEndpoint,
+        timeout: u32,
+    ) -> Result<String, String> {
+        let query = format!("tenant={tenant}&agent_id={agent}&call_id={}&offer_id={offer}", call.id);
+        let answer = self
+            .public_url(&format!("/api/telephony/twilio/agent/answer?{query}"))
+            .map_err(|e| e.to_string())?;
+        let status = self
+            .public_url(&format!("/api/telephony/twilio/agent/status?{query}"))
+            .map_err(|e| e.to_string())?;
+        let mut create =
+            CreateCall::new(dial_string(endpoint), call.to_number.clone(), CallInstructions::Url(answer));
+        create.status_callback = Some(status);
+        create.status_callback_events = CallProgressEvent::ALL.to_vec();
+        create.timeout_secs = Some(timeout);
+        let client = self.twilio().map_err(|e| e.to_string())?;
+        let placed =
+            client.create_call(&create).await.map_err(|e| format!("Twilio refused the agent's leg: {e}"))?;
+        Ok(placed.sid)
+    }
+
+    /// Telnyx: the leg carries the offer in its `client_state`; its webhooks come to our Call
+    /// Control webhook like every other ([`CallService::telnyx_agent_leg`]).
+    async fn dial_agent_telnyx(
+        &self,
+        tenant: Uuid,
+        agent: Uuid,
+        offer: Uuid,
+        call: &CallRow,
+        endpoint: &AgentEndpoint,
+        timeout: u32,
+    ) -> Result<String, String> {
+        let connection = self
+            .settings()
+            .telnyx_connection_id
+            .clone()
+            .ok_or_else(|| "TELNYX_CONNECTION_ID is not configured".to_owned())?;
+        let to = match endpoint {
+            AgentEndpoint::Client { identity } => format!("sip:{identity}@sip.telnyx.com"),
+            other => dial_string(other),
+        };
+        let mut dial = TelnyxDial::new(connection, to, call.to_number.clone());
+        dial.timeout_secs = Some(timeout);
+        dial.client_state = Some(leg_state(tenant, agent, call.id, offer));
+        let id = CommandId::parse(format!("agent-leg-{offer}")).map_err(|e| e.to_string())?;
+        let client = self.telnyx().map_err(|e| e.to_string())?;
+        let dialed =
+            client.dial(&dial, &id).await.map_err(|e| format!("Telnyx refused the agent's leg: {e}"))?;
+        Ok(dialed.call_control_id)
+    }
+
+    /// A Telnyx webhook of an agent's leg: answered → the offer accepted and the leg bridged to
+    /// the caller; hung up unanswered → a missed offer with the cause; hung up after → the
+    /// agent's call ended.
+    pub(crate) async fn telnyx_agent_leg(
+        &self,
+        leg: LegState,
+        hook: &TelephonyWebhook,
+    ) -> Result<(), CallsError> {
+        let ctx = CommandContext::new(leg.tenant.to_string(), "system:telnyx");
+        let agent = leg.agent.to_string();
+        let answered = self.leg(leg.offer).await?.is_some_and(|(s, _)| s == "answered" || s == "completed");
+        let command = match &hook.event {
+            TelephonyEvent::Answered { .. } => {
+                let connect = AgentCommand::ConnectCall { call_id: leg.call, at: Utc::now() };
+                let client = self.telnyx()?;
+                let id = |what: &str| {
+                    CommandId::parse(format!("{what}-{}", leg.offer))
+                        .map_err(|e| CallsError::Store(anyhow::anyhow!("{e}")))
+                };
+                match self.dispatcher().execute::<Agent>(&agent, connect, &ctx).await {
+                    Ok(_) => {
+                        self.leg_status(leg.offer, "answered", None).await?;
+                        let caller = calls::get(self.pool(), leg.tenant, leg.call)
+                            .await?
+                            .and_then(|c| c.provider_call_id)
+                            .ok_or_else(|| bad("the caller's leg is unknown"))?;
+                        let bridge =
+                            Bridge { call_control_id: caller, park_after_unbridge: None, client_state: None };
+                        if let Err(e) = client.bridge(&hook.call_id, &bridge, &id("bridge")?).await {
+                            tracing::warn!(offer = %leg.offer, error = %e, "the agent's leg could not be bridged to the caller");
+                        }
+                    }
+                    Err(DispatchError::Rejected(why)) => {
+                        self.leg_status(leg.offer, "refused", Some(&why.to_string())).await?;
+                        let _ = client
+                            .hangup(&hook.call_id, &TelnyxHangup { client_state: None }, &id("hangup")?)
+                            .await;
+                    }
+                    Err(e) => return Err(CallsError::Store(anyhow::anyhow!("{e}"))),
+                }
+                return Ok(());
+            }
+            TelephonyEvent::Completed { .. } if answered => {
+                self.leg_status(leg.offer, "completed", None).await?;
+                AgentCommand::EndCall { call_id: leg.call, at: Utc::now() }
+            }
+            TelephonyEvent::Completed { disposition, .. } => {
+                let cause = match disposition {
+                    Disposition::Busy => "busy",
+                    Disposition::NoAnswer | Disposition::Canceled => "no_answer",
+                    Disposition::Rejected => "rejected",
+                    Disposition::Normal | Disposition::Other => "hangup",
+                };
+                self.leg_status(leg.offer, cause, None).await?;
+                AgentCommand::RejectOffer {
+                    offer_id: leg.offer,
+                    reason: Some(format!("carrier_{cause}")),
+                    at: Utc::now(),
+                }
+            }
+            TelephonyEvent::Failed { reason } => {
+                self.leg_status(leg.offer, "failed", Some(reason)).await?;
+                AgentCommand::RejectOffer {
+                    offer_id: leg.offer,
+                    reason: Some("carrier_failed".into()),
+                    at: Utc::now(),
+                }
+            }
+            _ => return Ok(()),
+        };
+        match self.dispatcher().execute::<Agent>(&agent, command, &ctx).await {
+            Ok(_) | Err(DispatchError::Rejected(_)) => Ok(()),
+            Err(e) => Err(CallsError::Store(anyhow::anyhow!("{e}"))),
         }
     }
 
@@ -267,8 +436,24 @@ impl CallService {
         if !matches!(status.as_str(), "dialing" | "queued" | "initiated" | "ringing") {
             return Ok(());
         }
-        let update = UpdateCall { instructions: None, status: Some(EndCall::Canceled) };
-        if let Err(e) = self.twilio()?.update_call(&leg, &update).await {
+        let provider: Option<String> =
+            sqlx::query_scalar("SELECT provider FROM agent_legs WHERE offer_id = $1")
+                .bind(offer)
+                .fetch_optional(self.pool())
+                .await?;
+        let result = if provider.as_deref() == Some("telnyx") {
+            let id = CommandId::parse(format!("cancel-{offer}"))
+                .map_err(|e| CallsError::Store(anyhow::anyhow!("{e}")))?;
+            self.telnyx()?
+                .hangup(&leg, &TelnyxHangup { client_state: None }, &id)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            let update = UpdateCall { instructions: None, status: Some(EndCall::Canceled) };
+            self.twilio()?.update_call(&leg, &update).await.map(|_| ()).map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
             tracing::info!(%offer, %leg, error = %e, "the agent's leg could not be cancelled (it may have ended)");
         }
         self.leg_status(offer, "canceled", None).await
@@ -306,7 +491,7 @@ impl ProcessManager for CarrierLegs {
     }
 
     async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {
-        if self.calls.twilio().is_err() {
+        if self.calls.twilio().is_err() && self.calls.telnyx().is_err() {
             return Ok(());
         }
         let tenant = e.tenant()?;
@@ -321,13 +506,17 @@ impl ProcessManager for CarrierLegs {
                 fx.wait_for(entries::NAME).await?;
                 let Some(row) = calls::get(&pool, tenant, call).await? else { return Ok(()) };
                 // A call the AI transferred was put on hold by the transfer itself.
-                let live =
-                    row.provider == "twilio" && row.status == "in_progress" && row.transfer_target.is_none();
+                let live = row.status == "in_progress" && row.transfer_target.is_none();
                 let Some(sid) = row.provider_call_id.as_deref().filter(|_| live) else { return Ok(()) };
                 // Still waiting (a replay long after must not pull a bridged caller back).
                 let waiting = entries::current(&pool, tenant, call).await?.is_some_and(|e| e.in_queue());
                 if waiting {
-                    if let Err(err) = self.calls.hold_caller(call, sid).await {
+                    let held = match row.provider.as_str() {
+                        "twilio" => self.calls.hold_caller(call, sid).await,
+                        "telnyx" => self.calls.hold_caller_telnyx(call, sid).await,
+                        _ => Ok(()),
+                    };
+                    if let Err(err) = held {
                         tracing::warn!(%call, error = %err, "the caller could not be put on hold at the carrier");
                     }
                 }
@@ -349,7 +538,9 @@ impl ProcessManager for CarrierLegs {
                         let Some(row) = calls::get(&pool, tenant, call_id).await? else { return Ok(()) };
                         // A Twilio call (the AI handing it over ended the AI's part of it: the
                         // caller waits at the carrier, whatever the call's own status says).
-                        if row.provider != "twilio" || row.provider_call_id.is_none() {
+                        if !matches!(row.provider.as_str(), "twilio" | "telnyx")
+                            || row.provider_call_id.is_none()
+                        {
                             return Ok(());
                         }
                         if let Err(err) =

@@ -132,22 +132,24 @@ impl CallController for AgentFunctions {
     }
 
     /// A queue transfer to one of the company's queues (by name or id) enters it — the router
-    /// offers the caller to an agent — and, on Twilio, holds the caller at the carrier in a
-    /// queue of their own ([`super::agent_legs`]). Any other queue name (and every Telnyx
-    /// call, for now) goes to the carrier's queue named `<tenant>:<queue>` (at most 64
-    /// characters, Twilio's limit) as before: Twilio runs `<Enqueue>`, Telnyx `enqueue`s.
+    /// offers the caller to an agent — and holds the caller at the carrier in a queue of their
+    /// own ([`super::agent_legs`]). Any other queue name goes to the carrier's queue named
+    /// `<tenant>:<queue>` (at most 64 characters, Twilio's limit) as before: Twilio runs
+    /// `<Enqueue>`, Telnyx `enqueue`s.
     async fn transfer(&self, target: &TransferTarget) -> Result<(), String> {
         let TransferTarget::Queue { queue } = target else {
             return Err(format!("the AI agent cannot transfer to {}", target.describe()));
         };
-        if self.dialect == Dialect::Twilio {
+        if matches!(self.dialect, Dialect::Twilio | Dialect::Telnyx) {
             if let Some(ours) = self.enter_queue(queue).await? {
                 tracing::info!(call = %self.call_id, queue = %ours, "transferred into our queue");
-                return self
-                    .service
-                    .hold_caller(self.call_id, &self.provider_call_id)
-                    .await
-                    .map_err(|e| e.to_string());
+                let held = match self.dialect {
+                    Dialect::Telnyx => {
+                        self.service.hold_caller_telnyx(self.call_id, &self.provider_call_id).await
+                    }
+                    _ => self.service.hold_caller(self.call_id, &self.provider_call_id).await,
+                };
+                return held.map_err(|e| e.to_string());
             }
         }
         let name: String = format!("{}:{queue}", self.tenant).chars().take(64).collect();

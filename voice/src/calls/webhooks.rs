@@ -227,6 +227,11 @@ impl CallService {
         let webhook =
             TelnyxWebhook::parse(req.body).map_err(|e| CallsError::InvalidWebhook(e.to_string()))?;
         let hook = webhook.to_event().map_err(|e| CallsError::InvalidWebhook(e.to_string()))?;
+        // An agent's leg, dialed for an offer: its own handling.
+        if let Some(leg) = hook.client_state.as_deref().and_then(super::agent_legs::leg_from_client_state) {
+            self.telnyx_agent_leg(leg, &hook).await?;
+            return Ok(WebhookAnswer::NoContent);
+        }
         let call_id = hook
             .client_state
             .as_deref()

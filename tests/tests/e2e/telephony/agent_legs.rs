@@ -313,3 +313,123 @@ async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_h
     assert_eq!(reason.as_deref(), Some("caller_hung_up"));
     app.cleanup().await;
 }
+
+/// The same path on Telnyx: the caller is held in a Telnyx queue of their own, the agent's leg
+/// is dialed with the offer in its `client_state`, and its answer bridges it to the caller's
+/// call control id; its hang-up ends the agent's call.
+#[tokio::test]
+async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
+    use kraliki_voice::telephony::testing::api::FakeTelnyxApi;
+    use kraliki_voice::telnyx::TelnyxSigner;
+    const KEY: &str = "KEYtelnyx-test";
+    let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
+    let openai = FakeOpenAi::start().await.unwrap();
+    let signer = TelnyxSigner::from_secret_bytes(&[9u8; 32]);
+    let (public_key, telnyx_url, openai_url) =
+        (signer.public_key_base64(), telnyx.base_url(), openai.config().base_url);
+    let app = spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(openai_url);
+            s.providers.telnyx_api_key = Some(SecretString::from(KEY));
+            s.providers.telnyx_public_key = Some(public_key);
+            s.providers.telnyx_api_url = Some(telnyx_url);
+            s.providers.telnyx_connection_id = Some("1494404757140276705".into());
+            s.providers.public_base_url = Some(PUBLIC.into());
+        },
+        Vec::new(),
+    )
+    .await;
+    let post = |body: String| {
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let signature = signer.sign(&ts, body.as_bytes());
+        let request = app
+            .anon
+            .post(app.url("/api/telephony/telnyx/webhook"))
+            .header("content-type", "application/json")
+            .header("telnyx-signature-ed25519", signature)
+            .header("telnyx-timestamp", ts)
+            .body(body);
+        async move { request.send().await.unwrap().status() }
+    };
+    let event = |kind: &str, n: u32, ccid: &str, client_state: Value, extra: Value| {
+        let mut payload = json!({"call_control_id": ccid, "call_leg_id": "l", "call_session_id": "s",
+            "client_state": client_state, "connection_id": "1494404757140276705", "from": "+420603123456",
+            "to": "+14155550122", "direction": "incoming", "state": "parked"});
+        payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"data": {"record_type": "event", "event_type": kind, "id": format!("5a1e4f2c-0000-4000-8000-{n:012}"),
+            "occurred_at": "2026-12-03T10:00:00Z", "payload": payload}})
+        .to_string()
+    };
+    let agent = agent(&app, "Telnyx agent", "+420700000021", "available").await;
+    let r = app
+        .post_json(
+            "/api/v1/queues",
+            json!({"name": "Support", "members": [{"type": "agent", "id": agent.id}]}),
+        )
+        .await;
+    let queue = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    inbound_campaign(&app, "+14155550122").await;
+
+    // The caller's call: initiated (answered with streaming), then answered.
+    let caller = telnyx.incoming_call();
+    let ccid = caller.call_control_id.clone();
+    assert_eq!(post(event("call.initiated", 1, &ccid, Value::Null, json!({}))).await, StatusCode::NO_CONTENT);
+    let answered = event("call.answered", 2, &ccid, Value::Null, json!({"state": "answered"}));
+    assert_eq!(post(answered).await, StatusCode::NO_CONTENT);
+    let call_id = kraliki_voice::calls::call_uuid("telnyx", &ccid).to_string();
+    app.caught_up().await;
+    let r = app.post_json(&format!("/api/v1/queues/{queue}/calls"), json!({"call_id": call_id})).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+
+    // Held in a Telnyx queue of its own; the agent's leg dialed with the offer in its state.
+    eventually(WAIT, "the caller is held", || async {
+        telnyx.commands().into_iter().find(|c| {
+            c.action == "enqueue"
+                && c.call_control_id == ccid
+                && c.body["queue_name"] == format!("q:{call_id}")
+        })
+    })
+    .await;
+    let dial = eventually(WAIT, "the agent's leg is dialed", || async {
+        telnyx.requests().into_iter().find(|r| r.path == "/v2/calls" && r.json()["to"] == "+420700000021")
+    })
+    .await
+    .json();
+    assert_eq!(dial["from"], "+14155550122", "the agent sees the number the caller dialed");
+    let leg: String = eventually(WAIT, "the leg is recorded", || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT leg_id FROM agent_legs LIMIT 1")
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap()
+            .flatten()
+    })
+    .await;
+
+    // The agent answers: the offer is accepted and the leg bridged to the caller.
+    let state = dial["client_state"].clone();
+    let answered =
+        event("call.answered", 3, &leg, state.clone(), json!({"direction": "outgoing", "state": "answered"}));
+    assert_eq!(post(answered).await, StatusCode::NO_CONTENT);
+    let bridge = eventually(WAIT, "the legs are bridged", || async {
+        telnyx.commands().into_iter().find(|c| c.action == "bridge" && c.call_control_id == leg)
+    })
+    .await;
+    assert_eq!(bridge.body["call_control_id"], ccid);
+    assert_eq!(agent_state(&app, &agent).await["status"], "on_call");
+
+    // The agent hangs up: wrap-up, then available.
+    let hangup = event(
+        "call.hangup",
+        4,
+        &leg,
+        state,
+        json!({"hangup_cause": "normal_clearing", "hangup_source": "callee", "start_time": "2026-12-03T10:00:00Z", "end_time": "2026-12-03T10:02:00Z"}),
+    );
+    assert_eq!(post(hangup).await, StatusCode::NO_CONTENT);
+    eventually(WAIT, "wrap-up ends", || async {
+        (agent_state(&app, &agent).await["status"] == "available").then_some(())
+    })
+    .await;
+    app.cleanup().await;
+}

@@ -158,18 +158,24 @@ impl CallService {
         Ok(WebhookAnswer::Twiml(response.pause(interval).to_xml()))
     }
 
+    /// A signed Twilio request about an agent's leg: its form and the leg its query names.
+    fn twilio_leg(&self, req: &TwilioRequest<'_>) -> Result<(Vec<(String, String)>, LegState), CallsError> {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.body).into_owned().collect();
+        self.check_twilio(req, &pairs)?;
+        let q = query_map(req.query);
+        let leg = LegState {
+            tenant: uuid_of(&q, "tenant")?,
+            agent: uuid_of(&q, "agent_id")?,
+            call: uuid_of(&q, "call_id")?,
+            offer: uuid_of(&q, "offer_id")?,
+        };
+        Ok((pairs, leg))
+    }
+
     /// The agent answered their leg: the offer is accepted and the leg dials the caller's queue
     /// (Twilio bridges them); an offer that is over meanwhile hangs the leg up.
     pub async fn twilio_agent_answer(&self, req: TwilioRequest<'_>) -> Result<WebhookAnswer, CallsError> {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.body).into_owned().collect();
-        self.check_twilio(&req, &pairs)?;
-        let q = query_map(req.query);
-        let (tenant, agent, call, offer) = (
-            uuid_of(&q, "tenant")?,
-            uuid_of(&q, "agent_id")?,
-            uuid_of(&q, "call_id")?,
-            uuid_of(&q, "offer_id")?,
-        );
+        let (_, LegState { tenant, agent, call, offer }) = self.twilio_leg(&req)?;
         let ctx = CommandContext::new(tenant.to_string(), "system:twilio");
         let command = AgentCommand::ConnectCall { call_id: call, at: Utc::now() };
         match self.dispatcher().execute::<Agent>(&agent.to_string(), command, &ctx).await {
@@ -191,15 +197,7 @@ impl CallService {
     /// Status callbacks of an agent's leg: not answered → the offer is missed with the carrier's
     /// reason; answered and completed → the agent's call ended.
     pub async fn twilio_agent_status(&self, req: TwilioRequest<'_>) -> Result<WebhookAnswer, CallsError> {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.body).into_owned().collect();
-        self.check_twilio(&req, &pairs)?;
-        let q = query_map(req.query);
-        let (tenant, agent, call, offer) = (
-            uuid_of(&q, "tenant")?,
-            uuid_of(&q, "agent_id")?,
-            uuid_of(&q, "call_id")?,
-            uuid_of(&q, "offer_id")?,
-        );
+        let (pairs, LegState { tenant, agent, call, offer }) = self.twilio_leg(&req)?;
         let status =
             pairs.iter().find(|(k, _)| k == "CallStatus").map(|(_, v)| v.clone()).unwrap_or_default();
         let ctx = CommandContext::new(tenant.to_string(), "system:twilio");

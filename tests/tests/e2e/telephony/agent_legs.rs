@@ -68,6 +68,21 @@ async fn leg_to(twilio: &FakeTwilioApi, phone: &str) -> (String, String, String)
     .await
 }
 
+/// Waits until the agent missed an offer with `reason`.
+async fn missed_with(app: &TestApp, a: &Agent, reason: &str, what: &str) {
+    let path = format!("/api/v1/agents/{}/states", a.id);
+    eventually(WAIT, what, || async {
+        let states: Value = a.client.get(app.url(&path)).send().await.unwrap().json().await.unwrap();
+        states
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["event_type"] == "AgentOfferRejected" && s["reason"] == reason)
+            .then_some(())
+    })
+    .await;
+}
+
 fn path_of(url: &str) -> &str {
     url.strip_prefix(PUBLIC).expect("one of our URLs")
 }
@@ -134,7 +149,10 @@ async fn a_caller_the_ai_hands_over_waits_hears_their_place_and_is_bridged_to_th
     // The free agent is reserved and their phone dialed; the one on a break is not.
     let (leg, answer_url, status_url) = leg_to(&twilio, "+420700000001").await;
     assert!(twilio.calls().iter().all(|c| c.to != "+420700000002"), "the agent on a break is not dialed");
-    assert_eq!(agent_state(&app, &free).await["status"], "reserved");
+    eventually(WAIT, "the free agent is reserved", || async {
+        (agent_state(&app, &free).await["status"] == "reserved").then_some(())
+    })
+    .await;
     // The agent answers: Twilio fetches the leg's TwiML, which dials the caller's queue.
     let answered = [("CallSid", leg.as_str()), ("CallStatus", "in-progress")];
     let twiml = webhook(&app, path_of(&answer_url), &answered, None).await.text().await.unwrap();
@@ -235,24 +253,7 @@ async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_h
     let (leg, _, status_url) = leg_to(&twilio, "+420700000011").await;
     let rang_out = [("CallSid", leg.as_str()), ("CallStatus", "no-answer"), ("SequenceNumber", "2")];
     assert_eq!(webhook(&app, path_of(&status_url), &rang_out, None).await.status(), StatusCode::NO_CONTENT);
-    eventually(WAIT, "the offer is missed", || async {
-        let states: Value = first
-            .client
-            .get(app.url(&format!("/api/v1/agents/{}/states", first.id)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        states
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["event_type"] == "AgentOfferRejected" && s["reason"] == "carrier_no_answer")
-            .then_some(())
-    })
-    .await;
+    missed_with(&app, &first, "carrier_no_answer", "the offer is missed").await;
     // The second agent becomes available; Twilio refuses to dial them: missed too, never stuck.
     let (status, body) = twilio_error(400, 21211, "Invalid 'To' Phone Number");
     twilio.respond_next(status, body);
@@ -264,24 +265,7 @@ async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_h
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    eventually(WAIT, "the refused leg is a missed offer", || async {
-        let states: Value = second
-            .client
-            .get(app.url(&format!("/api/v1/agents/{}/states", second.id)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        states
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["event_type"] == "AgentOfferRejected" && s["reason"] == "carrier_refused")
-            .then_some(())
-    })
-    .await;
+    missed_with(&app, &second, "carrier_refused", "the refused leg is a missed offer").await;
 
     // The caller hangs up while waiting: the call leaves the queue, abandoned.
     let gone = [
@@ -416,7 +400,10 @@ async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
     })
     .await;
     assert_eq!(bridge.body["call_control_id"], ccid);
-    assert_eq!(agent_state(&app, &agent).await["status"], "on_call");
+    eventually(WAIT, "the agent is on the call", || async {
+        (agent_state(&app, &agent).await["status"] == "on_call").then_some(())
+    })
+    .await;
 
     // The agent hangs up: wrap-up, then available.
     let hangup = event(

@@ -19,11 +19,14 @@
 //! <call>`), so a replay after a crash re-issues the same keys and a decision already recorded
 //! is answered, not made again. No agent is reserved twice (the agent aggregate refuses a
 //! second reservation) and no call is offered twice at once (the call's aggregate refuses a
-//! decision while an offer is pending). Read-your-writes: before reading, the router waits for
-//! the read models to include its own last command, so one batch's decisions see each other.
+//! decision while an offer is pending). Reads: the router reads the read models once they
+//! include the event it handles; what it decided since (not yet in them) it keeps in memory
+//! until it handles the `RoutingDecided` that recorded it, so one batch's decisions see each
+//! other without waiting for the read models between them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -50,8 +53,33 @@ const READS: [&str; 3] = [entries::NAME, agents::NAME, queues::NAME];
 
 #[derive(Default)]
 pub struct Router {
-    /// The log position of the last event this instance's commands appended.
-    last_written: AtomicI64,
+    recent: Mutex<Recent>,
+}
+
+/// What this instance decided that the read models may not show yet: from its `Decide` until
+/// it handles the `RoutingDecided` that recorded it (every later cause it reads the read models
+/// at includes that event, and so the offer). Only efficiency hangs on it: an instance taking
+/// over starts empty, and a stale view at worst leads to a reservation the agent's aggregate
+/// refuses (the offer ends `unavailable` and the call is routed again).
+#[derive(Default)]
+struct Recent {
+    /// Agents offered a call.
+    offered: HashMap<Uuid, Instant>,
+    /// Visits decided for: (call, visit) → the decision's number.
+    decided: HashMap<(Uuid, u32), (u32, Instant)>,
+    /// Round-robin pointers moved: queue → pointer.
+    pointers: HashMap<Uuid, (usize, Instant)>,
+}
+
+/// A `Recent` entry older than this is forgotten (its event was lost to this instance).
+const RECENT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Recent {
+    fn forget_old(&mut self) {
+        self.offered.retain(|_, at| at.elapsed() < RECENT_FOR);
+        self.decided.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+        self.pointers.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+    }
 }
 
 fn overflow_key(call: Uuid, visit: i32) -> String {
@@ -76,17 +104,15 @@ impl Router {
         Self::default()
     }
 
-    fn wrote(&self, position: Option<i64>) {
-        if let Some(p) = position {
-            self.last_written.fetch_max(p, Ordering::Relaxed);
-        }
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until the read models include the cause and this router's own last write.
+    /// Waits until the read models include the cause (what this instance wrote since is in
+    /// [`Recent`]).
     async fn catch_up(&self, fx: &Effects<'_>) -> anyhow::Result<()> {
-        let at = fx.cause().position.unwrap_or(0).max(self.last_written.load(Ordering::Relaxed));
         for view in READS {
-            fx.wait_for_position(view, at).await?;
+            fx.wait_for(view).await?;
         }
         Ok(())
     }
@@ -100,10 +126,7 @@ impl Router {
         command: QueuedCallCommand,
     ) -> anyhow::Result<bool> {
         match fx.execute_keyed::<QueuedCall>(part, &call.to_string(), command).await {
-            Ok(o) => {
-                self.wrote(o.position);
-                Ok(o.events > 0)
-            }
+            Ok(o) => Ok(o.events > 0),
             Err(DispatchError::Rejected(why)) => {
                 tracing::debug!(%call, %why, "queued call moved on");
                 Ok(false)
@@ -121,10 +144,7 @@ impl Router {
         command: AgentCommand,
     ) -> anyhow::Result<Result<(), String>> {
         match fx.execute_keyed::<Agent>(part, &agent.to_string(), command).await {
-            Ok(o) => {
-                self.wrote(o.position);
-                Ok(Ok(()))
-            }
+            Ok(_) => Ok(Ok(())),
             Err(DispatchError::Rejected(why)) => Ok(Err(why.to_string())),
             Err(DispatchError::Conflict) => Ok(Err("conflict".into())),
             Err(other) => Err(anyhow::anyhow!("agent {agent}: {other}")),
@@ -145,6 +165,17 @@ impl Router {
         let now = Utc::now();
         let mut candidates = candidates(&pool, tenant, &settings, now).await?;
         let mut pointer = entries::pointer(&pool, queue).await?;
+        let decided = {
+            let mut recent = self.recent();
+            recent.forget_old();
+            for c in &mut candidates {
+                c.has_offer |= recent.offered.contains_key(&c.agent_id);
+            }
+            if let Some((p, _)) = recent.pointers.get(&queue) {
+                pointer = Some(*p);
+            }
+            recent.decided.iter().map(|(k, (n, _))| (*k, *n)).collect::<HashMap<_, _>>()
+        };
         let strategy = settings.effective_strategy();
 
         let mut calls: HashMap<Uuid, (&EntryRow, CallToRoute)> = HashMap::new();
@@ -162,6 +193,10 @@ impl Router {
             }
             let visit = u32::try_from(entry.visit).unwrap_or(0);
             let number = u32::try_from(entry.decisions).unwrap_or(0) + 1;
+            if decided.get(&(call_id, visit)).is_some_and(|n| *n >= number) {
+                // Decided here already; the read model does not show it yet.
+                continue;
+            }
             let turned_down = entry.turned_down();
             let mut input = RoutingInput {
                 now,
@@ -198,12 +233,16 @@ impl Router {
             }
             let outcome = if expected.winner.is_some() { "offered" } else { "none" };
             metrics::counter!(catalog::ROUTER_DECISIONS.name, "outcome" => outcome).increment(1);
+            let mut recent = self.recent();
+            recent.decided.insert((call_id, visit), (number, Instant::now()));
             if let Some(winner) = expected.winner {
                 if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
                     c.has_offer = true;
                 }
-                if expected.rr_pointer_after.is_some() {
-                    pointer = expected.rr_pointer_after;
+                recent.offered.insert(winner, Instant::now());
+                if let Some(after) = expected.rr_pointer_after {
+                    pointer = Some(after);
+                    recent.pointers.insert(queue, (after, Instant::now()));
                 }
             }
         }
@@ -235,12 +274,33 @@ impl Router {
         event: QueuedCallEvent,
     ) -> anyhow::Result<()> {
         let QueuedCallEvent::RoutingDecided {
-            visit, input, decision, offer_id, offer_expires_at, at, ..
+            visit,
+            number,
+            input,
+            decision,
+            offer_id,
+            offer_expires_at,
+            at,
         } = event
         else {
             return Ok(());
         };
         let call: Uuid = e.aggregate_id.parse()?;
+        {
+            // From here on the read models show this decision to every later cause.
+            let mut recent = self.recent();
+            if recent.decided.get(&(call, visit)).is_some_and(|(n, _)| *n <= number) {
+                recent.decided.remove(&(call, visit));
+            }
+            if let Some(winner) = decision.winner {
+                recent.offered.remove(&winner);
+            }
+            if let (Some(queue), Some(after)) = (decision.queue_id, decision.rr_pointer_after) {
+                if recent.pointers.get(&queue).is_some_and(|(p, _)| *p == after) {
+                    recent.pointers.remove(&queue);
+                }
+            }
+        }
         let (Some(agent), Some(offer), Some(expires_at)) = (decision.winner, offer_id, offer_expires_at)
         else {
             // Nobody now: the clock alone may change that (a relaxation step, a VIP hold).

@@ -39,18 +39,25 @@ pub struct Candidate {
     /// Calls the agent is on now.
     pub active_calls: u32,
     /// Whether the agent holds a live reservation (an offer not yet answered).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub has_offer: bool,
     /// Whether the agent already rejected (or missed) this call.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub rejected_this_call: bool,
     /// Skill name → proficiency 1–5.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skills: BTreeMap<String, u8>,
     /// Language tag → proficiency 1–5.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub languages: BTreeMap<String, u8>,
     /// When the agent's last call ended; `None`: no call yet (in this interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_call_ended_at: Option<DateTime<Utc>>,
     /// Since when the agent is available (idle reference for never-called agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_since: Option<DateTime<Utc>>,
     /// Calls answered since tenant-local midnight.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub calls_answered_today: u32,
     /// Handle time ÷ (handle + idle) over the interval, 0..1.
     pub occupancy: f64,
@@ -58,9 +65,18 @@ pub struct Candidate {
     pub rating: f64,
     /// Free attributes for `custom` scores.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
     /// Position in the queue's member order (round-robin order), 0-based.
     pub member_index: usize,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A caller's last agent, for VIP stickiness.
@@ -230,12 +246,15 @@ pub struct CandidateOutcome {
     /// Whether the agent passed the filter.
     pub eligible: bool,
     /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why_not: Option<WhyNot>,
     /// The strategy's key for this agent, higher ranks first (eligible agents only). Ties are
     /// broken by longest idle, then agent id; `longest_idle` and `priority` rank never-called
     /// agents first and `vip` the preferred agent first, whatever their score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     /// 1 = offered; eligible agents only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank: Option<u32>,
 }
 

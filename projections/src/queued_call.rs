@@ -314,3 +314,25 @@ pub async fn recent_assignments(
     .fetch_one(pool)
     .await
 }
+
+/// The first `limit` calls waiting (no offer pending) in `queue`, in the order they are served:
+/// by arrival (`fifo`), else VIP first, then priority, then arrival — the order of
+/// `domain::routing::order_waiting_for`. The router reads no more than it can offer.
+pub async fn waiting_head(
+    pool: &PgPool,
+    tenant: Uuid,
+    queue: Uuid,
+    fifo: bool,
+    limit: i64,
+) -> Result<Vec<EntryRow>, sqlx::Error> {
+    let order = if fifo { "arrived_at, call_id" } else { "vip DESC, priority DESC, arrived_at, call_id" };
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM {ENTRIES} WHERE queue_id = $1 AND tenant_id = $2 AND status = 'waiting' \
+         ORDER BY {order} LIMIT $3"
+    ))
+    .bind(queue)
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -35,7 +35,7 @@ use kraliki_domain::call::CallEvent;
 use kraliki_domain::queue::{OverflowTarget, QueueMember, QueueSettings};
 use kraliki_domain::queued_call::{self as qc, OfferOutcome, QueuedCall, QueuedCallCommand, QueuedCallEvent};
 use kraliki_domain::routing::{
-    self, next_change_ms, order_waiting_for, CallToRoute, Candidate, RoutingInput,
+    self, next_change_ms, order_waiting_for, CallToRoute, Candidate, QueueStrategy, RoutingInput,
 };
 use kraliki_projections::metrics_catalog as catalog;
 use kraliki_projections::queued_call::{self as entries, EntryRow};
@@ -152,16 +152,20 @@ impl Router {
     }
 
     /// Decides for the waiting calls of `queue` while agents are free.
-    async fn route_queue(&self, fx: &mut Effects<'_>, tenant: Uuid, queue: Uuid) -> anyhow::Result<()> {
+    /// Decides for the waiting calls of `queue` while agents are free: the head of the queue, as
+    /// many calls as there are free agents (and `just_queued`, so that a new call's first
+    /// decision is recorded even when nobody is free).
+    async fn route_queue(
+        &self,
+        fx: &mut Effects<'_>,
+        tenant: Uuid,
+        queue: Uuid,
+        just_queued: Option<Uuid>,
+    ) -> anyhow::Result<()> {
         self.catch_up(fx).await?;
         let pool = fx.pool().clone();
         let Some(row) = queues::get(&pool, tenant, queue).await? else { return Ok(()) };
         let settings = row.settings()?;
-        let in_queue = entries::in_queue(&pool, tenant, queue).await?;
-        let waiting: Vec<&EntryRow> = in_queue.iter().filter(|e| e.status == "waiting").collect();
-        if waiting.is_empty() {
-            return Ok(());
-        }
         let now = Utc::now();
         let mut candidates = candidates(&pool, tenant, &settings, now).await?;
         let mut pointer = entries::pointer(&pool, queue).await?;
@@ -176,6 +180,23 @@ impl Router {
             }
             recent.decided.iter().map(|(k, (n, _))| (*k, *n)).collect::<HashMap<_, _>>()
         };
+        // Calls this instance decided for that the read model still shows waiting come first
+        // in the head and are skipped: read past them.
+        let free_agents = candidates.iter().filter(|c| free(c)).count();
+        let pending = decided.len();
+        let limit = i64::try_from(free_agents + pending + 1).unwrap_or(i64::MAX);
+        let fifo = settings.strategy == QueueStrategy::Fifo;
+        let mut waiting = entries::waiting_head(&pool, tenant, queue, fifo, limit).await?;
+        if let Some(new) = just_queued.filter(|new| !waiting.iter().any(|e| e.call_id == *new)) {
+            if let Some(e) = entries::current(&pool, tenant, new).await? {
+                if e.status == "waiting" && e.queue_id == queue {
+                    waiting.push(e);
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
         let strategy = settings.effective_strategy();
 
         let mut calls: HashMap<Uuid, (&EntryRow, CallToRoute)> = HashMap::new();
@@ -256,7 +277,7 @@ impl Router {
         let Some(row) = agents::get(&pool, tenant, agent).await? else { return Ok(()) };
         let teams = row.profile().map(|p| p.team_ids).unwrap_or_default();
         for queue in queues::with_member(&pool, tenant, agent, &teams).await? {
-            self.route_queue(fx, tenant, queue).await?;
+            self.route_queue(fx, tenant, queue, None).await?;
         }
         Ok(())
     }
@@ -377,7 +398,7 @@ impl Router {
                     let visit = i32::try_from(visit).unwrap_or(0);
                     fx.set_timer(overflow_key(call, visit), due, json!({"call": call, "queue": queue_id}));
                 }
-                self.route_queue(fx, tenant, queue_id).await
+                self.route_queue(fx, tenant, queue_id, Some(call)).await
             }
             decided @ QueuedCallEvent::RoutingDecided { .. } => self.on_decided(fx, e, decided).await,
             QueuedCallEvent::CallOfferEnded { .. } => {
@@ -391,7 +412,7 @@ impl Router {
                 {
                     return Ok(());
                 }
-                self.route_queue(fx, tenant, entry.queue_id).await
+                self.route_queue(fx, tenant, entry.queue_id, None).await
             }
             QueuedCallEvent::CallAbandoned { visit, offer_id, agent_id, waited_ms, .. } => {
                 left(fx, call, visit, "abandoned", waited_ms);
@@ -542,7 +563,7 @@ impl ProcessManager for Router {
                     }
                 }
             }
-            "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?).await,
+            "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?, None).await,
             "Call" => {
                 // The AI handing the caller over ends its part of the call, not the caller's.
                 if let CallEvent::CallCompleted { disposition: Some(d), .. } = e.decode::<CallEvent>()? {
@@ -583,7 +604,7 @@ impl ProcessManager for Router {
             }
             Ok(())
         } else if timer.timer_key.starts_with("reroute:") {
-            self.route_queue(fx, tenant, entry.queue_id).await
+            self.route_queue(fx, tenant, entry.queue_id, None).await
         } else {
             Ok(())
         }

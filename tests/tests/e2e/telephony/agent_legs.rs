@@ -11,22 +11,6 @@ use super::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn app_with(twilio: &FakeTwilioApi, openai: &FakeOpenAi) -> TestApp {
-    let (twilio_url, openai_url) = (twilio.base_url(), openai.config().base_url);
-    spawn_app_with(
-        move |s| {
-            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-            s.providers.openai_realtime_url = Some(openai_url);
-            s.providers.twilio_account_sid = Some(ACCOUNT.into());
-            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
-            s.providers.twilio_api_url = Some(twilio_url);
-            s.providers.public_base_url = Some(PUBLIC.into());
-        },
-        Vec::new(),
-    )
-    .await
-}
-
 struct Agent {
     id: String,
     client: reqwest::Client,
@@ -102,7 +86,7 @@ async fn a_caller_the_ai_hands_over_waits_hears_their_place_and_is_bridged_to_th
     )));
     let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
     twilio.incoming_call("CA0200", "+420603123456", "+14155550120");
-    let app = app_with(&twilio, &openai).await;
+    let app = outbound_app(&twilio, &openai, None).await;
     // Two agents speaking Czech: one on a break, one free; a Czech queue named Billing.
     let busy = agent(&app, "On break", "+420700000002", "break").await;
     let free = agent(&app, "Free", "+420700000001", "available").await;
@@ -206,7 +190,7 @@ async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_h
     let openai = FakeOpenAi::start().await.unwrap();
     let twilio = FakeTwilioApi::start(ACCOUNT, TOKEN).await.unwrap();
     twilio.incoming_call("CA0201", "+420603123456", "+14155550121");
-    let app = app_with(&twilio, &openai).await;
+    let app = outbound_app(&twilio, &openai, None).await;
     let first = agent(&app, "First", "+420700000011", "available").await;
     let second = agent(&app, "Second", "+420700000012", "break").await;
     let r = app

@@ -31,7 +31,6 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use kraliki_domain::agent::{Agent, AgentCommand, AgentEvent, AgentState};
-use kraliki_domain::call::CallEvent;
 use kraliki_domain::queue::{OverflowTarget, QueueMember, QueueSettings};
 use kraliki_domain::queued_call::{self as qc, OfferOutcome, QueuedCall, QueuedCallCommand, QueuedCallEvent};
 use kraliki_domain::routing::{
@@ -526,7 +525,6 @@ impl ProcessManager for Router {
                     | "AgentUpdated"
             ),
             "Queue" => matches!(e.event_type.as_str(), "QueueUpdated" | "QueueMemberAdded"),
-            "Call" => matches!(e.event_type.as_str(), "CallCompleted" | "CallFailed"),
             _ => false,
         }
     }
@@ -564,25 +562,6 @@ impl ProcessManager for Router {
                 }
             }
             "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?, None).await,
-            "Call" => {
-                // The AI handing the caller over ends its part of the call, not the caller's.
-                if let CallEvent::CallCompleted { disposition: Some(d), .. } = e.decode::<CallEvent>()? {
-                    if d == "transferred" {
-                        return Ok(());
-                    }
-                }
-                let call: Uuid = e.aggregate_id.parse()?;
-                fx.wait_for(entries::NAME).await?;
-                match entries::current(fx.pool(), tenant, call).await? {
-                    Some(entry) if entry.in_queue() => {
-                        let abandon =
-                            QueuedCallCommand::Abandon { reason: "caller_hung_up".into(), at: Utc::now() };
-                        self.call_command(fx, "hangup", call, abandon).await?;
-                        Ok(())
-                    }
-                    _ => Ok(()),
-                }
-            }
             _ => Ok(()),
         }
     }

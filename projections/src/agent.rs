@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "agent_view";
@@ -31,6 +32,10 @@ impl Projection for AgentProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[AGENTS, STATES]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Agent"]))
     }
 
     async fn apply(

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::{StoredEvent, EVENT_COLUMNS};
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "call_view";
@@ -44,6 +45,10 @@ impl Projection for CallProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[CALLS, TIMELINE]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Call"]))
     }
 
     async fn apply(

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{json, BuildTables, Projection};
 
 pub const NAME: &str = "call_list_view";
@@ -28,6 +29,10 @@ impl Projection for CallListProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[CALL_LISTS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["CallList"]).and_events("Campaign", &["CampaignDeleted"]))
     }
 
     async fn apply(

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{json, BuildTables, Projection};
 
 pub const NAME: &str = "campaign_view";
@@ -32,6 +33,10 @@ impl Projection for CampaignProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[CAMPAIGNS, OUTCOMES]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Campaign", "Call"]))
     }
 
     async fn apply(

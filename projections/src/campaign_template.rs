@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{json, BuildTables, Projection};
 
 pub const NAME: &str = "campaign_template_view";
@@ -28,6 +29,10 @@ impl Projection for TemplateProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TEMPLATES]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["CampaignTemplate"]))
     }
 
     async fn apply(

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "company_view";
@@ -114,6 +115,10 @@ impl Projection for CompanyProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TABLE]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Company", "Campaign"]).and_events("User", &["UserRegistered"]))
     }
 
     async fn apply(

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "contact_view";
@@ -37,6 +38,10 @@ impl Projection for ContactProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[CONTACTS, CAMPAIGN_CONTACTS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["ContactBatch", "ContactImport", "Contact", "Call"]))
     }
 
     async fn apply(

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "contact_import_view";
@@ -28,6 +29,10 @@ impl Projection for ImportProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[IMPORTS, PROBLEMS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["ContactBatch", "ContactImport"]))
     }
 
     async fn apply(

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "do_not_call_view";
@@ -26,6 +27,10 @@ impl Projection for DoNotCallProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[DNC]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["DoNotCallNumber"]))
     }
 
     async fn apply(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "ivr_flow_view";
@@ -31,6 +32,10 @@ impl Projection for IvrFlowProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[FLOWS, VERSIONS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["IvrFlow"]))
     }
 
     async fn apply(

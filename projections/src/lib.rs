@@ -13,6 +13,7 @@ pub mod contact;
 pub mod contact_import;
 pub mod do_not_call;
 pub mod event;
+pub mod filter;
 pub mod ivr_flow;
 pub mod keyset;
 pub mod metrics_catalog;
@@ -31,6 +32,7 @@ pub mod user;
 pub mod wake;
 
 pub use event::{Position, StoredEvent};
+pub use filter::EventFilter;
 pub use projection::{BuildTables, Projection};
 pub use runner::{RunnerSettings, Supervisor};
 pub use wake::Wake;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 
 /// The physical tables of one build: `company_view` → `company_view_b3`.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +65,13 @@ pub trait Projection: Send + Sync + 'static {
     /// last year's events).
     fn starts_at_head(&self) -> bool {
         false
+    }
+
+    /// The events this projection reads; `None` (the default) reads every event. The runner
+    /// asks the log for these only and moves the checkpoint over the rest, so what a read model
+    /// ignores costs it nothing (a routing decision carries every candidate: tens of KB).
+    fn reads(&self) -> Option<EventFilter> {
+        None
     }
 
     /// Apply a batch of events, in log order, inside the transaction that also moves the

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "queue_view";
@@ -29,6 +30,10 @@ impl Projection for QueueProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[QUEUES]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Queue"]))
     }
 
     async fn apply(

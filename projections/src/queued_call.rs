@@ -14,6 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "queue_entry_view";
@@ -34,6 +35,10 @@ impl Projection for QueuedCallProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[ENTRIES, POINTERS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["QueuedCall"]))
     }
 
     async fn apply(

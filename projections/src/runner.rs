@@ -57,21 +57,73 @@ impl Default for RunnerSettings {
     }
 }
 
-/// Reads the next batch after `after`, below the transaction barrier.
+/// What one read of the log gave a runner: the events it wants, and how far it read.
+pub struct Batch {
+    pub events: Vec<StoredEvent>,
+    /// The place the checkpoint moves to: the last event read, wanted or not.
+    pub scanned_to: Option<Position>,
+}
+
+/// Reads the next batch after `after`, below the transaction barrier: every event, or only what
+/// `filter` wants (its arrays as [`EventFilter::sql_arrays`] makes them).
 pub async fn fetch_batch(
     conn: &mut PgConnection,
     after: Position,
     limit: i64,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    filter: Option<&(Vec<String>, Vec<String>)>,
+) -> Result<Batch, sqlx::Error> {
+    let Some((aggregates, events)) = filter else {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id, global_position LIMIT $3"
+        );
+        let rows =
+            sqlx::query(&sql).bind(after.tx.to_string()).bind(after.pos).bind(limit).fetch_all(conn).await?;
+        let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
+        let scanned_to = events.last().map(StoredEvent::position);
+        return Ok(Batch { events, scanned_to });
+    };
+    // The barrier and the newest event below it first: nothing new (the usual wake-up of a
+    // runner that wants little) costs one index probe.
+    let (barrier, head_tx, head_pos): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "WITH b AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) \
+         SELECT b.x::text::bigint, e.tx, e.global_position FROM b LEFT JOIN LATERAL ( \
+             SELECT tx_id::text::bigint AS tx, global_position FROM events \
+             WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < b.x \
+             ORDER BY tx_id DESC, global_position DESC LIMIT 1) e ON true",
+    )
+    .bind(after.tx.to_string())
+    .bind(after.pos)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (Some(tx), Some(pos)) = (head_tx, head_pos) else {
+        return Ok(Batch { events: Vec::new(), scanned_to: None });
+    };
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx_id, global_position LIMIT $3"
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < $3::text::xid8 \
+           AND (aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6)) \
+         ORDER BY tx_id, global_position LIMIT $4"
     );
-    let rows =
-        sqlx::query(&sql).bind(after.tx.to_string()).bind(after.pos).bind(limit).fetch_all(conn).await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    let rows = sqlx::query(&sql)
+        .bind(after.tx.to_string())
+        .bind(after.pos)
+        .bind(barrier.to_string())
+        .bind(limit)
+        .bind(aggregates)
+        .bind(events)
+        .fetch_all(conn)
+        .await?;
+    let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
+    // A full batch may stop short of the head: the next read starts after its last event.
+    let scanned_to = if events.len() as i64 >= limit {
+        events.last().map(StoredEvent::position)
+    } else {
+        Some(Position { tx, pos })
+    };
+    Ok(Batch { events, scanned_to })
 }
 
 /// Runs every registered projection until cancelled.
@@ -136,6 +188,7 @@ impl Supervisor {
     ) {
         Worker {
             ctx: self.clone(),
+            filter: projection.reads().map(|f| f.sql_arrays()),
             projection,
             build_id: build.build_id,
             shutdown,
@@ -159,6 +212,7 @@ async fn supervise(ctx: Supervisor, projection: Arc<dyn Projection>, shutdown: C
                     }
                     let worker = Worker {
                         ctx: ctx.clone(),
+                        filter: projection.reads().map(|f| f.sql_arrays()),
                         projection: projection.clone(),
                         build_id: build.build_id,
                         shutdown: shutdown.clone(),
@@ -186,6 +240,8 @@ async fn supervise(ctx: Supervisor, projection: Arc<dyn Projection>, shutdown: C
 struct Worker {
     ctx: Supervisor,
     projection: Arc<dyn Projection>,
+    /// What it reads, as the query binds it (`None`: everything).
+    filter: Option<(Vec<String>, Vec<String>)>,
     build_id: i32,
     shutdown: CancellationToken,
     /// The deferred indexes exist (checked once per runner).
@@ -353,8 +409,9 @@ impl Worker {
             BuildStatus::Building => self.ctx.settings.rebuild_batch_size,
             _ => self.ctx.settings.batch_size,
         };
-        let events = fetch_batch(conn, build.checkpoint, limit).await?;
-        let Some(last) = events.last().map(StoredEvent::position) else {
+        let Batch { events, scanned_to } =
+            fetch_batch(conn, build.checkpoint, limit, self.filter.as_ref()).await?;
+        let Some(last) = scanned_to.filter(|to| *to > build.checkpoint) else {
             if build.status == BuildStatus::Building
                 && self.prepare_to_serve().await?
                 && builds::try_activate(&self.ctx.pool, self.projection.as_ref(), self.build_id).await?
@@ -367,7 +424,9 @@ impl Worker {
         };
         let started = Instant::now();
         let mut tx = Connection::begin(&mut *conn).await?;
-        self.projection.apply(&mut tx, tables, &events).await?;
+        if !events.is_empty() {
+            self.projection.apply(&mut tx, tables, &events).await?;
+        }
         let moved = sqlx::query(
             "UPDATE projection_builds SET last_tx = $3::text::xid8, last_position = $4, \
              events_done = events_done + $5, updated_at = now() \
@@ -393,8 +452,10 @@ impl Worker {
         let name = self.projection.name();
         metrics::counter!(catalog::PROJECTION_EVENTS.name, "projection" => name)
             .increment(events.len() as u64);
-        metrics::histogram!(catalog::PROJECTION_BATCH_DURATION.name, "projection" => name)
-            .record(started.elapsed().as_secs_f64());
+        if !events.is_empty() {
+            metrics::histogram!(catalog::PROJECTION_BATCH_DURATION.name, "projection" => name)
+                .record(started.elapsed().as_secs_f64());
+        }
         if let Some(newest) = events.last() {
             let lag = (chrono::Utc::now() - newest.recorded_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
             metrics::histogram!(catalog::PROJECTION_APPLY_LAG.name, "projection" => name)

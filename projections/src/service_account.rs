@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "service_account_view";
@@ -39,6 +40,10 @@ impl Projection for ServiceAccountProjection {
     }
     fn tables(&self) -> &'static [&'static str] {
         &[TABLE]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["ServiceAccount"]))
     }
 
     async fn apply(

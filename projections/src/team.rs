@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::company::{Cursor, Page};
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "team_view";
@@ -28,6 +29,10 @@ impl Projection for TeamProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TEAMS]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["Team"]))
     }
 
     async fn apply(

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "tenant_settings_view";
@@ -26,6 +27,10 @@ impl Projection for TenantSettingsProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TABLE]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["TenantSettings"]))
     }
 
     async fn apply(

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::event::StoredEvent;
+use crate::filter::EventFilter;
 use crate::projection::{BuildTables, Projection};
 
 pub const NAME: &str = "user_view";
@@ -44,6 +45,10 @@ impl Projection for UserProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TABLE]
+    }
+
+    fn reads(&self) -> Option<EventFilter> {
+        Some(EventFilter::aggregates(&["User"]))
     }
 
     async fn apply(

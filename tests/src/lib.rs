@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use kraliki_api::config::{LogFormat, NatsSettings};
 use kraliki_api::{Application, Settings};
 use kraliki_domain::values::Role;
-use kraliki_projections::{BuildTables, Projection, StoredEvent};
+use kraliki_projections::{BuildTables, EventFilter, Projection, StoredEvent};
 use secrecy::SecretString;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
@@ -433,6 +433,8 @@ async fn create_test_templates(pool: &PgPool) {
 /// "in order" become countable. An optional gate holds a batch open mid-transaction.
 pub struct EventLog {
     pub gate: Option<Arc<Gate>>,
+    /// What it reads (`None`: every event).
+    pub reads: Option<EventFilter>,
 }
 
 /// Holds `apply` after it wrote its rows, until opened; tells when a batch is held.
@@ -460,6 +462,9 @@ impl Projection for EventLog {
     }
     fn tables(&self) -> &'static [&'static str] {
         &[EVENT_LOG]
+    }
+    fn reads(&self) -> Option<EventFilter> {
+        self.reads.clone()
     }
     async fn apply(
         &self,

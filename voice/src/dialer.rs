@@ -32,7 +32,7 @@ use kraliki_domain::campaign::{CampaignEvent, CampaignSettings, DialingMode};
 use kraliki_projections::campaign::{self, CampaignRow};
 use kraliki_projections::contact::{self, CallListQuery, MemberRow};
 use kraliki_projections::metrics_catalog as catalog;
-use kraliki_projections::{call, position, StoredEvent};
+use kraliki_projections::{call, position, EventFilter, StoredEvent};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -255,21 +255,20 @@ impl ProcessManager for Dialer {
         NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        match e.aggregate_type.as_str() {
-            "Campaign" => matches!(
-                e.event_type.as_str(),
-                "CampaignStarted"
-                    | "CampaignResumed"
-                    | "CampaignPaused"
-                    | "CampaignCompleted"
-                    | "CampaignCancelled"
-                    | "CampaignArchived"
-                    | "CampaignDeleted"
-            ),
-            "Call" => matches!(e.event_type.as_str(), "CallCompleted" | "CallFailed" | "CallbackScheduled"),
-            _ => false,
-        }
+    fn reads(&self) -> EventFilter {
+        EventFilter::events(
+            "Campaign",
+            &[
+                "CampaignStarted",
+                "CampaignResumed",
+                "CampaignPaused",
+                "CampaignCompleted",
+                "CampaignCancelled",
+                "CampaignArchived",
+                "CampaignDeleted",
+            ],
+        )
+        .and_events("Call", &["CallCompleted", "CallFailed", "CallbackScheduled"])
     }
 
     async fn handle(&self, e: &StoredEvent, effects: &mut Effects<'_>) -> anyhow::Result<()> {

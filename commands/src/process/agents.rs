@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use kraliki_domain::agent::{Agent, AgentCommand, AgentEvent};
-use kraliki_projections::StoredEvent;
+use kraliki_projections::{EventFilter, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -31,21 +31,22 @@ impl ProcessManager for AgentTimers {
         NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        e.aggregate_type == "Agent"
-            && matches!(
-                e.event_type.as_str(),
-                "AgentReserved"
-                    | "AgentOfferAccepted"
-                    | "AgentOfferRejected"
-                    | "AgentOfferExpired"
-                    | "AgentOfferCancelled"
-                    | "AgentCallEnded"
-                    | "AgentWrapUpEnded"
-                    | "AgentStateChanged"
-                    | "AgentCallConnected"
-                    | "AgentDeleted"
-            )
+    fn reads(&self) -> EventFilter {
+        EventFilter::events(
+            "Agent",
+            &[
+                "AgentReserved",
+                "AgentOfferAccepted",
+                "AgentOfferRejected",
+                "AgentOfferExpired",
+                "AgentOfferCancelled",
+                "AgentCallEnded",
+                "AgentWrapUpEnded",
+                "AgentStateChanged",
+                "AgentCallConnected",
+                "AgentDeleted",
+            ],
+        )
     }
 
     async fn handle(&self, e: &StoredEvent, effects: &mut Effects<'_>) -> anyhow::Result<()> {

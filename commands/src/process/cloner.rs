@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use kraliki_domain::call_list::{CallList, CallListCommand, CallListSpec};
 use kraliki_domain::campaign::{CampaignEvent, CampaignOrigin};
-use kraliki_projections::StoredEvent;
+use kraliki_projections::{EventFilter, StoredEvent};
 use uuid::Uuid;
 
 use super::{Effects, ProcessManager};
@@ -22,8 +22,8 @@ impl ProcessManager for CampaignCloner {
         NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        e.event_type == "CampaignCreated" && e.aggregate_type == "Campaign"
+    fn reads(&self) -> EventFilter {
+        EventFilter::events("Campaign", &["CampaignCreated"])
     }
 
     async fn handle(&self, e: &StoredEvent, effects: &mut Effects<'_>) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@
 //! ```ignore
 //! impl ProcessManager for Reservations {
 //!     fn name(&self) -> &'static str { "agent_reservations" }
-//!     fn wants(&self, e: &StoredEvent) -> bool { e.event_type == "AgentReserved" }
+//!     fn reads(&self) -> EventFilter { EventFilter::events("Agent", &["AgentReserved"]) }
 //!     async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {
 //!         let AgentEvent::AgentReserved { offer_id, expires_at, .. } = e.decode()? else { return Ok(()) };
 //!         fx.set_timer(format!("offer:{offer_id}"), expires_at, json!({"agent": e.aggregate_id}));
@@ -47,7 +47,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use kraliki_domain::CommandPolicy;
 use kraliki_projections::metrics_catalog as catalog;
-use kraliki_projections::{BuildTables, Projection, StoredEvent, Wake};
+use kraliki_projections::{BuildTables, EventFilter, Projection, StoredEvent, Wake};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
@@ -63,8 +63,8 @@ pub trait ProcessManager: Send + Sync + 'static {
     /// Durable: checkpoint, lock and idempotency-key prefix. Never changes.
     fn name(&self) -> &'static str;
 
-    /// Whether this event concerns the manager (checked for every event: keep it cheap).
-    fn wants(&self, event: &StoredEvent) -> bool;
+    /// The events that concern the manager: the only ones its runner reads from the log.
+    fn reads(&self) -> EventFilter;
 
     /// Reacts to one event. An error rolls the batch back and it is handled again (the same
     /// idempotency keys make that safe); a command the domain refuses is a decision, not an
@@ -339,11 +339,13 @@ pub(crate) async fn write_timers(
 pub struct Managed {
     manager: Arc<dyn ProcessManager>,
     env: ManagerEnv,
+    reads: EventFilter,
 }
 
 impl Managed {
     pub fn new(manager: Arc<dyn ProcessManager>, env: ManagerEnv) -> Self {
-        Self { manager, env }
+        let reads = manager.reads();
+        Self { manager, env, reads }
     }
 }
 
@@ -370,6 +372,10 @@ impl Projection for Managed {
         self.manager.starts_at_head()
     }
 
+    fn reads(&self) -> Option<EventFilter> {
+        Some(self.reads.clone())
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -380,7 +386,7 @@ impl Projection for Managed {
         // Timer changes are written at the end, so the transaction holds no transaction id (and
         // no catch-up barrier) while the manager waits for read models or issues commands.
         let mut writes = Vec::new();
-        for event in events.iter().filter(|e| self.manager.wants(e)) {
+        for event in events.iter().filter(|e| self.reads.matches(e)) {
             let mut effects = Effects::new(&self.env, name, Cause::of(event));
             self.manager.handle(event, &mut effects).await?;
             metrics::counter!(catalog::PROCESS_EVENTS.name, "manager" => name).increment(1);

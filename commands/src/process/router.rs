@@ -38,7 +38,7 @@ use kraliki_domain::routing::{
 };
 use kraliki_projections::metrics_catalog as catalog;
 use kraliki_projections::queued_call::{self as entries, EntryRow};
-use kraliki_projections::{agent as agents, queue as queues, StoredEvent};
+use kraliki_projections::{agent as agents, queue as queues, EventFilter, StoredEvent};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -509,24 +509,23 @@ impl ProcessManager for Router {
         NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        match e.aggregate_type.as_str() {
-            "QueuedCall" => true,
-            "Agent" => matches!(
-                e.event_type.as_str(),
-                "AgentOfferAccepted"
-                    | "AgentOfferRejected"
-                    | "AgentOfferExpired"
-                    | "AgentOfferCancelled"
-                    | "AgentStateChanged"
-                    | "AgentWrapUpEnded"
-                    | "AgentCallEnded"
-                    | "AgentSkillsSet"
-                    | "AgentUpdated"
-            ),
-            "Queue" => matches!(e.event_type.as_str(), "QueueUpdated" | "QueueMemberAdded"),
-            _ => false,
-        }
+    fn reads(&self) -> EventFilter {
+        EventFilter::aggregates(&["QueuedCall"])
+            .and_events(
+                "Agent",
+                &[
+                    "AgentOfferAccepted",
+                    "AgentOfferRejected",
+                    "AgentOfferExpired",
+                    "AgentOfferCancelled",
+                    "AgentStateChanged",
+                    "AgentWrapUpEnded",
+                    "AgentCallEnded",
+                    "AgentSkillsSet",
+                    "AgentUpdated",
+                ],
+            )
+            .and_events("Queue", &["QueueUpdated", "QueueMemberAdded"])
     }
 
     async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {

@@ -45,7 +45,7 @@ pub async fn insert_created(conn: &mut sqlx::PgConnection, id: &str) {
 
 #[tokio::test]
 async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_commit() {
-    let app = spawn_app_with(|_| {}, vec![Arc::new(EventLog { gate: None })]).await;
+    let app = spawn_app_with(|_| {}, vec![Arc::new(EventLog { gate: None, reads: None })]).await;
     let dispatcher = app.app().state().dispatcher.clone();
 
     // An earlier transaction (a lower transaction id) that commits only once the others

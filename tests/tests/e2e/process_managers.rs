@@ -9,7 +9,7 @@ use chrono::Utc;
 use kraliki_commands::{Effects, ProcessManager, Timer};
 use kraliki_domain::company::{Company, CompanyCommand};
 use kraliki_domain::values::CompanyName;
-use kraliki_projections::StoredEvent;
+use kraliki_projections::{EventFilter, StoredEvent};
 use kraliki_tests::{eventually, spawn_app_managing, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -26,8 +26,8 @@ impl ProcessManager for Reactor {
         "test_reactor"
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        e.event_type == "CompanyCreated"
+    fn reads(&self) -> EventFilter {
+        EventFilter::events("Company", &["CompanyCreated"])
     }
 
     async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {

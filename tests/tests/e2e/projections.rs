@@ -9,7 +9,7 @@ use std::time::Duration;
 use kraliki_commands::CommandContext;
 use kraliki_domain::company::Company;
 use kraliki_projections::builds::{self, BuildStatus};
-use kraliki_projections::{Projection, RunnerSettings, Supervisor};
+use kraliki_projections::{position, EventFilter, Position, Projection, RunnerSettings, Supervisor};
 use kraliki_tests::{eventually, spawn_app_with, EventLog, Gate, TestApp, EVENT_LOG};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -58,6 +58,73 @@ async fn wait_active(app: &TestApp, name: &str, build_id: i32) {
     .await;
 }
 
+/// The newest event below the barrier, as the runner's checkpoint names it.
+async fn head(app: &TestApp) -> Position {
+    let (tx, pos): (i64, i64) = sqlx::query_as(
+        "SELECT tx_id::text::bigint, global_position FROM events ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    Position { tx, pos }
+}
+
+/// Whether the build's checkpoint is the newest event.
+async fn at_head(app: &TestApp, build_id: i32) -> Option<()> {
+    let target = head(app).await;
+    (build_of(app, EVENT_LOG, build_id).await.checkpoint == target).then_some(())
+}
+
+#[tokio::test]
+async fn a_runner_reads_only_what_its_projection_wants_and_moves_over_the_rest() {
+    let app = spawn_app_with(|s| s.projections.run = false, vec![]).await;
+    write_companies(&app, 5, 4).await;
+    let projection: Arc<dyn Projection> =
+        Arc::new(EventLog { gate: None, reads: Some(EventFilter::events("Company", &["CompanyCreated"])) });
+    // Batches smaller than what it wants: a full batch stops at its last event, not the head.
+    let settings = RunnerSettings { batch_size: 2, rebuild_batch_size: 2, ..RunnerSettings::default() };
+    let state = app.app().state();
+    let supervisor =
+        Supervisor::new(app.pool.clone(), state.wake.clone(), settings, vec![projection.clone()]);
+    let build = builds::ensure(&app.pool, projection.as_ref()).await.unwrap().pop().unwrap();
+    let stop = CancellationToken::new();
+    let run = {
+        let (s, p, b, stop) = (supervisor.clone(), projection.clone(), build.clone(), stop.clone());
+        tokio::spawn(async move { s.run_build(p, b, stop).await })
+    };
+    let wanted = || async {
+        rows(&app, "SELECT global_position FROM events WHERE event_type = 'CompanyCreated' ORDER BY tx_id, global_position").await
+    };
+    let applied = || async {
+        rows(&app, &format!("SELECT global_position FROM {EVENT_LOG} ORDER BY applied_order")).await
+    };
+    let build_id = build.build_id;
+    eventually(Duration::from_secs(20), "the runner reaches the head of the log", || at_head(&app, build_id))
+        .await;
+    let expected = wanted().await;
+    assert!(expected.len() >= 5);
+    assert_eq!(applied().await, expected, "exactly the events it wants, in log order, once each");
+
+    // Events it does not want move its checkpoint (a read waiting on them returns) and nothing
+    // else.
+    let dispatcher = state.dispatcher.clone();
+    let company = Uuid::now_v7().to_string();
+    let ctx = CommandContext::new(company.clone(), "test");
+    dispatcher.execute::<Company>(&company, create("Late"), &ctx).await.unwrap();
+    let last = dispatcher.execute::<Company>(&company, rename("Late 2"), &ctx).await.unwrap();
+    assert_eq!(build_of(&app, EVENT_LOG, build.build_id).await.status, BuildStatus::Active);
+    let last = last.position.expect("a rename appends");
+    position::wait_for(&app.pool, &state.wake, EVENT_LOG, last, Duration::from_secs(20))
+        .await
+        .expect("the checkpoint moves over an event it does not read");
+    eventually(Duration::from_secs(20), "the runner reaches the new head", || at_head(&app, build_id)).await;
+    assert_eq!(applied().await, wanted().await);
+    assert_eq!(applied().await.len(), expected.len() + 1);
+    stop.cancel();
+    run.await.unwrap();
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_runner_aborted_mid_batch_resumes_to_what_a_rebuild_gives() {
     // Runners are driven by the test here, not by the server.
@@ -65,7 +132,7 @@ async fn a_runner_aborted_mid_batch_resumes_to_what_a_rebuild_gives() {
     write_companies(&app, 20, 4).await;
     let gate = Arc::new(Gate::default());
     gate.armed.store(true, Ordering::SeqCst);
-    let projection: Arc<dyn Projection> = Arc::new(EventLog { gate: Some(gate.clone()) });
+    let projection: Arc<dyn Projection> = Arc::new(EventLog { gate: Some(gate.clone()), reads: None });
     let settings = RunnerSettings { batch_size: 40, rebuild_batch_size: 40, ..RunnerSettings::default() };
     let state = app.app().state();
     let supervisor =
@@ -272,7 +339,8 @@ async fn a_rebuild_under_writes_switches_over_without_readers_seeing_a_partial_m
 #[tokio::test]
 async fn a_graceful_stop_finishes_the_batch_in_flight() {
     let gate = Arc::new(Gate::default());
-    let mut app = spawn_app_with(|_| {}, vec![Arc::new(EventLog { gate: Some(gate.clone()) })]).await;
+    let mut app =
+        spawn_app_with(|_| {}, vec![Arc::new(EventLog { gate: Some(gate.clone()), reads: None })]).await;
     app.caught_up().await;
     gate.armed.store(true, Ordering::SeqCst);
     let held = gate.held.notified();

@@ -24,7 +24,7 @@ use kraliki_domain::queued_call::{QueuedCall, QueuedCallEvent};
 use kraliki_domain::routing::order_waiting_for;
 use kraliki_projections::call::CallRow;
 use kraliki_projections::{
-    agent as agents, call as calls, queue as queues, queued_call as entries, StoredEvent,
+    agent as agents, call as calls, queue as queues, queued_call as entries, EventFilter, StoredEvent,
 };
 use uuid::Uuid;
 
@@ -477,15 +477,11 @@ impl ProcessManager for CarrierLegs {
         NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        match e.aggregate_type.as_str() {
-            "QueuedCall" => e.event_type == "CallQueued",
-            "Agent" => matches!(
-                e.event_type.as_str(),
-                "AgentReserved" | "AgentOfferExpired" | "AgentOfferCancelled" | "AgentOfferRejected"
-            ),
-            _ => false,
-        }
+    fn reads(&self) -> EventFilter {
+        EventFilter::events("QueuedCall", &["CallQueued"]).and_events(
+            "Agent",
+            &["AgentReserved", "AgentOfferExpired", "AgentOfferCancelled", "AgentOfferRejected"],
+        )
     }
 
     async fn handle(&self, e: &StoredEvent, fx: &mut Effects<'_>) -> anyhow::Result<()> {

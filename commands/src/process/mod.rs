@@ -71,6 +71,14 @@ pub trait ProcessManager: Send + Sync + 'static {
     /// error.
     async fn handle(&self, event: &StoredEvent, effects: &mut Effects<'_>) -> anyhow::Result<()>;
 
+    /// After the events of one batch it wanted, with the last of them as the cause: a manager
+    /// that folds many events into one reaction (the router routes a queue once for every call
+    /// queued and agent freed in the batch) acts here. Under load batches grow, so the work per
+    /// event shrinks as it falls behind instead of growing.
+    async fn end_batch(&self, _effects: &mut Effects<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// A timer this manager set is due.
     async fn on_timer(&self, _timer: &Timer, _effects: &mut Effects<'_>) -> anyhow::Result<()> {
         Ok(())
@@ -277,6 +285,23 @@ impl<'a> Effects<'a> {
         self.wait_for_position(projection, self.cause.position.unwrap_or(0)).await
     }
 
+    /// Waits (bounded) until every one of `projections` has applied the cause's event.
+    pub async fn wait_for_all(&self, projections: &[&str]) -> anyhow::Result<()> {
+        let position = self.cause.position.unwrap_or(0);
+        if position <= 0 {
+            return Ok(());
+        }
+        kraliki_projections::position::wait_for_all(
+            &self.env.pool,
+            &self.env.wake,
+            projections,
+            position,
+            self.env.read_wait,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Waits (bounded) until `projection` has applied the log up to `position` (the cause's, or
     /// the manager's own last write, for reading its own writes).
     pub async fn wait_for_position(&self, projection: &str, position: i64) -> anyhow::Result<()> {
@@ -386,10 +411,19 @@ impl Projection for Managed {
         // Timer changes are written at the end, so the transaction holds no transaction id (and
         // no catch-up barrier) while the manager waits for read models or issues commands.
         let mut writes = Vec::new();
+        let mut last = None;
         for event in events.iter().filter(|e| self.reads.matches(e)) {
             let mut effects = Effects::new(&self.env, name, Cause::of(event));
             self.manager.handle(event, &mut effects).await?;
             metrics::counter!(catalog::PROCESS_EVENTS.name, "manager" => name).increment(1);
+            if !effects.timers.is_empty() {
+                writes.push((effects.cause.id.clone(), std::mem::take(&mut effects.timers)));
+            }
+            last = Some(event);
+        }
+        if let Some(event) = last {
+            let mut effects = Effects::new(&self.env, name, Cause::of(event));
+            self.manager.end_batch(&mut effects).await?;
             if !effects.timers.is_empty() {
                 writes.push((effects.cause.id.clone(), std::mem::take(&mut effects.timers)));
             }

@@ -53,6 +53,31 @@ const READS: [&str; 3] = [entries::NAME, agents::NAME, queues::NAME];
 #[derive(Default)]
 pub struct Router {
     recent: Mutex<Recent>,
+    /// What the batch being handled asks to route, done once at its end.
+    pending: Mutex<Pending>,
+}
+
+/// The queues and agents to route at the end of a batch: every call queued and every agent
+/// freed in it lead to one pass per queue instead of one each.
+#[derive(Default)]
+struct Pending {
+    /// queue → (tenant, the calls queued in the batch).
+    queues: HashMap<Uuid, (Uuid, Vec<Uuid>)>,
+    /// (tenant, agent): route the queues the agent is a member of.
+    agents: Vec<(Uuid, Uuid)>,
+}
+
+impl Pending {
+    fn queue(&mut self, tenant: Uuid, queue: Uuid, just_queued: Option<Uuid>) {
+        let entry = self.queues.entry(queue).or_insert_with(|| (tenant, Vec::new()));
+        entry.1.extend(just_queued);
+    }
+
+    fn agent(&mut self, tenant: Uuid, agent: Uuid) {
+        if !self.agents.contains(&(tenant, agent)) {
+            self.agents.push((tenant, agent));
+        }
+    }
 }
 
 /// What this instance decided that the read models may not show yet: from its `Decide` until
@@ -68,6 +93,8 @@ struct Recent {
     decided: HashMap<(Uuid, u32), (u32, Instant)>,
     /// Round-robin pointers moved: queue → pointer.
     pointers: HashMap<Uuid, (usize, Instant)>,
+    /// Offers this instance reserved an agent for right after deciding: offer → agent.
+    reserved: HashMap<Uuid, (Uuid, Instant)>,
 }
 
 /// A `Recent` entry older than this is forgotten (its event was lost to this instance).
@@ -78,7 +105,18 @@ impl Recent {
         self.offered.retain(|_, at| at.elapsed() < RECENT_FOR);
         self.decided.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
         self.pointers.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+        self.reserved.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
     }
+}
+
+/// An offer a decision makes: what reserving its agent needs.
+struct Offer {
+    call: Uuid,
+    agent: Uuid,
+    offer: Uuid,
+    queue: Option<Uuid>,
+    expires_at: DateTime<Utc>,
+    decided_at: DateTime<Utc>,
 }
 
 fn overflow_key(call: Uuid, visit: i32) -> String {
@@ -110,10 +148,11 @@ impl Router {
     /// Waits until the read models include the cause (what this instance wrote since is in
     /// [`Recent`]).
     async fn catch_up(&self, fx: &Effects<'_>) -> anyhow::Result<()> {
-        for view in READS {
-            fx.wait_for(view).await?;
-        }
-        Ok(())
+        fx.wait_for_all(&READS).await
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Issues a queued-call command; a refusal is a decision (the call moved on), not an error.
@@ -150,7 +189,6 @@ impl Router {
         }
     }
 
-    /// Decides for the waiting calls of `queue` while agents are free.
     /// Decides for the waiting calls of `queue` while agents are free: the head of the queue, as
     /// many calls as there are free agents (and `just_queued`, so that a new call's first
     /// decision is recorded even when nobody is free).
@@ -159,7 +197,7 @@ impl Router {
         fx: &mut Effects<'_>,
         tenant: Uuid,
         queue: Uuid,
-        just_queued: Option<Uuid>,
+        just_queued: &[Uuid],
     ) -> anyhow::Result<()> {
         self.catch_up(fx).await?;
         let pool = fx.pool().clone();
@@ -186,8 +224,11 @@ impl Router {
         let limit = i64::try_from(free_agents + pending + 1).unwrap_or(i64::MAX);
         let fifo = settings.strategy == QueueStrategy::Fifo;
         let mut waiting = entries::waiting_head(&pool, tenant, queue, fifo, limit).await?;
-        if let Some(new) = just_queued.filter(|new| !waiting.iter().any(|e| e.call_id == *new)) {
-            if let Some(e) = entries::current(&pool, tenant, new).await? {
+        for new in just_queued {
+            if waiting.iter().any(|e| e.call_id == *new) {
+                continue;
+            }
+            if let Some(e) = entries::current(&pool, tenant, *new).await? {
                 if e.status == "waiting" && e.queue_id == queue {
                     waiting.push(e);
                 }
@@ -240,43 +281,102 @@ impl Router {
                 }
             }
             let offer_timeout = settings.offer_timeout_seconds;
-            let recorded = self
-                .call_command(
-                    fx,
-                    &format!("decide:{call_id}:{visit}:{number}"),
-                    call_id,
-                    QueuedCallCommand::Decide { input, offer_timeout_seconds: offer_timeout },
-                )
-                .await?;
+            let decided_at = input.now;
+            let queue_of = input.call.queue_id;
+            let decide = QueuedCallCommand::Decide {
+                input,
+                offer_timeout_seconds: offer_timeout,
+                expected: Some((visit, number)),
+            };
+            let recorded =
+                self.call_command(fx, &format!("decide:{call_id}:{visit}:{number}"), call_id, decide).await?;
             if !recorded {
                 continue;
             }
             let outcome = if expected.winner.is_some() { "offered" } else { "none" };
             metrics::counter!(catalog::ROUTER_DECISIONS.name, "outcome" => outcome).increment(1);
-            let mut recent = self.recent();
-            recent.decided.insert((call_id, visit), (number, Instant::now()));
-            if let Some(winner) = expected.winner {
-                if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
-                    c.has_offer = true;
+            {
+                let mut recent = self.recent();
+                recent.decided.insert((call_id, visit), (number, Instant::now()));
+                if let Some(winner) = expected.winner {
+                    recent.offered.insert(winner, Instant::now());
+                    if let Some(after) = expected.rr_pointer_after {
+                        pointer = Some(after);
+                        recent.pointers.insert(queue, (after, Instant::now()));
+                    }
                 }
-                recent.offered.insert(winner, Instant::now());
-                if let Some(after) = expected.rr_pointer_after {
-                    pointer = Some(after);
-                    recent.pointers.insert(queue, (after, Instant::now()));
-                }
+            }
+            let Some(winner) = expected.winner else { continue };
+            if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
+                c.has_offer = true;
+            }
+            // The decision is recorded as the (visit, number) expected: its offer is known, and
+            // the agent is reserved now rather than when the decision is read back.
+            let offer = Offer {
+                call: call_id,
+                agent: winner,
+                offer: qc::offer_id(call_id, visit, number),
+                queue: queue_of,
+                expires_at: decided_at + Duration::seconds(i64::from(offer_timeout.max(1))),
+                decided_at,
+            };
+            if self.reserve(fx, &format!("reserve:{call_id}:{visit}:{number}"), &offer).await? {
+                self.recent().reserved.insert(offer.offer, (winner, Instant::now()));
             }
         }
         Ok(())
     }
 
-    /// Routes every queue the agent is a member of that has calls waiting.
-    async fn route_agent(&self, fx: &mut Effects<'_>, tenant: Uuid, agent: Uuid) -> anyhow::Result<()> {
+    /// Reserves the offer's agent; an agent who cannot be reserved (the view was stale) ends
+    /// the offer as `unavailable` and the call is routed again. Whether the agent is reserved.
+    async fn reserve(&self, fx: &mut Effects<'_>, part: &str, o: &Offer) -> anyhow::Result<bool> {
+        let reserve = AgentCommand::ReserveAgent {
+            offer_id: o.offer,
+            call_id: o.call,
+            queue_id: o.queue,
+            expires_at: o.expires_at.max(Utc::now() + Duration::seconds(1)),
+            at: Utc::now().max(o.decided_at),
+        };
+        match self.agent_command(fx, part, o.agent, reserve).await? {
+            Ok(()) => {
+                let lag = (Utc::now() - o.decided_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                metrics::histogram!(catalog::ROUTER_OFFER_LATENCY.name).record(lag.max(0.0));
+                Ok(true)
+            }
+            Err(why) => {
+                tracing::info!(call = %o.call, agent = %o.agent, %why, "agent could not be reserved: routing again");
+                let end = QueuedCallCommand::EndOffer {
+                    offer_id: o.offer,
+                    outcome: OfferOutcome::Unavailable,
+                    at: Utc::now(),
+                };
+                if self.call_command(fx, &format!("unavailable:{}", o.offer), o.call, end).await? {
+                    metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => "unavailable").increment(1);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Routes what the batch asked for: the queues of the agents it freed, and its queues.
+    async fn route_pending(&self, fx: &mut Effects<'_>) -> anyhow::Result<()> {
+        let Pending { mut queues, agents } = std::mem::take(&mut *self.pending());
+        if queues.is_empty() && agents.is_empty() {
+            return Ok(());
+        }
         self.catch_up(fx).await?;
         let pool = fx.pool().clone();
-        let Some(row) = agents::get(&pool, tenant, agent).await? else { return Ok(()) };
-        let teams = row.profile().map(|p| p.team_ids).unwrap_or_default();
-        for queue in queues::with_member(&pool, tenant, agent, &teams).await? {
-            self.route_queue(fx, tenant, queue, None).await?;
+        for (tenant, agent) in agents {
+            let Some(row) = agents::get(&pool, tenant, agent).await? else { continue };
+            let teams = row.profile().map(|p| p.team_ids).unwrap_or_default();
+            for queue in queues::with_member(&pool, tenant, agent, &teams).await? {
+                queues.entry(queue).or_insert_with(|| (tenant, Vec::new()));
+            }
+        }
+        let mut order: Vec<_> = queues.into_iter().collect();
+        order.sort_by_key(|(queue, _)| *queue);
+        for (queue, (tenant, just_queued)) in order {
+            self.route_queue(fx, tenant, queue, &just_queued).await?;
         }
         Ok(())
     }
@@ -336,29 +436,29 @@ impl Router {
             }
             return Ok(());
         };
-        let reserve = AgentCommand::ReserveAgent {
-            offer_id: offer,
-            call_id: call,
-            queue_id: decision.queue_id,
-            expires_at: expires_at.max(Utc::now() + Duration::seconds(1)),
-            at: Utc::now().max(at),
-        };
-        match self.agent_command(fx, "reserve", agent, reserve).await? {
-            Ok(()) => {
-                let lag = (Utc::now() - input.now).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                metrics::histogram!(catalog::ROUTER_OFFER_LATENCY.name).record(lag.max(0.0));
-            }
-            Err(why) => {
-                tracing::info!(%call, %agent, %why, "agent could not be reserved: routing again");
-                metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => "unavailable").increment(1);
-                let end = QueuedCallCommand::EndOffer {
+        let reserved = self.recent().reserved.remove(&offer);
+        match reserved {
+            // Reserved when decided: the agent the decision names.
+            Some((reserved, _)) if reserved == agent => return Ok(()),
+            // The decision recorded another winner than the one reserved (the read models this
+            // instance decided from were not the aggregate's): that reservation is withdrawn.
+            Some((other, _)) => {
+                tracing::warn!(%call, %agent, %other, "reserved another agent than the decision names");
+                let cancel = AgentCommand::CancelOffer {
                     offer_id: offer,
-                    outcome: OfferOutcome::Unavailable,
+                    reason: Some("not_the_decision".into()),
                     at: Utc::now(),
                 };
-                self.call_command(fx, "unavailable", call, end).await?;
+                if let Err(why) = self.agent_command(fx, "cancel_other", other, cancel).await? {
+                    tracing::debug!(%other, %why, "offer already over");
+                }
             }
+            None => {}
         }
+        // Not reserved by this instance when decided (it crashed in between, or took over).
+        let o =
+            Offer { call, agent, offer, queue: decision.queue_id, expires_at, decided_at: input.now.min(at) };
+        self.reserve(fx, "reserve", &o).await?;
         Ok(())
     }
 
@@ -366,12 +466,15 @@ impl Router {
     async fn on_offer_answered(
         &self,
         fx: &mut Effects<'_>,
+        agent: Uuid,
         offer: Uuid,
         outcome: Option<OfferOutcome>,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let Some(entry) = self.entry_of_offer(fx, offer).await? else { return Ok(()) };
-        if entry.offer_id != Some(offer) || entry.status != "offered" {
+        // Another agent's answer to the same offer id is a reservation withdrawn as not the
+        // decision's (see `on_decided`): the call's offer stands.
+        if entry.offer_id != Some(offer) || entry.status != "offered" || entry.agent_id != Some(agent) {
             return Ok(());
         }
         let (part, command, label) = match outcome {
@@ -397,7 +500,8 @@ impl Router {
                     let visit = i32::try_from(visit).unwrap_or(0);
                     fx.set_timer(overflow_key(call, visit), due, json!({"call": call, "queue": queue_id}));
                 }
-                self.route_queue(fx, tenant, queue_id, Some(call)).await
+                self.pending().queue(tenant, queue_id, Some(call));
+                Ok(())
             }
             decided @ QueuedCallEvent::RoutingDecided { .. } => self.on_decided(fx, e, decided).await,
             QueuedCallEvent::CallOfferEnded { .. } => {
@@ -411,7 +515,8 @@ impl Router {
                 {
                     return Ok(());
                 }
-                self.route_queue(fx, tenant, entry.queue_id, None).await
+                self.pending().queue(tenant, entry.queue_id, None);
+                Ok(())
             }
             QueuedCallEvent::CallAbandoned { visit, offer_id, agent_id, waited_ms, .. } => {
                 left(fx, call, visit, "abandoned", waited_ms);
@@ -536,33 +641,43 @@ impl ProcessManager for Router {
                 let agent: Uuid = e.aggregate_id.parse()?;
                 match e.decode::<AgentEvent>()? {
                     AgentEvent::AgentOfferAccepted { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, offer_id, None, at).await
+                        self.on_offer_answered(fx, agent, offer_id, None, at).await
                     }
                     AgentEvent::AgentOfferRejected { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Rejected), at).await
+                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Rejected), at).await
                     }
                     AgentEvent::AgentOfferExpired { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Expired), at).await
+                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Expired), at).await
                     }
                     AgentEvent::AgentOfferCancelled { offer_id, at, .. } => {
                         // Withdrawn by someone else than the router (a supervisor): the call waits
                         // again. Withdrawn for an abandoned call: its entry has left already.
-                        self.on_offer_answered(fx, offer_id, Some(OfferOutcome::Cancelled), at).await?;
-                        self.route_agent(fx, tenant, agent).await
+                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Cancelled), at)
+                            .await?;
+                        self.pending().agent(tenant, agent);
+                        Ok(())
                     }
                     event => {
                         let state = event.state();
                         if matches!(state, AgentState::Available | AgentState::OnCall) {
-                            self.route_agent(fx, tenant, agent).await
+                            self.pending().agent(tenant, agent);
+                            Ok(())
                         } else {
                             Ok(())
                         }
                     }
                 }
             }
-            "Queue" => self.route_queue(fx, tenant, e.aggregate_id.parse()?, None).await,
+            "Queue" => {
+                self.pending().queue(tenant, e.aggregate_id.parse()?, None);
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    async fn end_batch(&self, fx: &mut Effects<'_>) -> anyhow::Result<()> {
+        self.route_pending(fx).await
     }
 
     async fn on_timer(&self, timer: &Timer, fx: &mut Effects<'_>) -> anyhow::Result<()> {
@@ -582,7 +697,7 @@ impl ProcessManager for Router {
             }
             Ok(())
         } else if timer.timer_key.starts_with("reroute:") {
-            self.route_queue(fx, tenant, entry.queue_id, None).await
+            self.route_queue(fx, tenant, entry.queue_id, &[]).await
         } else {
             Ok(())
         }

@@ -30,6 +30,10 @@ pub enum QueuedCallCommand {
         input: RoutingInput,
         /// How long the winner's reservation lasts.
         offer_timeout_seconds: u32,
+        /// The (visit, decision number) the caller decided for: refused when the call is at
+        /// another, so that the caller may act on the offer the decision names (its id follows
+        /// from them) without reading the event back.
+        expected: Option<(u32, u32)>,
     },
     /// The pending offer ended without the agent taking the call.
     EndOffer {

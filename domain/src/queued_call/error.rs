@@ -18,6 +18,9 @@ pub enum QueuedCallError {
     /// The offer named is not the call's pending one.
     #[error("offer {offer_id} is not the call's pending offer")]
     OfferNotCurrent { offer_id: Uuid },
+    /// The decision was made for another visit or decision number than the call's next one.
+    #[error("the call's next decision is {number} of visit {visit}")]
+    StaleDecision { visit: u32, number: u32 },
     /// Field problems, every one.
     #[error("invalid queued call")]
     Invalid(Vec<InvalidValue>),

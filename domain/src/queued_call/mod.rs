@@ -215,7 +215,7 @@ impl QueuedCall {
                     (max_wait_seconds > 0).then(|| at + Duration::seconds(i64::from(max_wait_seconds)));
                 QueuedCallEvent::CallQueued { visit: self.visit + 1, queue_id, call, overflow_at, at }
             }
-            QueuedCallCommand::Decide { mut input, offer_timeout_seconds } => {
+            QueuedCallCommand::Decide { mut input, offer_timeout_seconds, expected } => {
                 let status = self.status_now()?;
                 if status != QueueStatus::Waiting {
                     return Err(QueuedCallError::NotWaiting { status });
@@ -223,6 +223,9 @@ impl QueuedCall {
                 let mut call = self.call.clone().ok_or(QueuedCallError::NotQueued)?;
                 call.waited_ms = millis_between(call.arrived_at, input.now);
                 let number = self.decisions + 1;
+                if expected.is_some_and(|e| e != (self.visit, number)) {
+                    return Err(QueuedCallError::StaleDecision { visit: self.visit, number });
+                }
                 input.call = call;
                 input.seed = seed(input.call.call_id, self.visit, number);
                 for c in &mut input.candidates {

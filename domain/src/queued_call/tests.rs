@@ -97,7 +97,11 @@ fn decided(now: i64, candidates: Vec<Candidate>, number: u32) -> QueuedCallEvent
         s
     };
     let events = state
-        .decide(QueuedCallCommand::Decide { input: input(now, candidates), offer_timeout_seconds: 15 })
+        .decide(QueuedCallCommand::Decide {
+            input: input(now, candidates),
+            offer_timeout_seconds: 15,
+            expected: None,
+        })
         .expect("decided");
     events.into_iter().next().expect("one event")
 }
@@ -170,7 +174,11 @@ fn a_call_with_an_offer_pending_is_not_decided_again() {
     let d = decided(1, vec![agent(1)], 1);
     Given::with(())
         .given(vec![queued(), d])
-        .when(QueuedCallCommand::Decide { input: input(2, vec![agent(2)]), offer_timeout_seconds: 15 })
+        .when(QueuedCallCommand::Decide {
+            input: input(2, vec![agent(2)]),
+            offer_timeout_seconds: 15,
+            expected: None,
+        })
         .then_expect_error(QueuedCallError::NotWaiting { status: QueueStatus::Offered });
 }
 
@@ -184,7 +192,11 @@ fn nobody_eligible_is_recorded_once_while_it_holds() {
     );
     Given::with(())
         .given(vec![queued(), first])
-        .when(QueuedCallCommand::Decide { input: input(5, vec![busy]), offer_timeout_seconds: 15 })
+        .when(QueuedCallCommand::Decide {
+            input: input(5, vec![busy]),
+            offer_timeout_seconds: 15,
+            expected: None,
+        })
         .then_expect_events(vec![]);
 }
 
@@ -207,13 +219,22 @@ fn a_rejected_offer_puts_the_call_back_and_the_agent_is_never_offered_it_again()
     for e in [queued(), d, ended] {
         state.apply(e);
     }
+    // A decision made for a number the call is past is refused (its offer id would be wrong).
+    let stale = state.decide(QueuedCallCommand::Decide {
+        input: input(4, vec![agent(1), agent(2)]),
+        offer_timeout_seconds: 15,
+        expected: Some((1, 1)),
+    });
+    assert_eq!(stale, Err(QueuedCallError::StaleDecision { visit: 1, number: 2 }));
     let events = state
         .decide(QueuedCallCommand::Decide {
             input: input(4, vec![agent(1), agent(2)]),
             offer_timeout_seconds: 15,
+            expected: Some((1, 2)),
         })
         .expect("decided");
-    let QueuedCallEvent::RoutingDecided { decision, number, .. } = &events[0] else { panic!() };
+    let QueuedCallEvent::RoutingDecided { decision, number, offer_id, .. } = &events[0] else { panic!() };
+    assert_eq!(*offer_id, Some(super::offer_id(id(CALL), 1, 2)));
     assert_eq!(*number, 2);
     assert_eq!(decision.winner, Some(id(2)));
     assert_eq!(

@@ -101,6 +101,7 @@ async fn a_runner_reads_only_what_its_projection_wants_and_moves_over_the_rest()
     let build_id = build.build_id;
     eventually(Duration::from_secs(20), "the runner reaches the head of the log", || at_head(&app, build_id))
         .await;
+    wait_active(&app, EVENT_LOG, build_id).await;
     let expected = wanted().await;
     assert!(expected.len() >= 5);
     assert_eq!(applied().await, expected, "exactly the events it wants, in log order, once each");

@@ -40,7 +40,9 @@ impl Projection for CallProjection {
     }
 
     fn version(&self) -> i32 {
-        4 // 2: summary; 3: requested calls, typed transfer targets; 4: the voice agent
+        // 2: summary; 3: requested calls, typed transfer targets; 4: the voice agent;
+        // 5: dispositions set by hand
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -89,10 +91,18 @@ fn detail(event: &CallEvent) -> anyhow::Result<Value> {
     fields.remove("at");
     if matches!(
         event,
-        CallEvent::CallCompleted { .. } | CallEvent::CallFailed { .. } | CallEvent::CallbackScheduled { .. }
+        CallEvent::CallCompleted { .. }
+            | CallEvent::CallFailed { .. }
+            | CallEvent::CallbackScheduled { .. }
+            | CallEvent::CallDispositionSet { .. }
     ) {
         fields.remove("campaign_id");
         fields.remove("contact_id");
+    }
+    if matches!(event, CallEvent::CallDispositionSet { .. }) {
+        // What the row says already; the step keeps the disposition, notes, agent and previous.
+        fields.remove("outcome");
+        fields.remove("started_at");
     }
     Ok(Value::Object(fields))
 }
@@ -228,6 +238,20 @@ async fn call(
             .execute(&mut *conn)
             .await?;
         }
+        CallEvent::CallDispositionSet { disposition, notes, agent_id, at, .. } => {
+            sqlx::query(&format!(
+                "UPDATE {table} SET disposition = $4, disposition_notes = $5, disposition_agent_id = $6, \
+                 disposition_at = $3, version = $2, updated_at = $3 WHERE id = $1"
+            ))
+            .bind(id)
+            .bind(seq)
+            .bind(at)
+            .bind(disposition)
+            .bind(notes)
+            .bind(agent_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         CallEvent::RecordingAvailable { url, at, .. } => {
             sqlx::query(&format!(
                 "UPDATE {table} SET recording_url = $4, version = $2, updated_at = $3 WHERE id = $1"
@@ -241,7 +265,7 @@ async fn call(
         }
         CallEvent::CallCompleted { outcome, disposition, duration_seconds, hangup_cause, at, .. } => {
             sqlx::query(&format!(
-                "UPDATE {table} SET status = 'completed', outcome = $4, disposition = $5, hangup_cause = $6, \
+                "UPDATE {table} SET status = 'completed', outcome = $4, disposition = coalesce($5, disposition), hangup_cause = $6, \
                  duration_seconds = $7, ended_at = $3, version = $2, updated_at = $3 WHERE id = $1"
             ))
             .bind(id)
@@ -357,11 +381,16 @@ pub struct CallRow {
     pub ai_model: Option<String>,
     pub ai_voice: Option<String>,
     pub agent_connected_at: Option<DateTime<Utc>>,
+    /// The disposition set by hand: the notes, the human agent who set it, when.
+    pub disposition_notes: Option<String>,
+    pub disposition_agent_id: Option<Uuid>,
+    pub disposition_at: Option<DateTime<Utc>>,
 }
 
 const CALL_COLUMNS: &str = "id, tenant_id, direction, provider, provider_call_id, from_number, to_number, \
     campaign_id, contact_id, status, answered_by, outcome, disposition, hangup_cause, failure_reason, \
-    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at, metadata, ai_provider, ai_model, ai_voice, agent_connected_at";
+    duration_seconds, recording_url, transfer_target, summary, started_at, answered_at, ended_at, version, updated_at, metadata, ai_provider, ai_model, ai_voice, agent_connected_at, \
+    disposition_notes, disposition_agent_id, disposition_at";
 
 /// Calls of a campaign started since `since` (its hourly pace).
 pub async fn started_since(pool: &PgPool, campaign: Uuid, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {

@@ -185,6 +185,41 @@ async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyh
             .await?;
             count_outcome(conn, t, campaign, outcome.as_str(), &disposition).await?;
         }
+        // A disposition set by hand after the call ended moves its counts: conversions (a
+        // connected call's) and the per-disposition tally. One set while the call goes on is
+        // counted by the completion, which carries it.
+        CallEvent::CallDispositionSet {
+            campaign_id: Some(campaign),
+            outcome: Some(outcome),
+            disposition,
+            previous,
+            ..
+        } => {
+            let previous = previous.unwrap_or_default();
+            if outcome == kraliki_domain::call::CallOutcome::Connected {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET successful_calls = greatest(successful_calls \
+                     + (settings->'success_dispositions' ? $2)::int \
+                     - (settings->'success_dispositions' ? $3)::int, 0) WHERE id = $1"
+                ))
+                .bind(campaign)
+                .bind(&disposition)
+                .bind(&previous)
+                .execute(&mut *conn)
+                .await?;
+            }
+            let outcomes = t.get(OUTCOMES);
+            sqlx::query(&format!(
+                "UPDATE {outcomes} SET calls = greatest(calls - 1, 0) \
+                 WHERE campaign_id = $1 AND outcome = $2 AND disposition = $3"
+            ))
+            .bind(campaign)
+            .bind(outcome.as_str())
+            .bind(&previous)
+            .execute(&mut *conn)
+            .await?;
+            count_outcome(conn, t, campaign, outcome.as_str(), &disposition).await?;
+        }
         CallEvent::CallFailed { campaign_id: Some(campaign), .. } => {
             sqlx::query(&format!(
                 "UPDATE {table} SET calls_in_flight = greatest(calls_in_flight - 1, 0), failed_calls = failed_calls + 1 WHERE id = $1"

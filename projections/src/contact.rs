@@ -214,6 +214,26 @@ async fn call(conn: &mut PgConnection, t: &BuildTables, e: &StoredEvent) -> anyh
         CallEvent::CallFailed { contact_id: Some(contact), campaign_id, at, .. } => {
             ended(conn, contacts, per_campaign, contact, campaign_id, CallOutcome::Failed, None, at).await?;
         }
+        // A disposition set by hand is the contact's last one while no later attempt began.
+        CallEvent::CallDispositionSet {
+            campaign_id: Some(campaign),
+            contact_id: Some(contact),
+            started_at: Some(started),
+            outcome: Some(_),
+            disposition,
+            ..
+        } => {
+            sqlx::query(&format!(
+                "UPDATE {per_campaign} SET last_disposition = $3 \
+                 WHERE campaign_id = $1 AND contact_id = $2 AND last_attempt_at <= $4"
+            ))
+            .bind(campaign)
+            .bind(contact)
+            .bind(disposition)
+            .bind(started)
+            .execute(&mut *conn)
+            .await?;
+        }
         CallEvent::CallbackScheduled { callback_at, note, campaign_id, contact_id, at } => {
             sqlx::query(&format!(
                 "INSERT INTO {per_campaign} (campaign_id, contact_id, attempts, in_flight, last_attempt_at, done, callback_at, callback_note) \

@@ -126,9 +126,10 @@ mod impls {
         fn code(&self) -> Code {
             match self {
                 Self::NotQueued => Code::NotFound,
-                Self::AlreadyQueued { .. } | Self::NotWaiting { .. } | Self::OfferNotCurrent { .. } => {
-                    Code::InvalidState
-                }
+                Self::AlreadyQueued { .. }
+                | Self::NotWaiting { .. }
+                | Self::OfferNotCurrent { .. }
+                | Self::StaleDecision { .. } => Code::InvalidState,
                 Self::Invalid(_) => Code::ValidationFailed,
             }
         }
@@ -356,7 +357,16 @@ mod impls {
                 Self::NotFound => Code::NotFound,
                 Self::AlreadyExists => Code::AlreadyExists,
                 Self::Ended => Code::InvalidState,
-                Self::NoContactToCallBack | Self::CallbackInThePast => Code::ValidationFailed,
+                Self::NoContactToCallBack | Self::CallbackInThePast | Self::InvalidDisposition(_) => {
+                    Code::ValidationFailed
+                }
+            }
+        }
+
+        fn problem(&self) -> ApiError {
+            match self {
+                Self::InvalidDisposition(problem) => invalid(std::slice::from_ref(problem)),
+                other => ApiError::new(other.code()).detail(other.to_string()),
             }
         }
     }

@@ -29,6 +29,67 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transcript))
         .routes(routes!(events))
         .routes(routes!(outbound))
+        .routes(routes!(disposition))
+}
+
+/// What the call came to, as the agent who handled it says (during the call, in wrap-up, or a
+/// correction later).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionBody {
+    /// A code: letters, digits, `_` or `-` (spaces become `_`, stored in lower case), at most
+    /// 64. The campaign's `success_dispositions` count as conversions.
+    pub disposition: String,
+    /// Free text, at most 2,000 characters.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/calls/{id}/disposition", tag = "calls", operation_id = "calls_disposition", request_body = DispositionBody,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CallResponse, description = "The disposition is the call's (`CallDispositionSet`; the campaign's counts move with it)"),
+        (status = 403, body = crate::error::Problem, description = "Neither a supervisor nor the agent the call was assigned to (problem+json)"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 422, body = crate::error::Problem, description = "The disposition or the notes are not valid (problem+json)")),
+    security(("bearer" = [])))]
+async fn disposition(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: axum::http::HeaderMap,
+    PathId(id): PathId,
+    crate::extract::IdempotencyKey(key): crate::extract::IdempotencyKey,
+    body: crate::extract::ApiJson<DispositionBody>,
+) -> Result<Response, ApiError> {
+    user.require(READERS)?;
+    owned(&state, &user, id).await?;
+    let agent = kraliki_projections::agent::for_user(&state.pool, user.company_id, user.user_id).await?;
+    if user.require(super::common::MANAGERS).is_err() {
+        // An agent dispositions the calls they were assigned.
+        let entry = kraliki_projections::queued_call::current(&state.pool, user.company_id, id).await?;
+        let theirs = agent
+            .as_ref()
+            .zip(entry)
+            .is_some_and(|(a, e)| e.agent_id == Some(a.id) && e.status == "assigned");
+        if !theirs {
+            return Err(ApiError::new(Code::Forbidden)
+                .detail("only the agent the call was assigned to, or a supervisor"));
+        }
+    }
+    let b = body.value;
+    let ctx = super::common::tenant_context(&headers, &user, key, body.fingerprint);
+    let command = kraliki_domain::call::CallCommand::SetDisposition {
+        disposition: b.disposition,
+        notes: b.notes,
+        agent_id: agent.map(|a| a.id),
+        at: Utc::now(),
+    };
+    let outcome =
+        state.dispatcher.execute::<kraliki_domain::call::Call>(&id.to_string(), command, &ctx).await?;
+    state.wait_for(view::NAME, outcome.position).await?;
+    let row = owned(&state, &user, id).await?;
+    let mut response = Json(CallResponse::from(row)).into_response();
+    super::common::write_headers(&mut response, &outcome, None);
+    Ok(response)
 }
 
 /// Places an outbound call to a contact for a campaign, through Twilio or Telnyx.
@@ -132,6 +193,10 @@ pub struct CallResponse {
     pub ai_provider: Option<String>,
     pub ai_model: Option<String>,
     pub ai_voice: Option<String>,
+    /// The agent's notes with a disposition set by hand, the human agent who set it, and when.
+    pub disposition_notes: Option<String>,
+    pub disposition_agent_id: Option<Uuid>,
+    pub disposition_at: Option<DateTime<Utc>>,
 }
 
 impl From<CallRow> for CallResponse {
@@ -165,6 +230,9 @@ impl From<CallRow> for CallResponse {
             ai_provider: r.ai_provider,
             ai_model: r.ai_model,
             ai_voice: r.ai_voice,
+            disposition_notes: r.disposition_notes,
+            disposition_agent_id: r.disposition_agent_id,
+            disposition_at: r.disposition_at,
         }
     }
 }

@@ -105,6 +105,15 @@ pub enum CallCommand {
         note: Option<String>,
         at: DateTime<Utc>,
     },
+    /// What the call came to, as the agent who handled it (or a supervisor) says: while the
+    /// call goes on, during wrap-up or later (a correction is a new disposition).
+    SetDisposition {
+        disposition: String,
+        notes: Option<String>,
+        /// The human agent who says it (none: a supervisor or an integration).
+        agent_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
     CompleteCall {
         outcome: CallOutcome,
         disposition: Option<String>,
@@ -135,6 +144,7 @@ impl CommandPolicy for CallCommand {
             Self::AttachRecording { .. } => "AttachRecording",
             Self::SummarizeCall { .. } => "SummarizeCall",
             Self::ScheduleCallback { .. } => "ScheduleCallback",
+            Self::SetDisposition { .. } => "SetDisposition",
             Self::CompleteCall { .. } => "CompleteCall",
             Self::FailCall { .. } => "FailCall",
         }

@@ -12,4 +12,6 @@ pub enum CallError {
     NoContactToCallBack,
     #[error("a callback must be in the future")]
     CallbackInThePast,
+    #[error("{0}")]
+    InvalidDisposition(crate::values::InvalidValue),
 }

@@ -103,6 +103,20 @@ pub enum CallEvent {
         contact_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// The call's disposition, set by hand. `previous` and `outcome` (the call's, once it ended)
+    /// let a read model move a count from the old disposition to the new one.
+    CallDispositionSet {
+        disposition: String,
+        notes: Option<String>,
+        agent_id: Option<Uuid>,
+        previous: Option<String>,
+        outcome: Option<CallOutcome>,
+        campaign_id: Option<Uuid>,
+        contact_id: Option<Uuid>,
+        /// When the call started (the contact's attempt it belongs to).
+        started_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
     CallCompleted {
         outcome: CallOutcome,
         disposition: Option<String>,
@@ -138,6 +152,7 @@ impl DomainEvent for CallEvent {
             Self::RecordingAvailable { .. } => "RecordingAvailable",
             Self::CallSummarized { .. } => "CallSummarized",
             Self::CallbackScheduled { .. } => "CallbackScheduled",
+            Self::CallDispositionSet { .. } => "CallDispositionSet",
             Self::CallCompleted { .. } => "CallCompleted",
             Self::CallFailed { .. } => "CallFailed",
         }
@@ -169,6 +184,7 @@ impl CallEvent {
             | E::RecordingAvailable { at, .. }
             | E::CallbackScheduled { at, .. }
             | E::CallSummarized { at, .. }
+            | E::CallDispositionSet { at, .. }
             | E::CallCompleted { at, .. }
             | E::CallFailed { at, .. } => *at,
         }

@@ -160,6 +160,37 @@ pub struct Call {
     pub answered_at: Option<DateTime<Utc>>,
     pub answered_by: Option<String>,
     pub streams: Vec<String>,
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub outcome: Option<CallOutcome>,
+    #[serde(default)]
+    pub disposition: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Longest disposition code and notes.
+pub const DISPOSITION_MAX: usize = 64;
+pub const NOTES_MAX: usize = 2000;
+
+/// A disposition code as stored: trimmed, lower case, letters, digits, `_` and `-` (each run
+/// of spaces becomes `_`), at most [`DISPOSITION_MAX`] characters.
+pub fn disposition_code(raw: &str) -> Result<String, crate::values::InvalidValue> {
+    let code = raw.to_lowercase().split_whitespace().collect::<Vec<_>>().join("_");
+    if code.is_empty() {
+        return Err(crate::values::InvalidValue::new("disposition", "required", "a disposition code"));
+    }
+    if code.chars().count() > DISPOSITION_MAX
+        || !code.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(crate::values::InvalidValue::new(
+            "disposition",
+            "invalid",
+            "at most 64 letters, digits, `_` or `-`",
+        ));
+    }
+    Ok(code)
 }
 
 impl Call {
@@ -317,6 +348,34 @@ impl Aggregate for Call {
                 }
                 E::RecordingAvailable { url, duration_seconds, at }
             }
+            C::SetDisposition { disposition, notes, agent_id, at } => {
+                if self.status == CallStatus::None {
+                    return Err(CallError::NotFound);
+                }
+                let disposition = disposition_code(&disposition).map_err(CallError::InvalidDisposition)?;
+                let notes = notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+                if notes.as_ref().is_some_and(|n| n.chars().count() > NOTES_MAX) {
+                    return Err(CallError::InvalidDisposition(crate::values::InvalidValue::new(
+                        "notes",
+                        "too_long",
+                        "at most 2000 characters",
+                    )));
+                }
+                if self.disposition.as_deref() == Some(disposition.as_str()) && self.notes == notes {
+                    return Ok(());
+                }
+                E::CallDispositionSet {
+                    disposition,
+                    notes,
+                    agent_id,
+                    previous: self.disposition.clone(),
+                    outcome: self.outcome,
+                    campaign_id: self.campaign_id,
+                    contact_id: self.contact_id,
+                    started_at: self.started_at,
+                    at,
+                }
+            }
             C::CompleteCall { outcome, disposition, hangup_cause, at } => {
                 if self.status == CallStatus::None {
                     return Err(CallError::NotFound);
@@ -324,6 +383,8 @@ impl Aggregate for Call {
                 if self.ended() {
                     return Ok(());
                 }
+                // A disposition set by hand during the call stands unless the end names one.
+                let disposition = disposition.or_else(|| self.disposition.clone());
                 let duration_seconds =
                     self.answered_at.map(|a| (at - a).num_seconds().max(0) as u64).unwrap_or_default();
                 E::CallCompleted {
@@ -352,14 +413,16 @@ impl Aggregate for Call {
 
     fn apply(&mut self, event: CallEvent) {
         match event {
-            CallEvent::CallRequested { direction, campaign_id, contact_id, .. } => {
+            CallEvent::CallRequested { direction, campaign_id, contact_id, at, .. } => {
+                self.started_at = Some(at);
                 self.status = CallStatus::Requested;
                 self.direction = Some(direction);
                 self.campaign_id = campaign_id;
                 self.contact_id = contact_id;
             }
             CallEvent::CallPlaced { .. } => self.status = CallStatus::Initiated,
-            CallEvent::CallInitiated { direction, campaign_id, contact_id, .. } => {
+            CallEvent::CallInitiated { direction, campaign_id, contact_id, at, .. } => {
+                self.started_at = Some(at);
                 self.status = CallStatus::Initiated;
                 self.direction = Some(direction);
                 self.campaign_id = campaign_id;
@@ -373,8 +436,21 @@ impl Aggregate for Call {
             }
             CallEvent::MediaStreamStarted { stream_id, .. } => self.streams.push(stream_id),
             CallEvent::MediaStreamStopped { stream_id, .. } => self.streams.retain(|s| *s != stream_id),
-            CallEvent::CallCompleted { .. } => self.status = CallStatus::Completed,
-            CallEvent::CallFailed { .. } => self.status = CallStatus::Failed,
+            CallEvent::CallCompleted { outcome, disposition, .. } => {
+                self.status = CallStatus::Completed;
+                self.outcome = Some(outcome);
+                if disposition.is_some() {
+                    self.disposition = disposition;
+                }
+            }
+            CallEvent::CallFailed { .. } => {
+                self.status = CallStatus::Failed;
+                self.outcome = Some(CallOutcome::Failed);
+            }
+            CallEvent::CallDispositionSet { disposition, notes, .. } => {
+                self.disposition = Some(disposition);
+                self.notes = notes;
+            }
             CallEvent::DtmfReceived { .. }
             | CallEvent::AgentConnected { .. }
             | CallEvent::TranscriptSegmentAdded { .. }

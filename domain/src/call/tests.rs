@@ -228,3 +228,76 @@ fn the_voice_agent_joins_a_live_call_only() {
         .then_expect_error(CallError::Ended);
     Given::with(()).given_no_previous_events().when(connect()).then_expect_error(CallError::NotFound);
 }
+
+#[test]
+fn a_disposition_is_a_code_a_repeat_records_nothing_and_a_completion_carries_it() {
+    let set = |disposition: &str, previous: Option<&str>, outcome: Option<CallOutcome>| {
+        CallEvent::CallDispositionSet {
+            disposition: disposition.into(),
+            notes: None,
+            agent_id: None,
+            previous: previous.map(Into::into),
+            outcome,
+            campaign_id: None,
+            contact_id: None,
+            started_at: Some(at(0)),
+            at: at(20),
+        }
+    };
+    let command = |d: &str| CallCommand::SetDisposition {
+        disposition: d.into(),
+        notes: None,
+        agent_id: None,
+        at: at(20),
+    };
+    Given::with(()).given(vec![initiated()]).when(command(" Sale  Made ")).then_expect_events(vec![set(
+        "sale_made",
+        None,
+        None,
+    )]);
+    Given::with(())
+        .given(vec![initiated(), set("sale", None, None)])
+        .when(command("SALE"))
+        .then_expect_events(vec![]);
+    Given::with(()).given(vec![]).when(command("sale")).then_expect_error(CallError::NotFound);
+    for bad in ["", "  ", "sale!", &"x".repeat(65)] {
+        let problem = disposition_code(bad).expect_err(bad);
+        assert_eq!(problem.field, "disposition");
+        Given::with(())
+            .given(vec![initiated()])
+            .when(command(bad))
+            .then_expect_error(CallError::InvalidDisposition(problem));
+    }
+    // Set during the call: the completion carries it; set after: it names the outcome and what
+    // it replaced.
+    Given::with(())
+        .given(vec![initiated(), set("sale", None, None)])
+        .when(CallCommand::CompleteCall {
+            outcome: CallOutcome::Connected,
+            disposition: None,
+            hangup_cause: None,
+            at: at(30),
+        })
+        .then_expect_events(vec![CallEvent::CallCompleted {
+            outcome: CallOutcome::Connected,
+            disposition: Some("sale".into()),
+            duration_seconds: 0,
+            hangup_cause: None,
+            campaign_id: None,
+            contact_id: None,
+            at: at(30),
+        }]);
+    let completed = CallEvent::CallCompleted {
+        outcome: CallOutcome::Voicemail,
+        disposition: Some("left_message".into()),
+        duration_seconds: 0,
+        hangup_cause: None,
+        campaign_id: None,
+        contact_id: None,
+        at: at(30),
+    };
+    Given::with(())
+        .given(vec![initiated(), completed])
+        .when(command("no_interest"))
+        .then_expect_events(vec![set("no_interest", Some("left_message"), Some(CallOutcome::Voicemail))]);
+}

@@ -184,8 +184,12 @@ async fn a_queued_call_is_offered_by_skill_then_to_the_next_agent_after_a_reject
 
     // Skill based: the highest total proficiency among those with billing ≥ 3.
     let offer = offered_to(&app, &co, &expert, call).await;
-    let listed = get(&co.admin, &app, &format!("/api/v1/queues/{q}/calls")).await;
-    assert_eq!(listed[0]["status"], "offered", "{listed}");
+    // The agent is reserved as the decision is recorded; the queue's view follows the log.
+    let listed = eventually(WAIT, "the queue shows the call offered", || async {
+        let listed = get(&co.admin, &app, &format!("/api/v1/queues/{q}/calls")).await;
+        (listed[0]["status"] == "offered").then_some(listed)
+    })
+    .await;
     assert_eq!(listed[0]["offer"]["agent_id"], expert.id);
     assert_eq!(listed[0]["position"], 1);
 
@@ -206,6 +210,38 @@ async fn a_queued_call_is_offered_by_skill_then_to_the_next_agent_after_a_reject
     // A stale offer is refused with the agent's current state.
     let r = answer(&app, &expert, &offer, "accept").await;
     assert_eq!(json_of(r, StatusCode::CONFLICT).await["code"], "invalid_state");
+
+    // The agent who took the call dispositions it; the one who declined may not; bad codes are
+    // refused with the field; a supervisor may correct it.
+    let path = format!("/api/v1/calls/{call}/disposition");
+    let r = post(&expert.client, &app, &path, json!({"disposition": "sale"})).await;
+    assert_eq!(json_of(r, StatusCode::FORBIDDEN).await["code"], "forbidden");
+    let r = post(&junior.client, &app, &path, json!({"disposition": "sale made!"})).await;
+    let problem = json_of(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"][0]["field"], "disposition", "{problem}");
+    let body = json!({"disposition": " Sale Made ", "notes": "wants the yearly plan"});
+    let set = json_of(post(&junior.client, &app, &path, body.clone()).await, StatusCode::OK).await;
+    assert_eq!(set["disposition"], "sale_made");
+    assert_eq!(set["disposition_notes"], "wants the yearly plan");
+    assert_eq!(set["disposition_agent_id"], junior.id);
+    json_of(post(&junior.client, &app, &path, body).await, StatusCode::OK).await;
+    let fixed = json!({"disposition": "callback_requested"});
+    let fixed = json_of(post(&co.admin, &app, &path, fixed).await, StatusCode::OK).await;
+    assert_eq!(fixed["disposition"], "callback_requested");
+    assert!(fixed["disposition_agent_id"].is_null(), "a supervisor is not an agent");
+    let detail = get(&co.admin, &app, &format!("/api/v1/calls/{call}")).await;
+    let steps: Vec<_> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "CallDispositionSet")
+        .map(|s| (s["detail"]["disposition"].clone(), s["detail"]["previous"].clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [(json!("sale_made"), Value::Null), (json!("callback_requested"), json!("sale_made"))],
+        "a repeat records nothing; a correction names what it replaced: {detail}"
+    );
 
     let events = call_events(&app, call).await;
     assert_eq!(

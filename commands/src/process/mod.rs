@@ -220,7 +220,7 @@ impl<'a> Effects<'a> {
 
     /// Issues a command keyed `<manager>:<cause>:<part>` (see [`Effects::context_keyed`]).
     pub async fn execute_keyed<A>(
-        &mut self,
+        &self,
         part: &str,
         aggregate_id: &str,
         command: A::Command,
@@ -234,7 +234,7 @@ impl<'a> Effects<'a> {
     }
 
     async fn execute_with<A>(
-        &mut self,
+        &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: CommandContext,

@@ -25,6 +25,8 @@
 //! other without waiting for the read models between them.
 
 use std::collections::HashMap;
+
+use futures::StreamExt;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -109,6 +111,19 @@ impl Recent {
     }
 }
 
+/// Decisions (and their reservations) of one pass recorded at once.
+const PARALLEL_COMMANDS: usize = 16;
+
+/// One decision of a pass, to be recorded.
+struct Job {
+    call: Uuid,
+    visit: u32,
+    number: u32,
+    decide: Option<QueuedCallCommand>,
+    offer: Option<Offer>,
+    rr_after: Option<usize>,
+}
+
 /// An offer a decision makes: what reserving its agent needs.
 struct Offer {
     call: Uuid,
@@ -158,7 +173,7 @@ impl Router {
     /// Issues a queued-call command; a refusal is a decision (the call moved on), not an error.
     async fn call_command(
         &self,
-        fx: &mut Effects<'_>,
+        fx: &Effects<'_>,
         part: &str,
         call: Uuid,
         command: QueuedCallCommand,
@@ -176,7 +191,7 @@ impl Router {
 
     async fn agent_command(
         &self,
-        fx: &mut Effects<'_>,
+        fx: &Effects<'_>,
         part: &str,
         agent: Uuid,
         command: AgentCommand,
@@ -246,6 +261,7 @@ impl Router {
             calls.insert(e.call_id, (e, call));
         }
         let list: Vec<CallToRoute> = calls.values().map(|(_, c)| c.clone()).collect();
+        let mut jobs = Vec::new();
         for call_id in order_waiting_for(settings.strategy, &list) {
             let (entry, call) = &calls[&call_id];
             let someone_free = candidates.iter().any(free);
@@ -282,46 +298,69 @@ impl Router {
             }
             let offer_timeout = settings.offer_timeout_seconds;
             let decided_at = input.now;
-            let queue_of = input.call.queue_id;
+            // The decision is recorded as the (visit, number) expected or not at all: its offer
+            // is known, and the agent is reserved at once rather than when it is read back.
+            let offer = expected.winner.map(|winner| Offer {
+                call: call_id,
+                agent: winner,
+                offer: qc::offer_id(call_id, visit, number),
+                queue: input.call.queue_id,
+                expires_at: decided_at + Duration::seconds(i64::from(offer_timeout.max(1))),
+                decided_at,
+            });
+            if let Some(winner) = expected.winner {
+                if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
+                    c.has_offer = true;
+                }
+                if let Some(after) = expected.rr_pointer_after {
+                    pointer = Some(after);
+                }
+            }
             let decide = QueuedCallCommand::Decide {
                 input,
                 offer_timeout_seconds: offer_timeout,
                 expected: Some((visit, number)),
             };
-            let recorded =
-                self.call_command(fx, &format!("decide:{call_id}:{visit}:{number}"), call_id, decide).await?;
+            let rr_after = expected.rr_pointer_after;
+            jobs.push(Job { call: call_id, visit, number, decide: Some(decide), offer, rr_after });
+        }
+        // The pass's decisions concern different calls and, by construction, different agents:
+        // they are recorded (and their agents reserved) side by side.
+        let fx = &*fx;
+        let done: Vec<anyhow::Result<(Job, bool, bool)>> = futures::stream::iter(jobs)
+            .map(|mut job| async move {
+                let key = format!("decide:{}:{}:{}", job.call, job.visit, job.number);
+                let recorded = match job.decide.take() {
+                    Some(decide) => self.call_command(fx, &key, job.call, decide).await?,
+                    None => false,
+                };
+                let mut reserved = false;
+                if let (true, Some(offer)) = (recorded, &job.offer) {
+                    let key = format!("reserve:{}:{}:{}", job.call, job.visit, job.number);
+                    reserved = self.reserve(fx, &key, offer).await?;
+                }
+                Ok((job, recorded, reserved))
+            })
+            .buffer_unordered(PARALLEL_COMMANDS)
+            .collect()
+            .await;
+        let mut recent = self.recent();
+        for result in done {
+            let (job, recorded, reserved) = result?;
             if !recorded {
                 continue;
             }
-            let outcome = if expected.winner.is_some() { "offered" } else { "none" };
+            let outcome = if job.offer.is_some() { "offered" } else { "none" };
             metrics::counter!(catalog::ROUTER_DECISIONS.name, "outcome" => outcome).increment(1);
-            {
-                let mut recent = self.recent();
-                recent.decided.insert((call_id, visit), (number, Instant::now()));
-                if let Some(winner) = expected.winner {
-                    recent.offered.insert(winner, Instant::now());
-                    if let Some(after) = expected.rr_pointer_after {
-                        pointer = Some(after);
-                        recent.pointers.insert(queue, (after, Instant::now()));
-                    }
+            recent.decided.insert((job.call, job.visit), (job.number, Instant::now()));
+            if let Some(offer) = job.offer {
+                recent.offered.insert(offer.agent, Instant::now());
+                if reserved {
+                    recent.reserved.insert(offer.offer, (offer.agent, Instant::now()));
                 }
             }
-            let Some(winner) = expected.winner else { continue };
-            if let Some(c) = candidates.iter_mut().find(|c| c.agent_id == winner) {
-                c.has_offer = true;
-            }
-            // The decision is recorded as the (visit, number) expected: its offer is known, and
-            // the agent is reserved now rather than when the decision is read back.
-            let offer = Offer {
-                call: call_id,
-                agent: winner,
-                offer: qc::offer_id(call_id, visit, number),
-                queue: queue_of,
-                expires_at: decided_at + Duration::seconds(i64::from(offer_timeout.max(1))),
-                decided_at,
-            };
-            if self.reserve(fx, &format!("reserve:{call_id}:{visit}:{number}"), &offer).await? {
-                self.recent().reserved.insert(offer.offer, (winner, Instant::now()));
+            if let Some(after) = job.rr_after {
+                recent.pointers.insert(queue, (after, Instant::now()));
             }
         }
         Ok(())
@@ -329,7 +368,7 @@ impl Router {
 
     /// Reserves the offer's agent; an agent who cannot be reserved (the view was stale) ends
     /// the offer as `unavailable` and the call is routed again. Whether the agent is reserved.
-    async fn reserve(&self, fx: &mut Effects<'_>, part: &str, o: &Offer) -> anyhow::Result<bool> {
+    async fn reserve(&self, fx: &Effects<'_>, part: &str, o: &Offer) -> anyhow::Result<bool> {
         let reserve = AgentCommand::ReserveAgent {
             offer_id: o.offer,
             call_id: o.call,

@@ -86,22 +86,5 @@ pub async fn wait_for(
     global_position: i64,
     timeout: Duration,
 ) -> Result<(), WaitError> {
-    if global_position <= 0 {
-        return Ok(());
-    }
-    let target = locate(pool, global_position).await?.ok_or(WaitError::UnknownPosition(global_position))?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut projected = wake.subscribe_projected();
-    loop {
-        projected.borrow_and_update();
-        if active_checkpoint(pool, projection).await?.is_some_and(|at| at >= target) {
-            return Ok(());
-        }
-        // The local runner wakes us at once; a runner in another process is seen by polling.
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Err(WaitError::Timeout(global_position)),
-            _ = projected.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    }
+    wait_for_all(pool, wake, &[projection], global_position, timeout).await
 }

@@ -132,22 +132,23 @@ pub async fn list(
     Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
-/// The tenant's queues that have the agent as a member, directly or through one of `teams`.
-pub async fn with_member(
+/// The tenant's queues any of `agents` is a member of (directly or through one of `teams`).
+pub async fn with_any_member(
     pool: &PgPool,
     tenant: Uuid,
-    agent: Uuid,
+    agents: &[Uuid],
     teams: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
+    let agents: Vec<String> = agents.iter().map(Uuid::to_string).collect();
     let teams: Vec<String> = teams.iter().map(Uuid::to_string).collect();
     sqlx::query_scalar(&format!(
         "SELECT id FROM {QUEUES} q WHERE tenant_id = $1 AND EXISTS (\
            SELECT 1 FROM jsonb_array_elements(q.settings->'members') m \
-           WHERE (m->>'type' = 'agent' AND m->>'id' = $2) OR (m->>'type' = 'team' AND m->>'id' = ANY($3))) \
+           WHERE (m->>'type' = 'agent' AND m->>'id' = ANY($2)) OR (m->>'type' = 'team' AND m->>'id' = ANY($3))) \
          ORDER BY created_at, id"
     ))
     .bind(tenant)
-    .bind(agent.to_string())
+    .bind(agents)
     .bind(teams)
     .fetch_all(pool)
     .await

@@ -196,10 +196,16 @@ impl<'a> Effects<'a> {
     /// commands for one cause depend on what it reads (a replay may issue fewer or others), so
     /// each names what it is for (`<manager>:<cause>:<part>`), never another command's outcome.
     pub fn context_keyed(&self, tenant_id: String, part: &str) -> CommandContext {
-        let key = format!("{}:{}:{}", self.manager, self.cause.id, part);
+        self.context_caused(&self.cause, tenant_id, part)
+    }
+
+    /// The same for another `cause` than the one at hand: an event of the batch whose reaction
+    /// [`ProcessManager::end_batch`] issues keeps the key (and causation) of that event.
+    pub fn context_caused(&self, cause: &Cause, tenant_id: String, part: &str) -> CommandContext {
+        let key = format!("{}:{}:{}", self.manager, cause.id, part);
         CommandContext::new(tenant_id, format!("process:{}", self.manager))
-            .with_correlation(self.cause.correlation_id.clone())
-            .with_causation(self.cause.id.clone())
+            .with_correlation(cause.correlation_id.clone())
+            .with_causation(cause.id.clone())
             .with_idempotency(format!("process:{}", self.manager), key, None)
     }
 
@@ -230,6 +236,23 @@ impl<'a> Effects<'a> {
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
         let ctx = self.context_keyed(self.cause.tenant_id.clone(), part);
+        self.execute_with::<A>(aggregate_id, command, ctx).await
+    }
+
+    /// Issues a command keyed `<manager>:<cause>:<part>` for `cause`, an event handled earlier
+    /// in the batch (see [`Effects::context_caused`]).
+    pub async fn execute_caused<A>(
+        &self,
+        cause: &Cause,
+        part: &str,
+        aggregate_id: &str,
+        command: A::Command,
+    ) -> Result<Outcome, DispatchError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + Clone + 'static,
+        A::Command: CommandPolicy + Clone + Send + Sync,
+    {
+        let ctx = self.context_caused(cause, cause.tenant_id.clone(), part);
         self.execute_with::<A>(aggregate_id, command, ctx).await
     }
 

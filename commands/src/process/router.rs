@@ -44,7 +44,7 @@ use kraliki_projections::{agent as agents, queue as queues, EventFilter, StoredE
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Effects, ProcessManager, Timer};
+use super::{Cause, Effects, ProcessManager, Timer};
 use crate::DispatchError;
 
 pub const NAME: &str = "router";
@@ -67,6 +67,20 @@ struct Pending {
     queues: HashMap<Uuid, (Uuid, Vec<Uuid>)>,
     /// (tenant, agent): route the queues the agent is a member of.
     agents: Vec<(Uuid, Uuid)>,
+    /// Agents' answers to offers, told to their calls side by side.
+    answers: Vec<Answer>,
+}
+
+/// An agent answered (or missed, or lost) an offer: the call's aggregate hears it, keyed by
+/// the agent's event.
+struct Answer {
+    cause: Cause,
+    call: Uuid,
+    agent: Uuid,
+    offer: Uuid,
+    /// None: accepted.
+    outcome: Option<OfferOutcome>,
+    at: DateTime<Utc>,
 }
 
 impl Pending {
@@ -214,7 +228,9 @@ impl Router {
         queue: Uuid,
         just_queued: &[Uuid],
     ) -> anyhow::Result<()> {
+        let started = Instant::now();
         self.catch_up(fx).await?;
+        let caught_up = started.elapsed();
         let pool = fx.pool().clone();
         let Some(row) = queues::get(&pool, tenant, queue).await? else { return Ok(()) };
         let settings = row.settings()?;
@@ -326,6 +342,7 @@ impl Router {
         }
         // The pass's decisions concern different calls and, by construction, different agents:
         // they are recorded (and their agents reserved) side by side.
+        let (read, decisions) = (started.elapsed(), jobs.len());
         let fx = &*fx;
         let done: Vec<anyhow::Result<(Job, bool, bool)>> = futures::stream::iter(jobs)
             .map(|mut job| async move {
@@ -344,6 +361,14 @@ impl Router {
             .buffer_unordered(PARALLEL_COMMANDS)
             .collect()
             .await;
+        tracing::debug!(
+            %queue,
+            decisions,
+            catch_up_ms = caught_up.as_secs_f64() * 1e3,
+            read_ms = (read - caught_up).as_secs_f64() * 1e3,
+            record_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+            "routed a queue"
+        );
         let mut recent = self.recent();
         for result in done {
             let (job, recorded, reserved) = result?;
@@ -386,6 +411,7 @@ impl Router {
                 tracing::info!(call = %o.call, agent = %o.agent, %why, "agent could not be reserved: routing again");
                 let end = QueuedCallCommand::EndOffer {
                     offer_id: o.offer,
+                    agent_id: o.agent,
                     outcome: OfferOutcome::Unavailable,
                     at: Utc::now(),
                 };
@@ -399,16 +425,29 @@ impl Router {
 
     /// Routes what the batch asked for: the queues of the agents it freed, and its queues.
     async fn route_pending(&self, fx: &mut Effects<'_>) -> anyhow::Result<()> {
-        let Pending { mut queues, agents } = std::mem::take(&mut *self.pending());
+        let Pending { mut queues, agents, answers } = std::mem::take(&mut *self.pending());
+        let (started, answered) = (Instant::now(), answers.len());
+        self.tell_answers(fx, answers).await?;
+        if answered > 0 {
+            tracing::debug!(answered, ms = started.elapsed().as_secs_f64() * 1e3, "told calls their answers");
+        }
         if queues.is_empty() && agents.is_empty() {
             return Ok(());
         }
         self.catch_up(fx).await?;
         let pool = fx.pool().clone();
+        let mut by_tenant: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for (tenant, agent) in agents {
-            let Some(row) = agents::get(&pool, tenant, agent).await? else { continue };
-            let teams = row.profile().map(|p| p.team_ids).unwrap_or_default();
-            for queue in queues::with_member(&pool, tenant, agent, &teams).await? {
+            by_tenant.entry(tenant).or_default().push(agent);
+        }
+        for (tenant, ids) in by_tenant {
+            let mut teams = Vec::new();
+            for row in agents::rows(&pool, tenant, &ids).await? {
+                teams.extend(row.profile().map(|p| p.team_ids).unwrap_or_default());
+            }
+            teams.sort_unstable();
+            teams.dedup();
+            for queue in queues::with_any_member(&pool, tenant, &ids, &teams).await? {
                 queues.entry(queue).or_insert_with(|| (tenant, Vec::new()));
             }
         }
@@ -418,12 +457,6 @@ impl Router {
             self.route_queue(fx, tenant, queue, &just_queued).await?;
         }
         Ok(())
-    }
-
-    /// The visit the offer was made in (waiting for the read model to include the decision).
-    async fn entry_of_offer(&self, fx: &Effects<'_>, offer: Uuid) -> anyhow::Result<Option<EntryRow>> {
-        fx.wait_for(entries::NAME).await?;
-        Ok(entries::by_offer(fx.pool(), offer).await?)
     }
 
     async fn on_decided(
@@ -501,33 +534,45 @@ impl Router {
         Ok(())
     }
 
-    /// The agent answered (or missed, or lost) an offer: tells the call.
-    async fn on_offer_answered(
-        &self,
-        fx: &mut Effects<'_>,
-        agent: Uuid,
-        offer: Uuid,
-        outcome: Option<OfferOutcome>,
-        at: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let Some(entry) = self.entry_of_offer(fx, offer).await? else { return Ok(()) };
-        // Another agent's answer to the same offer id is a reservation withdrawn as not the
-        // decision's (see `on_decided`): the call's offer stands.
-        if entry.offer_id != Some(offer) || entry.status != "offered" || entry.agent_id != Some(agent) {
-            return Ok(());
-        }
-        let (part, command, label) = match outcome {
-            None => ("assign", QueuedCallCommand::Assign { offer_id: offer, at }, "accepted"),
-            Some(o) => (
-                "offer_ended",
-                QueuedCallCommand::EndOffer { offer_id: offer, outcome: o, at },
-                outcome_label(o),
-            ),
-        };
-        if self.call_command(fx, part, entry.call_id, command).await? {
-            metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => label).increment(1);
-        }
-        Ok(())
+    /// Tells the calls their agents' answers, side by side (they concern different calls). The
+    /// call's aggregate refuses an answer that is not its pending offer's, or comes from another
+    /// agent than the offer's (a reservation withdrawn as not the decision's, see `on_decided`).
+    async fn tell_answers(&self, fx: &Effects<'_>, answers: Vec<Answer>) -> anyhow::Result<()> {
+        let told: Vec<anyhow::Result<()>> = futures::stream::iter(answers)
+            .map(|a| async move {
+                let (part, command, label) = match a.outcome {
+                    None => {
+                        let command =
+                            QueuedCallCommand::Assign { offer_id: a.offer, agent_id: a.agent, at: a.at };
+                        ("assign", command, "accepted")
+                    }
+                    Some(o) => {
+                        let command = QueuedCallCommand::EndOffer {
+                            offer_id: a.offer,
+                            agent_id: a.agent,
+                            outcome: o,
+                            at: a.at,
+                        };
+                        ("offer_ended", command, outcome_label(o))
+                    }
+                };
+                let id = a.call.to_string();
+                match fx.execute_caused::<QueuedCall>(&a.cause, part, &id, command).await {
+                    Ok(o) if o.events > 0 => {
+                        metrics::counter!(catalog::ROUTER_OFFERS.name, "outcome" => label).increment(1);
+                    }
+                    Ok(_) | Err(DispatchError::Conflict) => {}
+                    Err(DispatchError::Rejected(why)) => {
+                        tracing::debug!(call = %a.call, %why, "answer to a past offer")
+                    }
+                    Err(other) => anyhow::bail!("queued call {}: {other}", a.call),
+                }
+                Ok(())
+            })
+            .buffer_unordered(PARALLEL_COMMANDS)
+            .collect()
+            .await;
+        told.into_iter().collect()
     }
 
     async fn on_call_event(&self, fx: &mut Effects<'_>, e: &StoredEvent, tenant: Uuid) -> anyhow::Result<()> {
@@ -678,22 +723,36 @@ impl ProcessManager for Router {
             "QueuedCall" => self.on_call_event(fx, e, tenant).await,
             "Agent" => {
                 let agent: Uuid = e.aggregate_id.parse()?;
+                let answer = |call, offer, outcome, at| Answer {
+                    cause: fx.cause().clone(),
+                    call,
+                    agent,
+                    offer,
+                    outcome,
+                    at,
+                };
                 match e.decode::<AgentEvent>()? {
-                    AgentEvent::AgentOfferAccepted { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, agent, offer_id, None, at).await
+                    AgentEvent::AgentOfferAccepted { offer_id, call_id, at, .. } => {
+                        self.pending().answers.push(answer(call_id, offer_id, None, at));
+                        Ok(())
                     }
-                    AgentEvent::AgentOfferRejected { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Rejected), at).await
+                    AgentEvent::AgentOfferRejected { offer_id, call_id, at, .. } => {
+                        let rejected = answer(call_id, offer_id, Some(OfferOutcome::Rejected), at);
+                        self.pending().answers.push(rejected);
+                        Ok(())
                     }
-                    AgentEvent::AgentOfferExpired { offer_id, at, .. } => {
-                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Expired), at).await
+                    AgentEvent::AgentOfferExpired { offer_id, call_id, at, .. } => {
+                        let expired = answer(call_id, offer_id, Some(OfferOutcome::Expired), at);
+                        self.pending().answers.push(expired);
+                        Ok(())
                     }
-                    AgentEvent::AgentOfferCancelled { offer_id, at, .. } => {
+                    AgentEvent::AgentOfferCancelled { offer_id, call_id, at, .. } => {
                         // Withdrawn by someone else than the router (a supervisor): the call waits
                         // again. Withdrawn for an abandoned call: its entry has left already.
-                        self.on_offer_answered(fx, agent, offer_id, Some(OfferOutcome::Cancelled), at)
-                            .await?;
-                        self.pending().agent(tenant, agent);
+                        let cancelled = answer(call_id, offer_id, Some(OfferOutcome::Cancelled), at);
+                        let mut pending = self.pending();
+                        pending.answers.push(cancelled);
+                        pending.agent(tenant, agent);
                         Ok(())
                     }
                     event => {

@@ -39,6 +39,9 @@ pub enum QueuedCallCommand {
     EndOffer {
         /// Must be the pending offer.
         offer_id: Uuid,
+        /// Must be the agent it was made to (another agent's answer under the same id — a
+        /// reservation withdrawn as not the decision's — leaves the offer standing).
+        agent_id: Uuid,
         /// How.
         outcome: OfferOutcome,
         /// When.
@@ -48,6 +51,8 @@ pub enum QueuedCallCommand {
     Assign {
         /// Must be the pending offer.
         offer_id: Uuid,
+        /// Must be the agent it was made to.
+        agent_id: Uuid,
         /// When.
         at: DateTime<Utc>,
     },

@@ -186,9 +186,11 @@ impl QueuedCall {
         self.queue_id.unwrap_or_default()
     }
 
-    fn current_offer(&self, offer_id: Uuid) -> Result<PendingOffer, QueuedCallError> {
+    fn current_offer(&self, offer_id: Uuid, agent_id: Uuid) -> Result<PendingOffer, QueuedCallError> {
         self.status_now()?;
-        self.offer.filter(|o| o.offer_id == offer_id).ok_or(QueuedCallError::OfferNotCurrent { offer_id })
+        self.offer
+            .filter(|o| o.offer_id == offer_id && o.agent_id == agent_id)
+            .ok_or(QueuedCallError::OfferNotCurrent { offer_id })
     }
 
     /// Decides a command: the events it leads to (none when it changes nothing), or why not.
@@ -256,12 +258,12 @@ impl QueuedCall {
                     at,
                 }
             }
-            QueuedCallCommand::EndOffer { offer_id, outcome, at } => {
-                let offer = self.current_offer(offer_id)?;
+            QueuedCallCommand::EndOffer { offer_id, agent_id, outcome, at } => {
+                let offer = self.current_offer(offer_id, agent_id)?;
                 QueuedCallEvent::CallOfferEnded { offer_id, agent_id: offer.agent_id, outcome, at }
             }
-            QueuedCallCommand::Assign { offer_id, at } => {
-                let offer = self.current_offer(offer_id)?;
+            QueuedCallCommand::Assign { offer_id, agent_id, at } => {
+                let offer = self.current_offer(offer_id, agent_id)?;
                 QueuedCallEvent::CallAssigned {
                     visit: self.visit,
                     offer_id,

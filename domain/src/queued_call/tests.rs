@@ -212,7 +212,12 @@ fn a_rejected_offer_puts_the_call_back_and_the_agent_is_never_offered_it_again()
     };
     Given::with(())
         .given(vec![queued(), d.clone()])
-        .when(QueuedCallCommand::EndOffer { offer_id: offer, outcome: OfferOutcome::Rejected, at: t(3) })
+        .when(QueuedCallCommand::EndOffer {
+            offer_id: offer,
+            agent_id: id(1),
+            outcome: OfferOutcome::Rejected,
+            at: t(3),
+        })
         .then_expect_events(vec![ended.clone()]);
 
     let mut state = QueuedCall::default();
@@ -269,12 +274,27 @@ fn only_the_pending_offer_can_end_or_be_accepted() {
     let d = decided(1, vec![agent(1)], 1);
     Given::with(())
         .given(vec![queued(), d.clone()])
-        .when(QueuedCallCommand::Assign { offer_id: id(5), at: t(2) })
+        .when(QueuedCallCommand::Assign { offer_id: id(5), agent_id: id(1), at: t(2) })
         .then_expect_error(QueuedCallError::OfferNotCurrent { offer_id: id(5) });
     let offer = offer_of(&d);
+    // Another agent answering under the offer's id (a reservation withdrawn as not the
+    // decision's) neither assigns the call nor ends its offer.
+    Given::with(())
+        .given(vec![queued(), d.clone()])
+        .when(QueuedCallCommand::Assign { offer_id: offer, agent_id: id(2), at: t(2) })
+        .then_expect_error(QueuedCallError::OfferNotCurrent { offer_id: offer });
+    Given::with(())
+        .given(vec![queued(), d.clone()])
+        .when(QueuedCallCommand::EndOffer {
+            offer_id: offer,
+            agent_id: id(2),
+            outcome: OfferOutcome::Cancelled,
+            at: t(2),
+        })
+        .then_expect_error(QueuedCallError::OfferNotCurrent { offer_id: offer });
     Given::with(())
         .given(vec![queued(), d])
-        .when(QueuedCallCommand::Assign { offer_id: offer, at: t(7) })
+        .when(QueuedCallCommand::Assign { offer_id: offer, agent_id: id(1), at: t(7) })
         .then_expect_events(vec![QueuedCallEvent::CallAssigned {
             visit: 1,
             offer_id: offer,

@@ -187,7 +187,7 @@ impl Dispatcher {
 
     /// Tells the runners and the observers that this process appended to a stream.
     fn announce(&self, aggregate_type: &str, aggregate_id: &str) {
-        self.wake.appended();
+        self.wake.appended_of(aggregate_type);
         for observer in self.observers.iter() {
             observer.appended(aggregate_type, aggregate_id);
         }

@@ -41,6 +41,15 @@ impl EventFilter {
             || self.events.iter().any(|(a, t)| *a == event.aggregate_type && *t == event.event_type)
     }
 
+    /// Every aggregate type some of whose events it reads.
+    pub fn aggregate_types(&self) -> Vec<&'static str> {
+        let mut types: Vec<&'static str> =
+            self.aggregates.iter().copied().chain(self.events.iter().map(|e| e.0)).collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
     /// The two arrays the runner's query binds: whole aggregates, and `aggregate/event` pairs.
     pub(crate) fn sql_arrays(&self) -> (Vec<String>, Vec<String>) {
         (
@@ -80,5 +89,6 @@ mod tests {
             filter.sql_arrays(),
             (vec!["QueuedCall".to_owned()], vec!["Agent/AgentReserved".to_owned()])
         );
+        assert_eq!(filter.aggregate_types(), vec!["Agent", "QueuedCall"]);
     }
 }

@@ -57,17 +57,27 @@ pub async fn wait_for_all(
     let mut projected = wake.subscribe_projected();
     loop {
         projected.borrow_and_update();
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT $1::int - count(*) FROM projection_builds WHERE name = ANY($2) AND status = 'active' \
-             AND (last_tx, last_position) >= ($3::text::xid8, $4)",
+        let at: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT name, last_tx::text::bigint, last_position FROM projection_builds \
+             WHERE name = ANY($1) AND status = 'active'",
         )
-        .bind(i32::try_from(names.len()).unwrap_or(i32::MAX))
         .bind(&names)
-        .bind(target.tx.to_string())
-        .bind(target.pos)
-        .fetch_one(pool)
+        .fetch_all(pool)
         .await?;
-        if behind <= 0 {
+        let mut caught_up = true;
+        for name in &names {
+            let checkpoint =
+                at.iter().find(|(n, ..)| n == name).map(|(_, tx, pos)| Position { tx: *tx, pos: *pos });
+            match checkpoint {
+                Some(c) if (c.tx, c.pos) >= (target.tx, target.pos) => {}
+                Some(c) if skipped_only(pool, wake, name, c, target).await? => {}
+                _ => {
+                    wake.hurry(name);
+                    caught_up = false;
+                }
+            }
+        }
+        if caught_up {
             return Ok(());
         }
         tokio::select! {
@@ -76,6 +86,36 @@ pub async fn wait_for_all(
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
+}
+
+/// Whether a read model whose checkpoint is `checkpoint` already shows the log up to `target`:
+/// every transaction up to the target's is over and nothing between the two is of what its
+/// runner reads (a runner sleeps through the appends of types it ignores, so its checkpoint
+/// moves over them late). Unknown here (no runner registered what it reads): no.
+async fn skipped_only(
+    pool: &PgPool,
+    wake: &Wake,
+    projection: &str,
+    checkpoint: Position,
+    target: Position,
+) -> Result<bool, sqlx::Error> {
+    let Some(Some(filter)) = wake.reads_of(projection) else { return Ok(false) };
+    let (aggregates, events) = filter.sql_arrays();
+    sqlx::query_scalar(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $3::text::xid8 AND NOT EXISTS ( \
+           SELECT 1 FROM events \
+           WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+             AND (tx_id, global_position) <= ($3::text::xid8, $4) \
+             AND (aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6)))",
+    )
+    .bind(checkpoint.tx.to_string())
+    .bind(checkpoint.pos)
+    .bind(target.tx.to_string())
+    .bind(target.pos)
+    .bind(aggregates)
+    .bind(events)
+    .fetch_one(pool)
+    .await
 }
 
 /// Waits until the serving build of `projection` has applied the event at `global_position`.

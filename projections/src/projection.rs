@@ -67,6 +67,13 @@ pub trait Projection: Send + Sync + 'static {
         false
     }
 
+    /// After a partial batch, how long its runner waits for more before reading again (larger
+    /// batches under load); `None`: the runner's setting. A reader waiting for it cuts the wait
+    /// short (see [`crate::Wake::hurry`]).
+    fn linger(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The events this projection reads; `None` (the default) reads every event. The runner
     /// asks the log for these only and moves the checkpoint over the rest, so what a read model
     /// ignores costs it nothing (a routing decision carries every candidate: tens of KB).

@@ -62,6 +62,9 @@ pub struct Batch {
     pub events: Vec<StoredEvent>,
     /// The place the checkpoint moves to: the last event read, wanted or not.
     pub scanned_to: Option<Position>,
+    /// Committed events wait behind the barrier (a transaction older than theirs is still
+    /// open): read again soon, whatever is appended meanwhile. Known for a filtered read only.
+    pub held: bool,
 }
 
 /// Reads the next batch after `after`, below the transaction barrier: every event, or only what
@@ -83,13 +86,14 @@ pub async fn fetch_batch(
             sqlx::query(&sql).bind(after.tx.to_string()).bind(after.pos).bind(limit).fetch_all(conn).await?;
         let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
         let scanned_to = events.last().map(StoredEvent::position);
-        return Ok(Batch { events, scanned_to });
+        return Ok(Batch { events, scanned_to, held: false });
     };
     // The barrier and the newest event below it first: nothing new (the usual wake-up of a
     // runner that wants little) costs one index probe.
-    let (barrier, head_tx, head_pos): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+    let (barrier, head_tx, head_pos, held): (i64, Option<i64>, Option<i64>, bool) = sqlx::query_as(
         "WITH b AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) \
-         SELECT b.x::text::bigint, e.tx, e.global_position FROM b LEFT JOIN LATERAL ( \
+         SELECT b.x::text::bigint, e.tx, e.global_position, \
+                coalesce((SELECT max(tx_id) FROM events) >= b.x, false) FROM b LEFT JOIN LATERAL ( \
              SELECT tx_id::text::bigint AS tx, global_position FROM events \
              WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < b.x \
              ORDER BY tx_id DESC, global_position DESC LIMIT 1) e ON true",
@@ -99,7 +103,7 @@ pub async fn fetch_batch(
     .fetch_one(&mut *conn)
     .await?;
     let (Some(tx), Some(pos)) = (head_tx, head_pos) else {
-        return Ok(Batch { events: Vec::new(), scanned_to: None });
+        return Ok(Batch { events: Vec::new(), scanned_to: None, held });
     };
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
@@ -123,7 +127,7 @@ pub async fn fetch_batch(
     } else {
         Some(Position { tx, pos })
     };
-    Ok(Batch { events, scanned_to })
+    Ok(Batch { events, scanned_to, held })
 }
 
 /// Runs every registered projection until cancelled.
@@ -142,6 +146,9 @@ impl Supervisor {
         settings: RunnerSettings,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Self {
+        for p in &projections {
+            wake.register_reads(p.name(), p.reads());
+        }
         Self { pool, wake, settings, projections }
     }
 
@@ -189,6 +196,7 @@ impl Supervisor {
         Worker {
             ctx: self.clone(),
             filter: projection.reads().map(|f| f.sql_arrays()),
+            types: projection.reads().map(|f| f.aggregate_types()),
             projection,
             build_id: build.build_id,
             shutdown,
@@ -213,6 +221,7 @@ async fn supervise(ctx: Supervisor, projection: Arc<dyn Projection>, shutdown: C
                     let worker = Worker {
                         ctx: ctx.clone(),
                         filter: projection.reads().map(|f| f.sql_arrays()),
+                        types: projection.reads().map(|f| f.aggregate_types()),
                         projection: projection.clone(),
                         build_id: build.build_id,
                         shutdown: shutdown.clone(),
@@ -242,6 +251,8 @@ struct Worker {
     projection: Arc<dyn Projection>,
     /// What it reads, as the query binds it (`None`: everything).
     filter: Option<(Vec<String>, Vec<String>)>,
+    /// The aggregate types it reads (`None`: every type).
+    types: Option<Vec<&'static str>>,
     build_id: i32,
     shutdown: CancellationToken,
     /// The deferred indexes exist (checked once per runner).
@@ -253,6 +264,8 @@ enum Step {
     Continue,
     /// A partial batch: more is likely on its way; read again after the linger.
     Partial,
+    /// Nothing it reads: read again when something of a type it reads is appended, or on the
+    /// poll (the checkpoint moved over what it ignores, or nothing was new).
     Idle,
     Stop,
 }
@@ -277,9 +290,28 @@ impl Worker {
         tracing::info!(build = self.label(), "projection runner took over");
         let tables = BuildTables::new(self.projection.tables(), self.build_id);
         let mut appended = self.ctx.wake.subscribe_appended();
+        let hurried = self.ctx.wake.hurried(self.projection.name());
         let mut build: Option<Build> = None;
+        // The number of the newest append when the last read began.
+        let mut seen = 0;
+        let mut idle = false;
         while !self.shutdown.is_cancelled() {
+            if idle {
+                // Appends of types it does not read wake it for nothing: it sleeps through them.
+                let poll = tokio::time::Instant::now() + self.ctx.settings.poll_interval;
+                while !self.ctx.wake.appended_since(seen, self.types.as_deref()) {
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break,
+                        _ = appended.changed() => {}
+                        _ = tokio::time::sleep_until(poll) => break,
+                    }
+                }
+                if self.shutdown.is_cancelled() {
+                    break;
+                }
+            }
             appended.borrow_and_update();
+            seen = self.ctx.wake.appended_seq();
             let step = match self.step(&mut conn, &tables, &mut build).await {
                 Ok(step) => step,
                 Err(error) => {
@@ -303,22 +335,20 @@ impl Worker {
                     Step::Continue
                 }
             };
+            idle = matches!(step, Step::Idle);
             match step {
-                Step::Continue => {}
+                Step::Continue | Step::Idle => {}
                 Step::Partial => {
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(self.ctx.settings.linger) => {}
+                    let linger = self.projection.linger().unwrap_or(self.ctx.settings.linger);
+                    if !linger.is_zero() {
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(linger) => {}
+                            _ = hurried.notified() => {}
+                        }
                     }
                 }
                 Step::Stop => break,
-                Step::Idle => {
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => break,
-                        _ = appended.changed() => {}
-                        _ = tokio::time::sleep(self.ctx.settings.poll_interval) => {}
-                    }
-                }
             }
         }
         let _ = sqlx::query(
@@ -409,7 +439,7 @@ impl Worker {
             BuildStatus::Building => self.ctx.settings.rebuild_batch_size,
             _ => self.ctx.settings.batch_size,
         };
-        let Batch { events, scanned_to } =
+        let Batch { events, scanned_to, held } =
             fetch_batch(conn, build.checkpoint, limit, self.filter.as_ref()).await?;
         let Some(last) = scanned_to.filter(|to| *to > build.checkpoint) else {
             if build.status == BuildStatus::Building
@@ -420,7 +450,7 @@ impl Worker {
                 self.ctx.wake.projected();
             }
             // Re-read the build next time: it may have been promoted or retired meanwhile.
-            return Ok(Step::Idle);
+            return Ok(if held { Step::Partial } else { Step::Idle });
         };
         let started = Instant::now();
         let mut tx = Connection::begin(&mut *conn).await?;
@@ -476,6 +506,13 @@ impl Worker {
         }
         *cached =
             Some(Build { checkpoint: last, events_done: build.events_done + events.len() as i64, ..build });
-        Ok(if full { Step::Continue } else { Step::Partial })
+        Ok(if full {
+            Step::Continue
+        } else if events.is_empty() && !held {
+            // Only what it ignores was new, and nothing waits behind the barrier.
+            Step::Idle
+        } else {
+            Step::Partial
+        })
     }
 }

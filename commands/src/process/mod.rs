@@ -84,6 +84,13 @@ pub trait ProcessManager: Send + Sync + 'static {
         Ok(())
     }
 
+    /// After a partial batch, how long its runner waits for more. None by default: a manager
+    /// acts as soon as it is told (its batches grow on their own while it is busy), and nobody
+    /// reads what it writes before it wrote it.
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// A manager deployed today starts at the head of the log (the default); `false` makes a
     /// first build walk the whole log.
     fn starts_at_head(&self) -> bool {
@@ -422,6 +429,10 @@ impl Projection for Managed {
 
     fn reads(&self) -> Option<EventFilter> {
         Some(self.reads.clone())
+    }
+
+    fn linger(&self) -> Option<Duration> {
+        Some(self.manager.linger())
     }
 
     async fn apply(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kraliki_commands::CommandContext;
 use kraliki_domain::company::Company;
+use kraliki_domain::team::{Team, TeamCommand, TeamSettings};
 use kraliki_projections::builds::{self, BuildStatus};
 use kraliki_projections::{position, EventFilter, Position, Projection, RunnerSettings, Supervisor};
 use kraliki_tests::{eventually, spawn_app_with, EventLog, Gate, TestApp, EVENT_LOG};
@@ -82,7 +83,15 @@ async fn a_runner_reads_only_what_its_projection_wants_and_moves_over_the_rest()
     let projection: Arc<dyn Projection> =
         Arc::new(EventLog { gate: None, reads: Some(EventFilter::events("Company", &["CompanyCreated"])) });
     // Batches smaller than what it wants: a full batch stops at its last event, not the head.
-    let settings = RunnerSettings { batch_size: 2, rebuild_batch_size: 2, ..RunnerSettings::default() };
+    // No poll and no end to a linger: after a partial batch the runner reads again only when a
+    // reader waiting for it hurries it; once idle, only when something it reads is appended.
+    let settings = RunnerSettings {
+        batch_size: 2,
+        rebuild_batch_size: 2,
+        poll_interval: Duration::from_secs(3600),
+        linger: Duration::from_secs(3600),
+        ..RunnerSettings::default()
+    };
     let state = app.app().state();
     let supervisor =
         Supervisor::new(app.pool.clone(), state.wake.clone(), settings, vec![projection.clone()]);
@@ -121,6 +130,31 @@ async fn a_runner_reads_only_what_its_projection_wants_and_moves_over_the_rest()
     eventually(Duration::from_secs(20), "the runner reaches the new head", || at_head(&app, build_id)).await;
     assert_eq!(applied().await, wanted().await);
     assert_eq!(applied().await.len(), expected.len() + 1);
+
+    // An append of a type it does not read does not wake it: its checkpoint stays behind, and
+    // a read waiting on that append returns all the same (nothing it reads lies in between).
+    let before = build_of(&app, EVENT_LOG, build_id).await.checkpoint;
+    let team = Uuid::now_v7().to_string();
+    let settings = TeamSettings { name: "Ignored".into(), ..TeamSettings::default() };
+    let ignored = dispatcher
+        .execute::<Team>(&team, TeamCommand::CreateTeam { settings, at: chrono::Utc::now() }, &ctx)
+        .await
+        .unwrap()
+        .position
+        .expect("a team appends");
+    position::wait_for(&app.pool, &state.wake, EVENT_LOG, ignored, Duration::from_secs(20))
+        .await
+        .expect("a read model behind only on what it ignores is not behind");
+    assert_eq!(build_of(&app, EVENT_LOG, build_id).await.checkpoint, before, "the runner slept through it");
+    // A read waiting for what it reads gets it, and the checkpoint moves over both.
+    let later =
+        dispatcher.execute::<Company>(&Uuid::now_v7().to_string(), create("Later"), &ctx).await.unwrap();
+    let later = later.position.expect("a company appends");
+    position::wait_for(&app.pool, &state.wake, EVENT_LOG, later, Duration::from_secs(20))
+        .await
+        .expect("the runner reads what it reads");
+    assert!(at_head(&app, build_id).await.is_some());
+    assert_eq!(applied().await, wanted().await);
     stop.cancel();
     run.await.unwrap();
     app.cleanup().await;

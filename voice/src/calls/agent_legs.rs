@@ -13,11 +13,14 @@
 //!   bridges them. No answer, busy, failed: the offer is rejected with that reason (a miss) and
 //!   the router tries the next agent; an offer withdrawn or expired cancels the ringing leg.
 //! - The agent's leg completing ends the agent's call (wrap-up follows).
+//! - On Telnyx the caller is held with `enqueue` into a Telnyx queue of their own and nothing
+//!   asks for the announcements: a timer per waiting caller (`announce:<call>:<visit>`) sends a
+//!   `speak` with the same text at the queue's interval, until the caller no longer waits.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use kraliki_commands::{CommandContext, DispatchError};
-use kraliki_commands::{Effects, ProcessManager};
+use kraliki_commands::{Effects, ProcessManager, Timer};
 use kraliki_domain::agent::{Agent, AgentCommand, AgentEndpoint, AgentEvent};
 use kraliki_domain::queued_call::announce::{estimated_wait_seconds, position_announcement};
 use kraliki_domain::queued_call::{QueuedCall, QueuedCallEvent};
@@ -32,6 +35,7 @@ use super::webhooks::query_map;
 use super::{CallService, CallsError, TwilioRequest, WebhookAnswer};
 use crate::telephony::telnyx_control::{
     Bridge, ClientState, CommandId, Dial as TelnyxDial, Enqueue as TelnyxEnqueue, Hangup as TelnyxHangup,
+    Speak,
 };
 use crate::telephony::twilio_rest::{CallInstructions, CallProgressEvent, CreateCall, EndCall, UpdateCall};
 use crate::telephony::twiml::{Dial, DialTarget, Say, VoiceResponse};
@@ -48,6 +52,23 @@ fn bad(what: &str) -> CallsError {
 
 fn uuid_of(query: &std::collections::HashMap<String, String>, key: &str) -> Result<Uuid, CallsError> {
     query.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(&format!("{key} is missing")))
+}
+
+/// What a waiting caller hears now (see [`CallService::announcement`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    /// The visit the caller waits in.
+    pub visit: u32,
+    /// The language tag and text, when the queue announces.
+    pub say: Option<(&'static str, String)>,
+    /// Seconds until the next one (the queue's interval, at least 5).
+    pub interval: u32,
+    pub announces: bool,
+}
+
+/// The timer of a Telnyx caller's next position announcement.
+fn announce_key(call: Uuid, visit: u32) -> String {
+    format!("announce:{call}:{visit}")
 }
 
 /// An agent's leg as its Telnyx `client_state` names it.
@@ -118,20 +139,32 @@ impl CallService {
         let Some(tenant) = self.call_tenant(call).await?.and_then(|t| t.parse::<Uuid>().ok()) else {
             return Ok(WebhookAnswer::Twiml(VoiceResponse::new().pause(5).to_xml()));
         };
+        let Some(now) = self.announcement(tenant, call).await? else {
+            return Ok(WebhookAnswer::Twiml(VoiceResponse::new().pause(5).to_xml()));
+        };
+        let mut response = VoiceResponse::new();
+        if let Some((tag, text)) = now.say {
+            response = response.say(Say::new(text).language(tag));
+        }
+        Ok(WebhookAnswer::Twiml(response.pause(now.interval.min(600)).to_xml()))
+    }
+
+    /// What a waiting caller hears now: their position and estimated wait in their language
+    /// (none when the queue does not announce), and the seconds until the next time. `None`
+    /// when the call does not wait in a queue.
+    pub async fn announcement(&self, tenant: Uuid, call: Uuid) -> Result<Option<Announcement>, CallsError> {
         let pool = self.pool();
         // The call's own stream says whether it waits (the read model may not have it yet,
         // when Twilio asks the moment the caller is put on hold).
         let (queued, _) =
             self.dispatcher().load::<QueuedCall>(&call.to_string()).await.map_err(CallsError::Store)?;
-        let (Some(queue_id), Some(routed)) = (queued.queue_id, queued.call.as_ref()) else {
-            return Ok(WebhookAnswer::Twiml(VoiceResponse::new().pause(5).to_xml()));
-        };
+        let (Some(queue_id), Some(routed)) = (queued.queue_id, queued.call.as_ref()) else { return Ok(None) };
         if !queued.status.is_some_and(|s| s.in_queue()) {
-            return Ok(WebhookAnswer::Twiml(VoiceResponse::new().pause(5).to_xml()));
+            return Ok(None);
         }
         let settings = match queues::get(pool, tenant, queue_id).await? {
             Some(q) => q.settings().map_err(CallsError::Store)?,
-            None => return Ok(WebhookAnswer::Twiml(VoiceResponse::new().pause(5).to_xml())),
+            None => return Ok(None),
         };
         let now = Utc::now();
         let waiting = entries::in_queue(pool, tenant, queue_id).await?;
@@ -149,13 +182,41 @@ impl CallService {
         let (served, over) = entries::recent_assignments(pool, queue_id, now - Duration::minutes(30)).await?;
         let wait = estimated_wait_seconds(position, u32::try_from(served).unwrap_or(u32::MAX), over);
         let language = routed.required_language.clone();
-        let interval = settings.announcement_interval_seconds.clamp(5, 600);
-        let mut response = VoiceResponse::new();
-        if settings.announcement_interval_seconds > 0 {
-            let (tag, text) = position_announcement(language.as_deref(), position, wait);
-            response = response.say(Say::new(text).language(tag));
+        let say = (settings.announcement_interval_seconds > 0)
+            .then(|| position_announcement(language.as_deref(), position, wait));
+        Ok(Some(Announcement {
+            visit: queued.visit,
+            say,
+            interval: settings.announcement_interval_seconds.max(5),
+            announces: settings.announcement_interval_seconds > 0,
+        }))
+    }
+
+    /// Tells a caller held at Telnyx their position (`speak`, command id per announcement);
+    /// the seconds until the next one, or `None` when the caller no longer waits in `visit` or
+    /// the queue stopped announcing.
+    pub async fn announce_telnyx(
+        &self,
+        tenant: Uuid,
+        call: Uuid,
+        visit: u32,
+        call_control_id: &str,
+        n: u32,
+    ) -> Result<Option<u32>, CallsError> {
+        let Some(now) = self.announcement(tenant, call).await? else { return Ok(None) };
+        if now.visit != visit || !now.announces {
+            return Ok(None);
         }
-        Ok(WebhookAnswer::Twiml(response.pause(interval).to_xml()))
+        if let Some((tag, text)) = now.say {
+            let id = CommandId::parse(format!("announce-{call}-{visit}-{n}"))
+                .map_err(|e| CallsError::Store(anyhow::anyhow!("{e}")))?;
+            let speak = Speak { language: Some(tag.to_owned()), ..Speak::new(text, "female") };
+            if let Err(e) = self.telnyx()?.speak(call_control_id, &speak, &id).await {
+                // The caller may have hung up meanwhile: the next announcement finds out.
+                tracing::info!(%call, error = %e, "Telnyx refused the position announcement");
+            }
+        }
+        Ok(Some(now.interval))
     }
 
     /// A signed Twilio request about an agent's leg: its form and the leg its query names.
@@ -492,7 +553,7 @@ impl ProcessManager for CarrierLegs {
         let pool = fx.pool().clone();
         match e.aggregate_type.as_str() {
             "QueuedCall" => {
-                let QueuedCallEvent::CallQueued { .. } = e.decode::<QueuedCallEvent>()? else {
+                let QueuedCallEvent::CallQueued { visit, .. } = e.decode::<QueuedCallEvent>()? else {
                     return Ok(());
                 };
                 let call: Uuid = e.aggregate_id.parse()?;
@@ -510,8 +571,24 @@ impl ProcessManager for CarrierLegs {
                         "telnyx" => self.calls.hold_caller_telnyx(call, sid).await,
                         _ => Ok(()),
                     };
-                    if let Err(err) = held {
-                        tracing::warn!(%call, error = %err, "the caller could not be put on hold at the carrier");
+                    match held {
+                        Err(err) => {
+                            tracing::warn!(%call, error = %err, "the caller could not be put on hold at the carrier")
+                        }
+                        // Twilio asks for the announcements (the wait URL); Telnyx is told them,
+                        // on a timer per waiting caller.
+                        Ok(()) if row.provider == "telnyx" => {
+                            let interval = queues::get(&pool, tenant, row_queue(&pool, tenant, call).await?)
+                                .await?
+                                .and_then(|q| q.settings().ok())
+                                .map_or(0, |s| s.announcement_interval_seconds);
+                            if interval > 0 {
+                                let due = Utc::now() + Duration::seconds(i64::from(interval.max(5)));
+                                let payload = serde_json::json!({"call": call, "visit": visit, "n": 1});
+                                fx.set_timer(announce_key(call, visit), due, payload);
+                            }
+                        }
+                        Ok(()) => {}
                     }
                 }
             }
@@ -563,4 +640,33 @@ impl ProcessManager for CarrierLegs {
         }
         Ok(())
     }
+
+    /// A Telnyx caller's next position announcement is due.
+    async fn on_timer(&self, timer: &Timer, fx: &mut Effects<'_>) -> anyhow::Result<()> {
+        if !timer.timer_key.starts_with("announce:") {
+            return Ok(());
+        }
+        let tenant: Uuid = timer.tenant_id.parse()?;
+        let field = |k: &str| timer.payload[k].as_u64().and_then(|v| u32::try_from(v).ok());
+        let (Some(call), Some(visit), Some(n)) =
+            (timer.payload["call"].as_str().and_then(|c| c.parse::<Uuid>().ok()), field("visit"), field("n"))
+        else {
+            return Ok(());
+        };
+        let Some(row) = calls::get(fx.pool(), tenant, call).await? else { return Ok(()) };
+        let Some(ccid) = row.provider_call_id.as_deref().filter(|_| row.provider == "telnyx") else {
+            return Ok(());
+        };
+        if let Some(interval) = self.calls.announce_telnyx(tenant, call, visit, ccid, n).await? {
+            let due = Utc::now() + Duration::seconds(i64::from(interval));
+            let payload = serde_json::json!({"call": call, "visit": visit, "n": n + 1});
+            fx.set_timer(announce_key(call, visit), due, payload);
+        }
+        Ok(())
+    }
+}
+
+/// The queue the call waits in (its current visit's).
+async fn row_queue(pool: &sqlx::PgPool, tenant: Uuid, call: Uuid) -> anyhow::Result<Uuid> {
+    Ok(entries::current(pool, tenant, call).await?.map(|e| e.queue_id).unwrap_or_default())
 }

@@ -2,10 +2,12 @@
 //! carrier in a queue of their own, hears their place in their language, and is bridged to the
 //! agent the router picked when that agent answers their leg; an agent who does not answer (or
 //! cannot be dialed) is a missed offer and the next one is dialed; the caller hanging up while
-//! waiting leaves the queue. Every request we send Twilio is checked at the fake.
+//! waiting leaves the queue. Every request we send Twilio is checked at the fake. On Telnyx the
+//! same path (bridge instead of a dequeue), and a waiting caller told their place by `speak`.
 
 use kraliki_domain::values::Role;
-use kraliki_voice::telephony::testing::api::{twilio_error, FakeTwilioApi};
+use kraliki_voice::telephony::testing::api::{twilio_error, FakeTelnyxApi, FakeTwilioApi};
+use kraliki_voice::telnyx::TelnyxSigner;
 
 use super::*;
 
@@ -285,10 +287,8 @@ async fn an_unanswered_or_refused_agent_leg_is_a_missed_offer_and_a_caller_who_h
 /// The same path on Telnyx: the caller is held in a Telnyx queue of their own, the agent's leg
 /// is dialed with the offer in its `client_state`, and its answer bridges it to the caller's
 /// call control id; its hang-up ends the agent's call.
-#[tokio::test]
-async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
-    use kraliki_voice::telephony::testing::api::FakeTelnyxApi;
-    use kraliki_voice::telnyx::TelnyxSigner;
+/// A server talking to a fake Telnyx (and a fake OpenAI for the AI's part of inbound calls).
+async fn telnyx_app() -> (TestApp, FakeTelnyxApi, TelnyxSigner, FakeOpenAi) {
     const KEY: &str = "KEYtelnyx-test";
     let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
     let openai = FakeOpenAi::start().await.unwrap();
@@ -308,27 +308,41 @@ async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
         Vec::new(),
     )
     .await;
-    let post = |body: String| {
-        let ts = chrono::Utc::now().timestamp().to_string();
-        let signature = signer.sign(&ts, body.as_bytes());
-        let request = app
-            .anon
-            .post(app.url("/api/telephony/telnyx/webhook"))
-            .header("content-type", "application/json")
-            .header("telnyx-signature-ed25519", signature)
-            .header("telnyx-timestamp", ts)
-            .body(body);
-        async move { request.send().await.unwrap().status() }
-    };
-    let event = |kind: &str, n: u32, ccid: &str, client_state: Value, extra: Value| {
-        let mut payload = json!({"call_control_id": ccid, "call_leg_id": "l", "call_session_id": "s",
-            "client_state": client_state, "connection_id": "1494404757140276705", "from": "+420603123456",
-            "to": "+14155550122", "direction": "incoming", "state": "parked"});
-        payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        json!({"data": {"record_type": "event", "event_type": kind, "id": format!("5a1e4f2c-0000-4000-8000-{n:012}"),
-            "occurred_at": "2026-12-03T10:00:00Z", "payload": payload}})
-        .to_string()
-    };
+    (app, telnyx, signer, openai)
+}
+
+/// Posts a signed Telnyx webhook; its status.
+async fn telnyx_post(app: &TestApp, signer: &TelnyxSigner, body: String) -> StatusCode {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let signature = signer.sign(&ts, body.as_bytes());
+    app.anon
+        .post(app.url("/api/telephony/telnyx/webhook"))
+        .header("content-type", "application/json")
+        .header("telnyx-signature-ed25519", signature)
+        .header("telnyx-timestamp", ts)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A Telnyx call event for `ccid` (an inbound call's fields, `extra` on top).
+fn telnyx_event(kind: &str, n: u32, ccid: &str, client_state: Value, extra: Value) -> String {
+    let mut payload = json!({"call_control_id": ccid, "call_leg_id": "l", "call_session_id": "s",
+        "client_state": client_state, "connection_id": "1494404757140276705", "from": "+420603123456",
+        "to": "+14155550122", "direction": "incoming", "state": "parked"});
+    payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    json!({"data": {"record_type": "event", "event_type": kind, "id": format!("5a1e4f2c-0000-4000-8000-{n:012}"),
+        "occurred_at": "2026-12-03T10:00:00Z", "payload": payload}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
+    let (app, telnyx, signer, _openai) = telnyx_app().await;
+    let post = |body: String| telnyx_post(&app, &signer, body);
+    let event = telnyx_event;
     let agent = agent(&app, "Telnyx agent", "+420700000021", "available").await;
     let r = app
         .post_json(
@@ -400,6 +414,72 @@ async fn on_telnyx_the_answered_agent_leg_is_bridged_to_the_held_caller() {
     assert_eq!(post(hangup).await, StatusCode::NO_CONTENT);
     eventually(WAIT, "wrap-up ends", || async {
         (agent_state(&app, &agent).await["status"] == "available").then_some(())
+    })
+    .await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn on_telnyx_a_waiting_caller_is_told_their_place_at_the_queue_s_interval() {
+    let (app, telnyx, signer, _openai) = telnyx_app().await;
+    // Nobody free: the caller waits.
+    let agent = agent(&app, "Away agent", "+420700000031", "break").await;
+    let r = app
+        .post_json(
+            "/api/v1/queues",
+            json!({"name": "Support", "members": [{"type": "agent", "id": agent.id}],
+                   "announcement_interval_seconds": 10}),
+        )
+        .await;
+    let queue = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    inbound_campaign(&app, "+14155550122").await;
+    let caller = telnyx.incoming_call();
+    let ccid = caller.call_control_id.clone();
+    let answered = telnyx_event("call.answered", 2, &ccid, Value::Null, json!({"state": "answered"}));
+    assert_eq!(
+        telnyx_post(&app, &signer, telnyx_event("call.initiated", 1, &ccid, Value::Null, json!({}))).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(telnyx_post(&app, &signer, answered).await, StatusCode::NO_CONTENT);
+    let call_id = kraliki_voice::calls::call_uuid("telnyx", &ccid).to_string();
+    app.caught_up().await;
+    let r = app
+        .post_json(&format!("/api/v1/queues/{queue}/calls"), json!({"call_id": call_id, "language": "es"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+
+    // Held, then told their place in their language once the interval has passed.
+    let speak = eventually(WAIT, "the caller hears their place", || async {
+        telnyx.commands().into_iter().find(|c| c.action == "speak" && c.call_control_id == ccid)
+    })
+    .await;
+    assert_eq!(speak.body["language"], "es-ES", "{}", speak.body);
+    assert_eq!(speak.body["voice"], "female");
+    let text = speak.body["payload"].as_str().unwrap();
+    assert!(text.contains("1"), "{text}");
+    let enqueued =
+        telnyx.commands().into_iter().position(|c| c.action == "enqueue" && c.call_control_id == ccid);
+    let spoken = telnyx.commands().into_iter().position(|c| c.action == "speak" && c.call_control_id == ccid);
+    assert!(enqueued < spoken, "held first");
+    // The next one is on the timer; the caller hanging up ends them.
+    let next: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM process_timers WHERE timer_key LIKE 'announce:%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(next, 1, "the next announcement is due");
+    let hangup = telnyx_event(
+        "call.hangup",
+        3,
+        &ccid,
+        Value::Null,
+        json!({"hangup_cause": "normal_clearing", "hangup_source": "caller", "start_time": "2026-12-03T10:00:00Z", "end_time": "2026-12-03T10:01:00Z"}),
+    );
+    assert_eq!(telnyx_post(&app, &signer, hangup).await, StatusCode::NO_CONTENT);
+    eventually(WAIT, "the caller left the queue", || async {
+        let r = app.client.get(app.url(&format!("/api/v1/queues/{queue}/calls"))).send().await.unwrap();
+        let calls: Value = r.json().await.unwrap();
+        calls.as_array().unwrap().is_empty().then_some(())
     })
     .await;
     app.cleanup().await;

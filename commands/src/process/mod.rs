@@ -242,8 +242,7 @@ impl<'a> Effects<'a> {
         A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: CommandPolicy + Clone + Send + Sync,
     {
-        let ctx = self.context_keyed(self.cause.tenant_id.clone(), part);
-        self.execute_with::<A>(aggregate_id, command, ctx).await
+        self.execute_caused::<A>(&self.cause, part, aggregate_id, command).await
     }
 
     /// Issues a command keyed `<manager>:<cause>:<part>` for `cause`, an event handled earlier

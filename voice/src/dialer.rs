@@ -278,6 +278,9 @@ impl ProcessManager for Dialer {
                 let campaign: Uuid = e.aggregate_id.parse()?;
                 match e.decode::<CampaignEvent>()? {
                     CampaignEvent::CampaignStarted { .. } | CampaignEvent::CampaignResumed { .. } => {
+                        // The round reads the campaign's view and re-arms the timer only if it
+                        // shows the campaign active: it must include the start first.
+                        effects.wait_for(campaign::NAME).await?;
                         effects.set_timer(campaign_timer(campaign), now, json!({"campaign_id": campaign}));
                     }
                     _ => effects.cancel_timer(campaign_timer(campaign)),

@@ -215,7 +215,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
         }
         Command::Projections { command: ProjectionsCommand::Status { json } } => {
             let pool = crate::db::connect(&settings).await?;
-            let status = status::read_side(&pool).await?;
+            let status = status::read_side(&pool, None).await?;
             if json {
                 let builds: Vec<_> = status.builds.iter().map(crate::routes::admin::view).collect();
                 println!(

@@ -67,8 +67,8 @@ pub fn recorder() -> PrometheusRecorder {
 
 /// Gauges read from the database, refreshed at scrape time: lag per projection and process
 /// manager, the transaction barrier's age, and the campaigns that dial by themselves.
-pub async fn refresh_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
-    kraliki_projections::status::read_side(pool).await?;
+pub async fn refresh_gauges(pool: &PgPool, wake: &kraliki_projections::Wake) -> Result<(), sqlx::Error> {
+    kraliki_projections::status::read_side(pool, Some(wake)).await?;
     let dialing = kraliki_voice::dialer::campaigns_dialing(pool).await?;
     metrics::gauge!(catalog::DIALER_CAMPAIGNS_ACTIVE.name).set(dialing as f64);
     Ok(())

@@ -5,7 +5,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::builds::{self, Build, BuildStatus};
+use crate::filter::EventFilter;
 use crate::metrics_catalog as catalog;
+use crate::wake::Wake;
 
 /// Lag is counted up to this many events; beyond it the figure reads "at least".
 pub const LAG_COUNT_CAP: i64 = 1_000_000;
@@ -43,33 +45,49 @@ pub async fn total_events(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events").fetch_one(pool).await
 }
 
-async fn lag(pool: &PgPool, build: &Build) -> Result<(i64, f64), sqlx::Error> {
+/// Events after the build's checkpoint (those `filter` selects, when given) and the age of the
+/// oldest of them.
+async fn lag(pool: &PgPool, build: &Build, filter: Option<&EventFilter>) -> Result<(i64, f64), sqlx::Error> {
     let (tx, pos) = (build.checkpoint.tx.to_string(), build.checkpoint.pos);
-    let behind: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) LIMIT $3) s",
-    )
+    let (aggregates, events) = filter.map(EventFilter::sql_arrays).unwrap_or_default();
+    let selects = "($4 OR aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6))";
+    let behind: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+           AND {selects} LIMIT $3) s"
+    ))
     .bind(&tx)
     .bind(pos)
     .bind(LAG_COUNT_CAP)
+    .bind(filter.is_none())
+    .bind(&aggregates)
+    .bind(&events)
     .fetch_one(pool)
     .await?;
     if behind == 0 {
         return Ok((0, 0.0));
     }
-    let age: f64 = sqlx::query_scalar(
+    let age: f64 = sqlx::query_scalar(&format!(
         "SELECT coalesce(extract(epoch FROM clock_timestamp() - recorded_at) * 1000, 0)::float8 FROM events \
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2) ORDER BY tx_id, global_position LIMIT 1",
-    )
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND {selects} \
+         ORDER BY tx_id, global_position LIMIT 1",
+        selects = selects.replace("$4", "$3").replace("$5", "$4").replace("$6", "$5")
+    ))
     .bind(&tx)
     .bind(pos)
+    .bind(filter.is_none())
+    .bind(&aggregates)
+    .bind(&events)
     .fetch_optional(pool)
     .await?
     .unwrap_or(0.0);
     Ok((behind, age))
 }
 
-/// Status of every building or active build, with lag. Also sets the lag gauges.
-pub async fn read_side(pool: &PgPool) -> Result<ReadSideStatus, sqlx::Error> {
+/// Status of every building or active build, with lag. Also sets the lag gauges. With the
+/// `wake` of the process whose runners registered what they read, a serving build's lag counts
+/// only the events it reads (an idle runner moves its checkpoint over the others late, on its
+/// next read or poll); a building one's counts every event (its progress through the log).
+pub async fn read_side(pool: &PgPool, wake: Option<&Wake>) -> Result<ReadSideStatus, sqlx::Error> {
     let barrier_age_ms = barrier_age_ms(pool).await?;
     metrics::gauge!(catalog::BARRIER_AGE.name).set(barrier_age_ms / 1000.0);
     let total = total_events(pool).await?;
@@ -78,7 +96,11 @@ pub async fn read_side(pool: &PgPool) -> Result<ReadSideStatus, sqlx::Error> {
         if build.status == BuildStatus::Retired {
             continue;
         }
-        let (lag_events, lag_ms) = lag(pool, &build).await?;
+        let reads = match (build.status, wake) {
+            (BuildStatus::Active, Some(wake)) => wake.reads_of(&build.name).flatten(),
+            _ => None,
+        };
+        let (lag_events, lag_ms) = lag(pool, &build, reads.as_ref()).await?;
         if build.status == BuildStatus::Active {
             let name = build.name.clone();
             metrics::gauge!(catalog::PROJECTION_LAG_EVENTS.name, "projection" => name.clone())

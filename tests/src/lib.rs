@@ -368,13 +368,14 @@ impl TestApp {
             .expect("count")
     }
 
-    /// Waits until every serving build has applied everything in the log.
+    /// Waits until every serving build has applied everything in the log that it reads.
     pub async fn caught_up(&self) {
         let pool = self.pool.clone();
+        let wake = self.app.as_ref().map(|a| a.state().wake.clone());
         eventually(Duration::from_secs(30), "projections catch up", || {
-            let pool = pool.clone();
+            let (pool, wake) = (pool.clone(), wake.clone());
             async move {
-                let status = kraliki_projections::status::read_side(&pool).await.ok()?;
+                let status = kraliki_projections::status::read_side(&pool, wake.as_ref()).await.ok()?;
                 let active: Vec<_> = status
                     .builds
                     .iter()

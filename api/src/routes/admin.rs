@@ -65,7 +65,7 @@ pub fn view(report: &status::BuildStatusReport) -> BuildView {
     security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
     user.require_operator("operates projections")?;
-    let status = status::read_side(&state.pool).await?;
+    let status = status::read_side(&state.pool, Some(&state.wake)).await?;
     let builds: Vec<BuildView> = status.builds.iter().map(view).collect();
     Ok(Json(serde_json::json!({ "barrier_age_ms": status.barrier_age_ms, "builds": builds })))
 }

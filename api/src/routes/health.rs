@@ -80,7 +80,12 @@ async fn ready(State(state): State<AppState>) -> Response {
             }
         };
         let max_lag = state.settings.projections.ready_max_lag_ms;
-        let projections = match bounded(kraliki_projections::status::read_side(&state.pool)).await {
+        let projections = match bounded(kraliki_projections::status::read_side(
+            &state.pool,
+            Some(&state.wake),
+        ))
+        .await
+        {
             Ok(status) => {
                 let mut items = Vec::new();
                 for p in state.supervisor.projections() {
@@ -128,7 +133,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "operations_metrics", responses((status = 200, content_type = "text/plain", body = String, description = "OK")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the gauges read from the database (lag, barrier, dialing campaigns) at scrape time.
-    if let Err(error) = bounded(crate::telemetry::refresh_gauges(&state.pool)).await {
+    if let Err(error) = bounded(crate::telemetry::refresh_gauges(&state.pool, &state.wake)).await {
         tracing::warn!(%error, "could not refresh the database gauges");
     }
     state.metrics.run_upkeep();

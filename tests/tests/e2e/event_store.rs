@@ -93,7 +93,7 @@ async fn concurrent_writers_are_projected_exactly_once_in_order_across_a_late_co
     // While it is open the barrier holds: the log projection stops short of it, and the
     // barrier's age is visible.
     early.commit().await.unwrap();
-    let status = kraliki_projections::status::read_side(&app.pool).await.unwrap();
+    let status = kraliki_projections::status::read_side(&app.pool, None).await.unwrap();
     assert!(status.barrier_age_ms > 0.0);
     let log_count = |filter: &'static str, bind: String| {
         let pool = app.pool.clone();

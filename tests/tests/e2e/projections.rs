@@ -146,6 +146,15 @@ async fn a_runner_reads_only_what_its_projection_wants_and_moves_over_the_rest()
         .await
         .expect("a read model behind only on what it ignores is not behind");
     assert_eq!(build_of(&app, EVENT_LOG, build_id).await.checkpoint, before, "the runner slept through it");
+    // Its lag counts what it reads: none (every event, as a rebuild's progress counts: one).
+    let lag = |status: kraliki_projections::status::ReadSideStatus| {
+        let build = status.builds.into_iter().find(|b| b.build.name == EVENT_LOG).expect("the build");
+        build.lag_events
+    };
+    let reads = kraliki_projections::status::read_side(&app.pool, Some(&state.wake)).await.unwrap();
+    assert_eq!(lag(reads), 0, "behind on nothing it reads");
+    let all = kraliki_projections::status::read_side(&app.pool, None).await.unwrap();
+    assert_eq!(lag(all), 1, "one event of the log after its checkpoint");
     // A read waiting for what it reads gets it, and the checkpoint moves over both.
     let later =
         dispatcher.execute::<Company>(&Uuid::now_v7().to_string(), create("Later"), &ctx).await.unwrap();

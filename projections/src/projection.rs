@@ -74,6 +74,10 @@ pub trait Projection: Send + Sync + 'static {
         None
     }
 
+    /// After the transaction that applied a batch (and moved the checkpoint) committed: what
+    /// must not be announced before the batch's writes are visible (a process manager's timers).
+    fn committed(&self) {}
+
     /// The events this projection reads; `None` (the default) reads every event. The runner
     /// asks the log for these only and moves the checkpoint over the rest, so what a read model
     /// ignores costs it nothing (a routing decision carries every candidate: tens of KB).

@@ -479,6 +479,7 @@ impl Worker {
             return Ok(Step::Continue);
         }
         tx.commit().await?;
+        self.projection.committed();
         let name = self.projection.name();
         metrics::counter!(catalog::PROJECTION_EVENTS.name, "projection" => name)
             .increment(events.len() as u64);

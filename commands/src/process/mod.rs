@@ -394,12 +394,15 @@ pub struct Managed {
     manager: Arc<dyn ProcessManager>,
     env: ManagerEnv,
     reads: EventFilter,
+    /// The batch being applied set timers: the timer runner is told once it has committed (told
+    /// before, it could look, find none yet and sleep until its poll).
+    timers_set: std::sync::atomic::AtomicBool,
 }
 
 impl Managed {
     pub fn new(manager: Arc<dyn ProcessManager>, env: ManagerEnv) -> Self {
         let reads = manager.reads();
-        Self { manager, env, reads }
+        Self { manager, env, reads, timers_set: Default::default() }
     }
 }
 
@@ -434,6 +437,12 @@ impl Projection for Managed {
         Some(self.manager.linger())
     }
 
+    fn committed(&self) {
+        if self.timers_set.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.env.timers_changed.notify_waiters();
+        }
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -466,7 +475,7 @@ impl Projection for Managed {
             set |= write_timers(conn, name, &set_by, ops).await?;
         }
         if set {
-            self.env.timers_changed.notify_waiters();
+            self.timers_set.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }

@@ -50,6 +50,15 @@ impl EventFilter {
         types
     }
 
+    /// The SQL condition selecting these events of `events`, with the two arrays of
+    /// [`EventFilter::sql_arrays`] bound as parameters number `aggregates_param` and
+    /// `events_param`.
+    pub(crate) fn sql_condition(aggregates_param: usize, events_param: usize) -> String {
+        format!(
+            "(aggregate_type = ANY(${aggregates_param}) OR aggregate_type || '/' || event_type = ANY(${events_param}))"
+        )
+    }
+
     /// The two arrays the runner's query binds: whole aggregates, and `aggregate/event` pairs.
     pub(crate) fn sql_arrays(&self) -> (Vec<String>, Vec<String>) {
         (

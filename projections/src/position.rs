@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::event::Position;
+use crate::filter::EventFilter;
 use crate::wake::Wake;
 
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +102,13 @@ async fn skipped_only(
 ) -> Result<bool, sqlx::Error> {
     let Some(Some(filter)) = wake.reads_of(projection) else { return Ok(false) };
     let (aggregates, events) = filter.sql_arrays();
-    sqlx::query_scalar(
+    sqlx::query_scalar(&format!(
         "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $3::text::xid8 AND NOT EXISTS ( \
            SELECT 1 FROM events \
            WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
-             AND (tx_id, global_position) <= ($3::text::xid8, $4) \
-             AND (aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6)))",
-    )
+             AND (tx_id, global_position) <= ($3::text::xid8, $4) AND {})",
+        EventFilter::sql_condition(5, 6)
+    ))
     .bind(checkpoint.tx.to_string())
     .bind(checkpoint.pos)
     .bind(target.tx.to_string())

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::builds::{self, Build, BuildStatus};
 use crate::event::{Position, StoredEvent, EVENT_COLUMNS};
+use crate::filter::EventFilter;
 use crate::metrics_catalog as catalog;
 use crate::projection::{BuildTables, Projection};
 use crate::wake::Wake;
@@ -107,9 +108,9 @@ pub async fn fetch_batch(
     };
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < $3::text::xid8 \
-           AND (aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6)) \
-         ORDER BY tx_id, global_position LIMIT $4"
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < $3::text::xid8 AND {} \
+         ORDER BY tx_id, global_position LIMIT $4",
+        EventFilter::sql_condition(5, 6)
     );
     let rows = sqlx::query(&sql)
         .bind(after.tx.to_string())

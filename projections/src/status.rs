@@ -50,17 +50,18 @@ pub async fn total_events(pool: &PgPool) -> Result<i64, sqlx::Error> {
 async fn lag(pool: &PgPool, build: &Build, filter: Option<&EventFilter>) -> Result<(i64, f64), sqlx::Error> {
     let (tx, pos) = (build.checkpoint.tx.to_string(), build.checkpoint.pos);
     let (aggregates, events) = filter.map(EventFilter::sql_arrays).unwrap_or_default();
-    let selects = "($4 OR aggregate_type = ANY($5) OR aggregate_type || '/' || event_type = ANY($6))";
+    // Both queries: $1, $2 the checkpoint; $3 "every event"; $4, $5 the filter's arrays.
+    let selects = format!("($3 OR {})", EventFilter::sql_condition(4, 5));
     let behind: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM (SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
-           AND {selects} LIMIT $3) s"
+           AND {selects} LIMIT $6) s"
     ))
     .bind(&tx)
     .bind(pos)
-    .bind(LAG_COUNT_CAP)
     .bind(filter.is_none())
     .bind(&aggregates)
     .bind(&events)
+    .bind(LAG_COUNT_CAP)
     .fetch_one(pool)
     .await?;
     if behind == 0 {
@@ -69,8 +70,7 @@ async fn lag(pool: &PgPool, build: &Build, filter: Option<&EventFilter>) -> Resu
     let age: f64 = sqlx::query_scalar(&format!(
         "SELECT coalesce(extract(epoch FROM clock_timestamp() - recorded_at) * 1000, 0)::float8 FROM events \
          WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND {selects} \
-         ORDER BY tx_id, global_position LIMIT 1",
-        selects = selects.replace("$4", "$3").replace("$5", "$4").replace("$6", "$5")
+         ORDER BY tx_id, global_position LIMIT 1"
     ))
     .bind(&tx)
     .bind(pos)

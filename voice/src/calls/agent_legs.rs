@@ -553,7 +553,8 @@ impl ProcessManager for CarrierLegs {
         let pool = fx.pool().clone();
         match e.aggregate_type.as_str() {
             "QueuedCall" => {
-                let QueuedCallEvent::CallQueued { visit, .. } = e.decode::<QueuedCallEvent>()? else {
+                let QueuedCallEvent::CallQueued { visit, queue_id, .. } = e.decode::<QueuedCallEvent>()?
+                else {
                     return Ok(());
                 };
                 let call: Uuid = e.aggregate_id.parse()?;
@@ -578,7 +579,7 @@ impl ProcessManager for CarrierLegs {
                         // Twilio asks for the announcements (the wait URL); Telnyx is told them,
                         // on a timer per waiting caller.
                         Ok(()) if row.provider == "telnyx" => {
-                            let interval = queues::get(&pool, tenant, row_queue(&pool, tenant, call).await?)
+                            let interval = queues::get(&pool, tenant, queue_id)
                                 .await?
                                 .and_then(|q| q.settings().ok())
                                 .map_or(0, |s| s.announcement_interval_seconds);
@@ -664,9 +665,4 @@ impl ProcessManager for CarrierLegs {
         }
         Ok(())
     }
-}
-
-/// The queue the call waits in (its current visit's).
-async fn row_queue(pool: &sqlx::PgPool, tenant: Uuid, call: Uuid) -> anyhow::Result<Uuid> {
-    Ok(entries::current(pool, tenant, call).await?.map(|e| e.queue_id).unwrap_or_default())
 }

@@ -312,7 +312,10 @@ async fn call(
         | CallEvent::DtmfReceived { at, .. }
         | CallEvent::TranscriptSegmentAdded { at, .. }
         | CallEvent::AiFunctionCalled { at, .. }
-        | CallEvent::CallbackScheduled { at, .. } => {
+        | CallEvent::CallbackScheduled { at, .. }
+        | CallEvent::IvrFlowEntered { at, .. }
+        | CallEvent::IvrStepTaken { at, .. }
+        | CallEvent::IvrAdvanced { at, .. } => {
             sqlx::query(&format!("UPDATE {table} SET version = $2, updated_at = $3 WHERE id = $1"))
                 .bind(id)
                 .bind(seq)

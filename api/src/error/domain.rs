@@ -356,7 +356,7 @@ mod impls {
             match self {
                 Self::NotFound => Code::NotFound,
                 Self::AlreadyExists => Code::AlreadyExists,
-                Self::Ended => Code::InvalidState,
+                Self::Ended | Self::NotInIvr | Self::IvrFlowMismatch => Code::InvalidState,
                 Self::NoContactToCallBack | Self::CallbackInThePast | Self::InvalidDisposition(_) => {
                     Code::ValidationFailed
                 }

@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::{CallDirection, CallOutcome, Speaker, TransferTarget};
+use crate::ivr::{Flow, Input};
 use crate::CommandPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +127,17 @@ pub enum CallCommand {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// One input to the call's IVR flow (`CallStarted` enters it): the flow's published version
+    /// decides. `seq` is the input's number as the carrier's webhook carries it (the next is
+    /// the IVR's count + 1); a repeated or stale one changes nothing.
+    StepIvr {
+        flow_id: Uuid,
+        version: u32,
+        flow: Arc<Flow>,
+        seq: Option<u32>,
+        input: Input,
+        at: DateTime<Utc>,
+    },
 }
 
 impl CommandPolicy for CallCommand {
@@ -147,6 +161,7 @@ impl CommandPolicy for CallCommand {
             Self::SetDisposition { .. } => "SetDisposition",
             Self::CompleteCall { .. } => "CompleteCall",
             Self::FailCall { .. } => "FailCall",
+            Self::StepIvr { .. } => "StepIvr",
         }
     }
 }

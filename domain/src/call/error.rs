@@ -14,4 +14,8 @@ pub enum CallError {
     CallbackInThePast,
     #[error("{0}")]
     InvalidDisposition(crate::values::InvalidValue),
+    #[error("the call is not in an IVR flow")]
+    NotInIvr,
+    #[error("the call runs another IVR flow or version")]
+    IvrFlowMismatch,
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{CallDirection, CallOutcome, Speaker, TransferTarget};
+use crate::ivr::{Effect, Input, IvrStep, Session};
 
 /// Stored forever: never rename a variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +133,31 @@ pub enum CallEvent {
         contact_id: Option<Uuid>,
         at: DateTime<Utc>,
     },
+    /// The call entered a published version of an IVR flow.
+    IvrFlowEntered {
+        flow_id: Uuid,
+        version: u32,
+        at: DateTime<Utc>,
+    },
+    /// One IVR step (node entered, prompt played, input received or timed out, branch taken,
+    /// variable set, webhook result, …): what flow analytics count.
+    IvrStepTaken {
+        flow_id: Uuid,
+        version: u32,
+        step: IvrStep,
+        at: DateTime<Utc>,
+    },
+    /// The IVR took one input (`seq` counts them from 1): the session after it and what the
+    /// carrier was told to do, so a repeated webhook is answered the same.
+    IvrAdvanced {
+        flow_id: Uuid,
+        version: u32,
+        seq: u32,
+        input: Input,
+        session: Session,
+        effects: Vec<Effect>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for CallEvent {
@@ -155,6 +181,9 @@ impl DomainEvent for CallEvent {
             Self::CallDispositionSet { .. } => "CallDispositionSet",
             Self::CallCompleted { .. } => "CallCompleted",
             Self::CallFailed { .. } => "CallFailed",
+            Self::IvrFlowEntered { .. } => "IvrFlowEntered",
+            Self::IvrStepTaken { .. } => "IvrStepTaken",
+            Self::IvrAdvanced { .. } => "IvrAdvanced",
         }
         .to_owned()
     }
@@ -186,7 +215,10 @@ impl CallEvent {
             | E::CallSummarized { at, .. }
             | E::CallDispositionSet { at, .. }
             | E::CallCompleted { at, .. }
-            | E::CallFailed { at, .. } => *at,
+            | E::CallFailed { at, .. }
+            | E::IvrFlowEntered { at, .. }
+            | E::IvrStepTaken { at, .. }
+            | E::IvrAdvanced { at, .. } => *at,
         }
     }
 }

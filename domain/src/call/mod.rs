@@ -18,6 +18,8 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::ivr::{Effect, Flow, Input, Session, SessionStatus};
+
 /// Where a transfer takes the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -168,6 +170,28 @@ pub struct Call {
     pub disposition: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
+    /// The IVR flow the call runs or ran.
+    #[serde(default)]
+    pub ivr: Option<CallIvr>,
+}
+
+/// A call's place in an IVR flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallIvr {
+    pub flow_id: Uuid,
+    pub version: u32,
+    /// Inputs taken so far.
+    pub seq: u32,
+    pub session: Session,
+    /// What the carrier was told after the last input.
+    pub effects: Vec<Effect>,
+}
+
+impl CallIvr {
+    /// Whether the call is in the flow still.
+    pub fn running(&self) -> bool {
+        self.session.status != SessionStatus::Ended
+    }
 }
 
 /// Longest disposition code and notes.
@@ -205,6 +229,62 @@ impl Call {
     fn ended(&self) -> bool {
         matches!(self.status, CallStatus::Completed | CallStatus::Failed)
     }
+
+    /// One input to the IVR: the interpreter decides, every step an event, then the session.
+    async fn step_ivr(
+        &mut self,
+        (flow_id, version, flow): (Uuid, u32, &Flow),
+        seq: Option<u32>,
+        input: Input,
+        at: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), CallError> {
+        if self.status == CallStatus::None {
+            return Err(CallError::NotFound);
+        }
+        // The caller hanging up closes the flow after the call has ended; nothing else does.
+        if !matches!(input, Input::Hangup) {
+            self.live()?;
+        }
+        let entering = matches!(input, Input::CallStarted(_));
+        let (session, taken) = match &self.ivr {
+            Some(ivr) if entering && ivr.running() => {
+                // A repeat of the first webhook; another flow while one runs is refused.
+                return if ivr.flow_id == flow_id { Ok(()) } else { Err(CallError::IvrFlowMismatch) };
+            }
+            _ if entering => (Session::default(), self.ivr.as_ref().map_or(0, |i| i.seq)),
+            None => return Err(CallError::NotInIvr),
+            Some(ivr) => {
+                if ivr.flow_id != flow_id || ivr.version != version {
+                    return Err(CallError::IvrFlowMismatch);
+                }
+                // A repeated webhook, or one for a step already answered; or a flow that has
+                // ended (its last step said so).
+                if seq.is_some_and(|s| s != ivr.seq + 1) || !ivr.running() {
+                    return Ok(());
+                }
+                (ivr.session.clone(), ivr.seq)
+            }
+        };
+        let out = crate::ivr::step(flow, &session, input.clone(), at);
+        if entering {
+            sink.write(CallEvent::IvrFlowEntered { flow_id, version, at }, self).await;
+        }
+        for step in out.steps {
+            sink.write(CallEvent::IvrStepTaken { flow_id, version, step, at }, self).await;
+        }
+        let advanced = CallEvent::IvrAdvanced {
+            flow_id,
+            version,
+            seq: taken + 1,
+            input,
+            session: out.session,
+            effects: out.effects,
+            at,
+        };
+        sink.write(advanced, self).await;
+        Ok(())
+    }
 }
 
 impl Aggregate for Call {
@@ -223,6 +303,9 @@ impl Aggregate for Call {
         use CallCommand as C;
         use CallEvent as E;
         let event = match command {
+            C::StepIvr { flow_id, version, flow, seq, input, at } => {
+                return self.step_ivr((flow_id, version, &flow), seq, input, at, sink).await;
+            }
             C::RequestCall { provider, from, to, campaign_id, contact_id, detect_machine, metadata, at } => {
                 if self.status != CallStatus::None {
                     return Err(CallError::AlreadyExists);
@@ -451,7 +534,16 @@ impl Aggregate for Call {
                 self.disposition = Some(disposition);
                 self.notes = notes;
             }
-            CallEvent::DtmfReceived { .. }
+            CallEvent::IvrFlowEntered { flow_id, version, .. } => {
+                let seq = self.ivr.as_ref().map_or(0, |i| i.seq);
+                self.ivr =
+                    Some(CallIvr { flow_id, version, seq, session: Session::default(), effects: Vec::new() });
+            }
+            CallEvent::IvrAdvanced { flow_id, version, seq, session, effects, .. } => {
+                self.ivr = Some(CallIvr { flow_id, version, seq, session, effects });
+            }
+            CallEvent::IvrStepTaken { .. }
+            | CallEvent::DtmfReceived { .. }
             | CallEvent::AgentConnected { .. }
             | CallEvent::TranscriptSegmentAdded { .. }
             | CallEvent::AiFunctionCalled { .. }

@@ -301,3 +301,168 @@ fn a_disposition_is_a_code_a_repeat_records_nothing_and_a_completion_carries_it(
         .when(command("no_interest"))
         .then_expect_events(vec![set("no_interest", Some("left_message"), Some(CallOutcome::Voicemail))]);
 }
+
+mod ivr {
+    //! A call in an IVR flow: given a call, when inputs arrive, then every step is an event and
+    //! the session follows; repeated and stale webhooks change nothing.
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::ivr::{CallStart, Effect, Flow, Input, IvrStep, SessionStatus};
+
+    fn flow() -> Arc<Flow> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "name": "Front desk",
+                "entry_node_id": "menu",
+                "nodes": {
+                    "menu": {"type": "menu", "message": "Press 1 for sales.", "options": {"1": "bye"},
+                             "timeout_node": "bye", "error_node": "bye"},
+                    "bye": {"type": "end_call", "message": "Goodbye.", "disposition": "self_served"}
+                }
+            }))
+            .expect("a flow"),
+        )
+    }
+
+    fn flow_id() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    fn step(seq: Option<u32>, input: Input, second: u32) -> CallCommand {
+        CallCommand::StepIvr { flow_id: flow_id(), version: 1, flow: flow(), seq, input, at: at(second) }
+    }
+
+    fn start() -> CallCommand {
+        step(None, Input::CallStarted(CallStart::default()), 1)
+    }
+
+    /// What a call that entered the flow has recorded.
+    fn entered() -> Vec<CallEvent> {
+        let mut call = Call::default();
+        call.apply(initiated());
+        run(&mut call, start())
+    }
+
+    /// Runs a command on `call` and applies what it records.
+    fn run(call: &mut Call, command: CallCommand) -> Vec<CallEvent> {
+        let events =
+            Given::with(()).given(history(call)).when(command.clone()).inspect_result().expect("accepted");
+        for e in &events {
+            call.apply(e.clone());
+        }
+        events
+    }
+
+    fn history(call: &Call) -> Vec<CallEvent> {
+        // Rebuilt from what the tests recorded: the initiated call plus its IVR events.
+        let mut out = vec![initiated()];
+        if let Some(ivr) = &call.ivr {
+            out.push(CallEvent::IvrFlowEntered { flow_id: ivr.flow_id, version: ivr.version, at: at(1) });
+            out.push(CallEvent::IvrAdvanced {
+                flow_id: ivr.flow_id,
+                version: ivr.version,
+                seq: ivr.seq,
+                input: Input::CallStarted(CallStart::default()),
+                session: ivr.session.clone(),
+                effects: ivr.effects.clone(),
+                at: at(1),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn entering_a_flow_records_each_step_then_the_session_and_what_to_do() {
+        let events = entered();
+        assert_eq!(events[0], CallEvent::IvrFlowEntered { flow_id: flow_id(), version: 1, at: at(1) });
+        let steps: Vec<&IvrStep> = events
+            .iter()
+            .filter_map(|e| match e {
+                CallEvent::IvrStepTaken { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(steps[0], IvrStep::NodeEntered { node_id, .. } if node_id == "menu"), "{steps:?}");
+        let Some(CallEvent::IvrAdvanced { seq, session, effects, .. }) = events.last() else {
+            panic!("the last event carries the session: {events:?}")
+        };
+        assert_eq!(*seq, 1);
+        assert_eq!(session.status, SessionStatus::Waiting);
+        assert!(matches!(&effects[..], [Effect::Gather { node_id, .. }] if node_id == "menu"), "{effects:?}");
+    }
+
+    #[test]
+    fn an_input_moves_the_call_on_and_a_repeat_of_it_records_nothing() {
+        let mut call = Call::default();
+        call.apply(initiated());
+        run(&mut call, start());
+        let events = run(&mut call, step(Some(2), Input::Digits { digits: "1".into() }, 2));
+        let last = events.last().expect("events");
+        let CallEvent::IvrAdvanced { seq: 2, session, effects, .. } = last else { panic!("{last:?}") };
+        assert_eq!(session.status, SessionStatus::Ended);
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Hangup { disposition: Some(d), .. } if d == "self_served")));
+        // Twilio retries the webhook: same seq, nothing new.
+        assert_eq!(run(&mut call, step(Some(2), Input::Digits { digits: "1".into() }, 3)), vec![]);
+        // The caller hangs up afterwards: the flow has ended already.
+        assert_eq!(run(&mut call, step(None, Input::Hangup, 4)), vec![]);
+    }
+
+    #[test]
+    fn a_stale_input_a_repeated_start_and_another_flow_are_told_apart() {
+        let mut call = Call::default();
+        call.apply(initiated());
+        run(&mut call, start());
+        // A webhook for a step long answered.
+        assert_eq!(run(&mut call, step(Some(1), Input::Timeout, 2)), vec![]);
+        // The voice webhook again.
+        assert_eq!(run(&mut call, start()), vec![]);
+        let other = CallCommand::StepIvr {
+            flow_id: Uuid::from_u128(8),
+            version: 1,
+            flow: flow(),
+            seq: Some(2),
+            input: Input::Timeout,
+            at: at(3),
+        };
+        Given::with(()).given(history(&call)).when(other).then_expect_error(CallError::IvrFlowMismatch);
+    }
+
+    #[test]
+    fn input_without_a_flow_or_on_an_ended_call_is_refused_but_a_hang_up_closes_the_flow() {
+        Given::with(())
+            .given(vec![initiated()])
+            .when(step(Some(1), Input::Timeout, 2))
+            .then_expect_error(CallError::NotInIvr);
+        let mut call = Call::default();
+        call.apply(initiated());
+        run(&mut call, start());
+        let completed = CallEvent::CallCompleted {
+            outcome: CallOutcome::Abandoned,
+            disposition: None,
+            duration_seconds: 0,
+            hangup_cause: None,
+            campaign_id: None,
+            contact_id: None,
+            at: at(5),
+        };
+        let mut given = history(&call);
+        given.push(completed);
+        Given::with(())
+            .given(given.clone())
+            .when(step(Some(2), Input::Digits { digits: "1".into() }, 6))
+            .then_expect_error(CallError::Ended);
+        let events =
+            Given::with(()).given(given).when(step(None, Input::Hangup, 6)).inspect_result().expect("closes");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, CallEvent::IvrStepTaken { step: IvrStep::FlowEnded { .. }, .. })),
+            "{events:?}"
+        );
+    }
+}

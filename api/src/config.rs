@@ -219,6 +219,16 @@ pub struct IvrSettings {
     pub webhook_allow_private: bool,
 }
 
+impl IvrSettings {
+    /// The policy publishing checks flows against and the runtime checks each call against.
+    pub fn webhook_policy(&self) -> kraliki_domain::ivr::WebhookPolicy {
+        kraliki_domain::ivr::WebhookPolicy {
+            allowed_hosts: self.webhook_allowed_hosts.clone(),
+            allow_private: self.webhook_allow_private,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {

@@ -150,7 +150,8 @@ impl Application {
         let principals = crate::auth::Principals::new(pool.clone());
         tasks.push(tokio::spawn(principals.clone().listen(shutdown.clone())));
         let dispatcher = Dispatcher::new(pool.clone(), wake.clone()).observe(Arc::new(principals.clone()));
-        let calls = CallService::new(settings.providers.clone(), dispatcher.clone(), pool.clone())?;
+        let calls = CallService::new(settings.providers.clone(), dispatcher.clone(), pool.clone())?
+            .with_webhook_policy(settings.ivr.webhook_policy());
         let managers = ManagerEnv {
             read_wait: Duration::from_millis(settings.http.read_wait_max_ms),
             ..ManagerEnv::new(dispatcher.clone(), pool.clone(), wake.clone())

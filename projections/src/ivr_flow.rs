@@ -227,6 +227,23 @@ pub async fn list(
     Ok(crate::keyset::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
+/// The newest published flow attached to a campaign of `tenant` that calls may run: its id
+/// and live version.
+pub async fn live_for_campaign(
+    pool: &PgPool,
+    tenant: Uuid,
+    campaign: Uuid,
+) -> Result<Option<(Uuid, i32)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT id, live_version FROM {FLOWS} WHERE campaign_id = $1 AND tenant_id = $2 \
+         AND live_version IS NOT NULL ORDER BY published_at DESC, id LIMIT 1"
+    ))
+    .bind(campaign)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await
+}
+
 /// One published version.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IvrFlowVersionRow {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kraliki_commands::Outcome;
 use kraliki_domain::ivr::{
     check, simulate, CallStart, Flow, FlowIssue, IvrFlow, IvrFlowCommand, ScriptedInput, Simulation, Trace,
-    ValidationContext, WebhookPolicy,
+    ValidationContext,
 };
 use kraliki_projections::company::Cursor;
 use kraliki_projections::ivr_flow::{self as view, IvrFlowFilter, IvrFlowRow, IvrFlowVersionRow};
@@ -191,15 +191,7 @@ async fn owned(state: &AppState, user: &AuthUser, id: Uuid) -> Result<IvrFlowRow
 /// What publishing checks beyond the flow: the configured webhook allow-list (`ivr.*`).
 /// Transfer targets are not looked up (no queue read model yet).
 fn validation_context(state: &AppState) -> ValidationContext {
-    let ivr = &state.settings.ivr;
-    ValidationContext {
-        webhooks: WebhookPolicy {
-            allowed_hosts: ivr.webhook_allowed_hosts.clone(),
-            allow_private: ivr.webhook_allow_private,
-        },
-        queues: None,
-        agents: None,
-    }
+    ValidationContext { webhooks: state.settings.ivr.webhook_policy(), queues: None, agents: None }
 }
 
 #[utoipa::path(post, path = "/api/ivr/flows", tag = "ivr", operation_id = "ivr_flows_create",

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(twilio_voice))
         .routes(routes!(twilio_status))
         .routes(routes!(twilio_queue_wait))
+        .routes(routes!(twilio_ivr))
         .routes(routes!(twilio_agent_answer))
         .routes(routes!(twilio_agent_status))
         .routes(routes!(twilio_media))
@@ -83,6 +84,24 @@ async fn twilio_status(
 ) -> Result<Response, ApiError> {
     let req = twilio("/api/telephony/twilio/status", &headers, &raw, &body);
     Ok(answer(state.calls.twilio_status(req).await?))
+}
+
+#[utoipa::path(post, path = "/api/telephony/twilio/ivr", tag = "telephony", operation_id = "twilio_ivr",
+    params(("call_id" = Uuid, Query, description = "The call in its IVR flow"),
+        ("seq" = u32, Query, description = "The flow input this answers (a repeat changes nothing)"),
+        ("kind" = String, Query, description = "gather | record | dial | voicemail")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's <Gather>, <Record> or <Dial> action request (Digits, SpeechResult, RecordingUrl, DialCallStatus, …); signed"),
+    responses((status = 200, description = "TwiML: what the flow asks for next", content_type = "text/xml"),
+        (status = 400, body = crate::error::Problem, description = "A callback without its call, seq or kind (problem+json)"),
+        (status = 403, body = crate::error::Problem, description = "Bad or missing signature (problem+json)")))]
+async fn twilio_ivr(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = twilio("/api/telephony/twilio/ivr", &headers, &raw, &body);
+    Ok(answer(state.calls.twilio_ivr(req).await?))
 }
 
 #[utoipa::path(post, path = "/api/telephony/twilio/queue/wait", tag = "telephony", operation_id = "twilio_queue_wait",

@@ -129,13 +129,16 @@ pub enum CallCommand {
     },
     /// One input to the call's IVR flow (`CallStarted` enters it): the flow's published version
     /// decides. `seq` is the input's number as the carrier's webhook carries it (the next is
-    /// the IVR's count + 1); a repeated or stale one changes nothing.
+    /// the IVR's count + 1); a repeated or stale one changes nothing. `chained`: the input
+    /// answers what the last one asked for within the same carrier request (a webhook's
+    /// result, a transfer carried out at once), so what the carrier is told adds up.
     StepIvr {
         flow_id: Uuid,
         version: u32,
         flow: Arc<Flow>,
         seq: Option<u32>,
         input: Input,
+        chained: bool,
         at: DateTime<Utc>,
     },
 }

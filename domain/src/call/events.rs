@@ -148,7 +148,9 @@ pub enum CallEvent {
         at: DateTime<Utc>,
     },
     /// The IVR took one input (`seq` counts them from 1): the session after it and what the
-    /// carrier was told to do, so a repeated webhook is answered the same.
+    /// carrier must do, so a repeated webhook is answered the same. `chained`: the input came
+    /// within the same carrier request as the last (a webhook's result), its effects follow
+    /// the last ones in the answer.
     IvrAdvanced {
         flow_id: Uuid,
         version: u32,
@@ -156,6 +158,8 @@ pub enum CallEvent {
         input: Input,
         session: Session,
         effects: Vec<Effect>,
+        #[serde(default)]
+        chained: bool,
         at: DateTime<Utc>,
     },
 }

@@ -183,7 +183,8 @@ pub struct CallIvr {
     /// Inputs taken so far.
     pub seq: u32,
     pub session: Session,
-    /// What the carrier was told after the last input.
+    /// What the carrier is told after the last input (with those before it in the same
+    /// carrier request).
     pub effects: Vec<Effect>,
 }
 
@@ -234,7 +235,7 @@ impl Call {
     async fn step_ivr(
         &mut self,
         (flow_id, version, flow): (Uuid, u32, &Flow),
-        seq: Option<u32>,
+        (seq, chained): (Option<u32>, bool),
         input: Input,
         at: DateTime<Utc>,
         sink: &EventSink<Self>,
@@ -280,6 +281,7 @@ impl Call {
             input,
             session: out.session,
             effects: out.effects,
+            chained: chained && !entering,
             at,
         };
         sink.write(advanced, self).await;
@@ -303,8 +305,8 @@ impl Aggregate for Call {
         use CallCommand as C;
         use CallEvent as E;
         let event = match command {
-            C::StepIvr { flow_id, version, flow, seq, input, at } => {
-                return self.step_ivr((flow_id, version, &flow), seq, input, at, sink).await;
+            C::StepIvr { flow_id, version, flow, seq, input, chained, at } => {
+                return self.step_ivr((flow_id, version, &flow), (seq, chained), input, at, sink).await;
             }
             C::RequestCall { provider, from, to, campaign_id, contact_id, detect_machine, metadata, at } => {
                 if self.status != CallStatus::None {
@@ -539,7 +541,10 @@ impl Aggregate for Call {
                 self.ivr =
                     Some(CallIvr { flow_id, version, seq, session: Session::default(), effects: Vec::new() });
             }
-            CallEvent::IvrAdvanced { flow_id, version, seq, session, effects, .. } => {
+            CallEvent::IvrAdvanced { flow_id, version, seq, session, mut effects, chained, .. } => {
+                if let (true, Some(before)) = (chained, self.ivr.take()) {
+                    effects = before.effects.into_iter().chain(effects).collect();
+                }
                 self.ivr = Some(CallIvr { flow_id, version, seq, session, effects });
             }
             CallEvent::IvrStepTaken { .. }

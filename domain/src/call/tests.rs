@@ -332,7 +332,15 @@ mod ivr {
     }
 
     fn step(seq: Option<u32>, input: Input, second: u32) -> CallCommand {
-        CallCommand::StepIvr { flow_id: flow_id(), version: 1, flow: flow(), seq, input, at: at(second) }
+        CallCommand::StepIvr {
+            flow_id: flow_id(),
+            version: 1,
+            flow: flow(),
+            seq,
+            input,
+            chained: false,
+            at: at(second),
+        }
     }
 
     fn start() -> CallCommand {
@@ -368,6 +376,7 @@ mod ivr {
                 input: Input::CallStarted(CallStart::default()),
                 session: ivr.session.clone(),
                 effects: ivr.effects.clone(),
+                chained: false,
                 at: at(1),
             });
         }
@@ -427,6 +436,7 @@ mod ivr {
             flow: flow(),
             seq: Some(2),
             input: Input::Timeout,
+            chained: false,
             at: at(3),
         };
         Given::with(()).given(history(&call)).when(other).then_expect_error(CallError::IvrFlowMismatch);
@@ -464,5 +474,77 @@ mod ivr {
                 .any(|e| matches!(e, CallEvent::IvrStepTaken { step: IvrStep::FlowEnded { .. }, .. })),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_chained_input_adds_to_what_the_carrier_is_told_and_an_unchained_one_replaces_it() {
+        let hooked: Arc<Flow> = Arc::new(
+            serde_json::from_value(json!({
+                "name": "Lookup",
+                "entry_node_id": "hi",
+                "nodes": {
+                    "hi": {"type": "play_message", "message": "Hello.", "next_node": "hook"},
+                    "hook": {"type": "webhook", "webhook_url": "https://hooks.example.com/x", "webhook_method": "GET",
+                             "next_node": "menu", "error_node": "menu"},
+                    "menu": {"type": "menu", "message": "Press 1.", "options": {"1": "bye"},
+                             "timeout_node": "bye", "error_node": "bye"},
+                    "bye": {"type": "end_call", "message": "Goodbye."}
+                }
+            }))
+            .expect("a flow"),
+        );
+        let command = |seq, input, chained| CallCommand::StepIvr {
+            flow_id: flow_id(),
+            version: 1,
+            flow: hooked.clone(),
+            seq,
+            input,
+            chained,
+            at: at(2),
+        };
+        let mut call = Call::default();
+        call.apply(initiated());
+        for e in Given::with(())
+            .given(vec![initiated()])
+            .when(command(None, Input::CallStarted(CallStart::default()), false))
+            .inspect_result()
+            .expect("enters")
+        {
+            call.apply(e);
+        }
+        let kinds = |call: &Call| -> Vec<&'static str> {
+            call.ivr.as_ref().expect("in the flow").effects.iter().map(effect_kind).collect()
+        };
+        assert_eq!(kinds(&call), ["play", "call_webhook"]);
+        let answered = command(Some(2), Input::WebhookResult { status: 200, body: json!({}) }, true);
+        let mut given = vec![initiated()];
+        given.extend(history(&call).into_iter().skip(1));
+        for e in Given::with(()).given(given).when(answered).inspect_result().expect("answered") {
+            call.apply(e);
+        }
+        assert_eq!(kinds(&call), ["play", "call_webhook", "gather"]);
+        let ivr = call.ivr.clone().expect("in the flow");
+        call.apply(CallEvent::IvrAdvanced {
+            flow_id: ivr.flow_id,
+            version: 1,
+            seq: ivr.seq + 1,
+            input: Input::Digits { digits: "1".into() },
+            session: ivr.session,
+            effects: Vec::new(),
+            chained: false,
+            at: at(3),
+        });
+        assert_eq!(kinds(&call), Vec::<&str>::new());
+    }
+
+    fn effect_kind(e: &Effect) -> &'static str {
+        match e {
+            Effect::Play { .. } => "play",
+            Effect::Gather { .. } => "gather",
+            Effect::CallWebhook { .. } => "call_webhook",
+            Effect::Transfer { .. } => "transfer",
+            Effect::RecordVoicemail { .. } => "record_voicemail",
+            Effect::Hangup { .. } => "hangup",
+        }
     }
 }

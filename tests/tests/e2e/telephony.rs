@@ -104,6 +104,35 @@ async fn webhook(
     app.anon.post(app.url(path)).header("x-twilio-signature", signature).form(params).send().await.unwrap()
 }
 
+/// Checks TwiML against the `twilio` package's own TwiML classes: every verb and noun is one
+/// its parent can nest (a method of the parent's class), every attribute one that method
+/// declares. Returns the document.
+pub(crate) fn twiml_checked(twiml: &str) -> String {
+    let python = std::env::var("KRALIKI_TEST_PYTHON").expect("KRALIKI_TEST_PYTHON (scripts/test sets it)");
+    let script = r#"
+import inspect, re, sys, xml.etree.ElementTree as ET
+from twilio.twiml import voice_response as vr
+snake = lambda n: re.sub(r'(?<!^)(?=[A-Z])', '_', n).lower()
+def check(el, cls):
+    for child in el:
+        method = getattr(cls, snake(child.tag), None)
+        if method is None:
+            sys.exit(f"<{el.tag}> cannot hold <{child.tag}> ({cls.__name__} has no {snake(child.tag)})")
+        params = inspect.signature(method).parameters
+        for attr in child.attrib:
+            if snake(attr) not in params:
+                sys.exit(f"<{child.tag}> has no attribute {attr} ({cls.__name__}.{snake(child.tag)} takes {list(params)})")
+        check(child, getattr(vr, child.tag))
+root = ET.fromstring(sys.argv[1])
+if root.tag != 'Response':
+    sys.exit(f"the root is <{root.tag}>")
+check(root, vr.VoiceResponse)
+"#;
+    let out = Command::new(python).args(["-c", script]).arg(twiml).output().unwrap();
+    assert!(out.status.success(), "{twiml}\n{}", String::from_utf8_lossy(&out.stderr));
+    twiml.to_owned()
+}
+
 /// The `<Parameter>`s of the TwiML's `<Stream>`.
 fn stream_parameters(twiml: &str) -> Vec<(String, String)> {
     twiml
@@ -703,6 +732,7 @@ async fn twilio_status_callbacks_apply_once_per_call_status_and_sequence() {
 }
 
 mod agent_legs;
+mod ivr_calls;
 mod template_ui;
 
 mod telnyx {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use kraliki_commands::{CommandContext, DispatchError};
 use kraliki_domain::call::{CallCommand, TransferTarget};
-use kraliki_domain::queued_call::{QueuedCall, QueuedCallCommand};
+use kraliki_domain::queued_call::{QueuedCall, QueuedCallCommand, QueuedCallError};
 use kraliki_domain::routing::CallToRoute;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -141,7 +141,14 @@ impl CallController for AgentFunctions {
             return Err(format!("the AI agent cannot transfer to {}", target.describe()));
         };
         if matches!(self.dialect, Dialect::Twilio | Dialect::Telnyx) {
-            if let Some(ours) = self.enter_queue(queue).await? {
+            let entered = self.service.enter_queue(
+                self.tenant,
+                self.call_id,
+                queue,
+                Entering::default(),
+                "system:voice-agent",
+            );
+            if let Some(ours) = entered.await? {
                 tracing::info!(call = %self.call_id, queue = %ours, "transferred into our queue");
                 let held = match self.dialect {
                     Dialect::Telnyx => {
@@ -179,39 +186,67 @@ impl CallController for AgentFunctions {
     }
 }
 
-impl AgentFunctions {
+/// What a call brings into a queue besides the queue's own requirements.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entering {
+    pub priority: i32,
+    /// Skill → level, on top of the queue's.
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// The caller's language, when the queue names none.
+    pub language: Option<String>,
+    /// Shorter than the queue's longest wait.
+    pub max_wait_seconds: Option<u32>,
+    /// What the router may match on (the IVR's variables).
+    pub attributes: serde_json::Map<String, Value>,
+}
+
+impl CallService {
     /// Puts the call in the company's queue `name` (by name or id), if there is one: its id.
-    async fn enter_queue(&self, name: &str) -> Result<Option<Uuid>, String> {
-        let pool = self.service.pool();
+    /// A call waiting in it already (a repeated request) is in it.
+    pub(crate) async fn enter_queue(
+        &self,
+        tenant: Uuid,
+        call_id: Uuid,
+        name: &str,
+        entering: Entering,
+        actor: &str,
+    ) -> Result<Option<Uuid>, String> {
+        let pool = self.pool();
         let Some(row) =
-            kraliki_projections::queue::find(pool, self.tenant, name).await.map_err(|e| e.to_string())?
+            kraliki_projections::queue::find(pool, tenant, name).await.map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
         let settings = row.settings().map_err(|e| e.to_string())?;
         let now = Utc::now();
+        let mut required_skills = settings.required_skills.clone();
+        for (skill, level) in entering.skills {
+            let at_least = required_skills.entry(skill).or_insert(level);
+            *at_least = (*at_least).max(level);
+        }
         let call = CallToRoute {
-            call_id: self.call_id,
+            call_id,
             queue_id: Some(row.id),
-            priority: 0,
+            priority: entering.priority,
             arrived_at: now,
             waited_ms: 0,
-            required_skills: settings.required_skills.clone(),
-            required_language: settings.language.clone(),
+            required_skills,
+            required_language: settings.language.clone().or(entering.language),
             vip: false,
             preferred_agent: None,
-            attributes: serde_json::Map::new(),
+            attributes: entering.attributes,
         };
-        let command = QueuedCallCommand::Enqueue {
-            queue_id: row.id,
-            call,
-            max_wait_seconds: settings.max_wait_seconds,
-            at: now,
-        };
-        let ctx = CommandContext::new(self.tenant.to_string(), "system:voice-agent");
-        match self.service.dispatcher().execute::<QueuedCall>(&self.call_id.to_string(), command, &ctx).await
-        {
+        let max_wait_seconds =
+            entering.max_wait_seconds.map_or(settings.max_wait_seconds, |w| w.min(settings.max_wait_seconds));
+        let command = QueuedCallCommand::Enqueue { queue_id: row.id, call, max_wait_seconds, at: now };
+        let ctx = CommandContext::new(tenant.to_string(), actor);
+        match self.dispatcher().execute::<QueuedCall>(&call_id.to_string(), command, &ctx).await {
             Ok(_) => Ok(Some(row.id)),
+            Err(DispatchError::Rejected(QueuedCallError::AlreadyQueued { queue_id, .. }))
+                if queue_id == row.id =>
+            {
+                Ok(Some(row.id))
+            }
             Err(DispatchError::Rejected(why)) => Err(why.to_string()),
             Err(e) => Err(e.to_string()),
         }

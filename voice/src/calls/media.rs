@@ -187,8 +187,13 @@ impl CallService {
             contact,
         };
         let greeting = settings.configuration.get("greeting").and_then(|g| g.as_str()).map(str::to_owned);
+        // A caller handed over by an IVR flow: what the flow learnt goes with them.
+        let from_ivr = match self.inner.dispatcher.load::<Call>(&call_id.to_string()).await {
+            Ok((call, _)) => call.ivr.map(|ivr| ivr_briefing(&ivr.session.variables)),
+            Err(e) => return Err(e.to_string()),
+        };
         let session_config = SessionConfig {
-            instructions: [settings.instructions.clone(), settings.script.clone()]
+            instructions: [settings.instructions.clone(), settings.script.clone(), from_ivr]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
@@ -260,4 +265,18 @@ fn failure_reason(error: &ai::AiError) -> &'static str {
         ai::AiError::Timeout { .. } => "timeout",
         ai::AiError::Closed { .. } | ai::AiError::Unsupported { .. } => "other",
     }
+}
+
+/// What an IVR flow learnt about the caller, for the AI agent's instructions (the call's own
+/// ids left out).
+fn ivr_briefing(variables: &std::collections::BTreeMap<String, serde_json::Value>) -> String {
+    let mut out = String::from("The caller came through the phone menu, which learnt:");
+    for (name, value) in variables.iter().filter(|(k, _)| !matches!(k.as_str(), "call_id" | "campaign_id")) {
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("\n- {name}: {value}"));
+    }
+    out
 }

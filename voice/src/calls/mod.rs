@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 mod functions;
 mod health;
+mod ivr;
 mod media;
 mod placement;
 mod webhooks;
@@ -70,6 +71,10 @@ struct Inner {
     telnyx_verifier: Option<TelnyxVerifier>,
     /// How each provider did when this instance last used it.
     health: HealthBook,
+    /// What IVR `webhook` nodes may call.
+    webhook_policy: kraliki_domain::ivr::WebhookPolicy,
+    /// Published IVR flow versions read so far.
+    flows: ivr::FlowCache,
 }
 
 impl CallService {
@@ -116,8 +121,17 @@ impl CallService {
                 twilio_validator,
                 telnyx_verifier,
                 health: HealthBook::default(),
+                webhook_policy: Default::default(),
+                flows: Default::default(),
             }),
         })
+    }
+
+    /// What IVR `webhook` nodes may call (the same policy publishing checks flows against).
+    /// Only while the service is being built, before it is shared.
+    pub fn with_webhook_policy(mut self, policy: kraliki_domain::ivr::WebhookPolicy) -> Self {
+        Arc::get_mut(&mut self.inner).expect("set before the service is shared").webhook_policy = policy;
+        self
     }
 
     /// Every provider with how it did in real use here (voice AI first, then carriers).

@@ -57,7 +57,7 @@ struct ProviderCall<'a> {
 
 /// A webhook command the call refused: logged with the cause and counted
 /// (`kraliki_webhook_commands_refused_total`), never silently dropped.
-fn refused(provider: &'static str, command: &'static str, call_id: &Uuid, rule: &CallError) {
+pub(super) fn refused(provider: &'static str, command: &'static str, call_id: &Uuid, rule: &CallError) {
     tracing::info!(provider, command, call = %call_id, reason = %rule, "webhook command refused by the call");
     metrics::counter!(kraliki_projections::metrics_catalog::WEBHOOK_COMMANDS_REFUSED.name, "provider" => provider, "command" => command)
         .increment(1);
@@ -177,6 +177,7 @@ impl CallService {
             stream = stream.parameter(name, value);
         }
         let xml = VoiceResponse::new().connect(Connect::stream(stream)).to_xml();
+        let flow = self.flow_for(&target).await?;
         self.ensure_call(
             call_id,
             &target,
@@ -190,6 +191,11 @@ impl CallService {
             Ok(_) => {}
             Err(DispatchError::Rejected(rule)) => refused("twilio", "AnswerCall", &call_id, &rule),
             Err(e) => return Err(e.into()),
+        }
+        // A call whose campaign runs an IVR flow enters it; the flow decides where it goes.
+        if let Some(flow) = flow {
+            let xml = self.twilio_ivr_enter(call_id, &target, &flow, (from, to), call_sid).await?;
+            return Ok(WebhookAnswer::Twiml(xml));
         }
         Ok(WebhookAnswer::Twiml(xml))
     }
@@ -332,6 +338,9 @@ impl CallService {
         // part of the call had ended) leaves it.
         if matches!(hook.event, TelephonyEvent::Completed { .. } | TelephonyEvent::Failed { .. }) {
             self.leave_queue(&ctx, call_id).await?;
+            if let Some(ivr) = &call.ivr {
+                self.ivr_hung_up(&ctx.tenant_id, call_id, ivr).await?;
+            }
         }
         // An outbound Telnyx call that was answered gets its stream to the AI agent now.
         let outbound = call.direction == Some(CallDirection::Outbound) && call.streams.is_empty();

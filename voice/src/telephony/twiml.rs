@@ -2,7 +2,8 @@
 //!
 //! Only the verbs the call center uses: `<Connect><Stream>` (a bidirectional media stream to
 //! our WebSocket, with `<Parameter>`s that come back in the stream's `start` message), `<Say>`,
-//! `<Pause>`, `<Redirect>`, `<Dial>` (transfer) and `<Hangup>`. XML is written and escaped by
+//! `<Play>`, `<Pause>`, `<Gather>` and `<Record>` (the IVR), `<Redirect>`, `<Dial>` (transfer)
+//! and `<Hangup>`. XML is written and escaped by
 //! `quick-xml`; URLs are checked when a verb is built, so a response that exists is valid.
 
 use std::io;
@@ -44,6 +45,9 @@ pub struct VoiceResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verb {
     Say(Say),
+    Play { url: String },
+    Gather(Gather),
+    Record(Record),
     Pause { length_secs: u32 },
     Connect(Connect),
     Dial(Dial),
@@ -59,6 +63,23 @@ impl VoiceResponse {
 
     pub fn say(mut self, say: Say) -> Self {
         self.verbs.push(Verb::Say(say));
+        self
+    }
+
+    /// `<Play>`: an audio file.
+    pub fn play(mut self, url: &str) -> Result<Self, TwimlError> {
+        let url = http_url("Play URL", url)?;
+        self.verbs.push(Verb::Play { url });
+        Ok(self)
+    }
+
+    pub fn gather(mut self, gather: Gather) -> Self {
+        self.verbs.push(Verb::Gather(gather));
+        self
+    }
+
+    pub fn record(mut self, record: Record) -> Self {
+        self.verbs.push(Verb::Record(record));
         self
     }
 
@@ -119,6 +140,9 @@ impl VoiceResponse {
         for verb in &self.verbs {
             match verb {
                 Verb::Say(say) => say.write(w)?,
+                Verb::Play { url } => play(w, url)?,
+                Verb::Gather(gather) => gather.write(w)?,
+                Verb::Record(record) => record.write(w)?,
                 Verb::Pause { length_secs } => {
                     let length = length_secs.to_string();
                     empty(w, "Pause", &[("length", Some(&length))])?;
@@ -191,6 +215,187 @@ impl Say {
         w.write_event(Event::Start(start))?;
         w.write_event(Event::Text(BytesText::new(&xml_chars(&self.text))))?;
         w.write_event(Event::End(BytesEnd::new("Say")))
+    }
+}
+
+fn play(w: &mut Writer<Vec<u8>>, url: &str) -> io::Result<()> {
+    w.write_event(Event::Start(BytesStart::new("Play")))?;
+    w.write_event(Event::Text(BytesText::new(&xml_chars(url))))?;
+    w.write_event(Event::End(BytesEnd::new("Play")))
+}
+
+/// What a `<Gather>` says or plays while it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Say(Say),
+    Play(String),
+}
+
+/// `<Gather>`: collects digits and/or speech and posts them (`Digits`, `SpeechResult`,
+/// `Confidence`) to `action`; with `actionOnEmptyResult` an empty result is posted too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gather {
+    action: String,
+    input: &'static str,
+    num_digits: Option<u32>,
+    finish_on_key: Option<String>,
+    timeout_secs: Option<u32>,
+    speech_timeout: Option<String>,
+    language: Option<String>,
+    hints: Option<String>,
+    prompts: Vec<Prompt>,
+}
+
+impl Gather {
+    /// `input` is `dtmf`, `speech` or `dtmf speech`.
+    pub fn new(action: &str, input: &'static str) -> Result<Self, TwimlError> {
+        Ok(Self {
+            action: http_url("Gather action", action)?,
+            input,
+            num_digits: None,
+            finish_on_key: None,
+            timeout_secs: None,
+            speech_timeout: None,
+            language: None,
+            hints: None,
+            prompts: Vec::new(),
+        })
+    }
+
+    pub fn num_digits(mut self, n: u32) -> Self {
+        self.num_digits = Some(n);
+        self
+    }
+
+    /// The key that ends input; empty: none.
+    pub fn finish_on_key(mut self, key: impl Into<String>) -> Self {
+        self.finish_on_key = Some(key.into());
+        self
+    }
+
+    /// Seconds of silence before Twilio gives up waiting for input.
+    pub fn timeout(mut self, secs: u32) -> Self {
+        self.timeout_secs = Some(secs);
+        self
+    }
+
+    /// Seconds of silence that end speech, or `auto`.
+    pub fn speech_timeout(mut self, value: impl Into<String>) -> Self {
+        self.speech_timeout = Some(value.into());
+        self
+    }
+
+    /// The speech recognition language (`en-US`).
+    pub fn language(mut self, tag: impl Into<String>) -> Self {
+        self.language = Some(tag.into());
+        self
+    }
+
+    /// Words and phrases recognition should expect.
+    pub fn hints(mut self, hints: &[String]) -> Self {
+        if !hints.is_empty() {
+            self.hints = Some(hints.join(", "));
+        }
+        self
+    }
+
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        self.prompts.push(prompt);
+        self
+    }
+
+    fn write(&self, w: &mut Writer<Vec<u8>>) -> io::Result<()> {
+        let num_digits = self.num_digits.map(|n| n.to_string());
+        let timeout = self.timeout_secs.map(|n| n.to_string());
+        let mut start = BytesStart::new("Gather");
+        push_attrs(
+            &mut start,
+            &[
+                ("action", Some(&self.action)),
+                ("method", Some("POST")),
+                ("input", Some(self.input)),
+                ("numDigits", num_digits.as_deref()),
+                ("finishOnKey", self.finish_on_key.as_deref()),
+                ("timeout", timeout.as_deref()),
+                ("speechTimeout", self.speech_timeout.as_deref()),
+                ("language", self.language.as_deref()),
+                ("hints", self.hints.as_deref()),
+                ("actionOnEmptyResult", Some("true")),
+            ],
+        );
+        w.write_event(Event::Start(start))?;
+        for prompt in &self.prompts {
+            match prompt {
+                Prompt::Say(say) => say.write(w)?,
+                Prompt::Play(url) => play(w, url)?,
+            }
+        }
+        w.write_event(Event::End(BytesEnd::new("Gather")))
+    }
+}
+
+/// `<Record>`: records the caller (a voicemail) and posts `RecordingUrl` and
+/// `RecordingDuration` to `action` when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    action: String,
+    max_length_secs: Option<u32>,
+    timeout_secs: Option<u32>,
+    finish_on_key: Option<String>,
+    play_beep: bool,
+    recording_status_callback: Option<String>,
+}
+
+impl Record {
+    pub fn new(action: &str) -> Result<Self, TwimlError> {
+        Ok(Self {
+            action: http_url("Record action", action)?,
+            max_length_secs: None,
+            timeout_secs: None,
+            finish_on_key: None,
+            play_beep: true,
+            recording_status_callback: None,
+        })
+    }
+
+    pub fn max_length(mut self, secs: u32) -> Self {
+        self.max_length_secs = Some(secs);
+        self
+    }
+
+    /// Seconds of silence that end the recording.
+    pub fn timeout(mut self, secs: u32) -> Self {
+        self.timeout_secs = Some(secs);
+        self
+    }
+
+    pub fn finish_on_key(mut self, key: impl Into<String>) -> Self {
+        self.finish_on_key = Some(key.into());
+        self
+    }
+
+    /// Where Twilio says the recording is stored and ready.
+    pub fn recording_status_callback(mut self, url: &str) -> Result<Self, TwimlError> {
+        self.recording_status_callback = Some(http_url("Record recordingStatusCallback", url)?);
+        Ok(self)
+    }
+
+    fn write(&self, w: &mut Writer<Vec<u8>>) -> io::Result<()> {
+        let max_length = self.max_length_secs.map(|n| n.to_string());
+        let timeout = self.timeout_secs.map(|n| n.to_string());
+        empty(
+            w,
+            "Record",
+            &[
+                ("action", Some(&self.action)),
+                ("method", Some("POST")),
+                ("maxLength", max_length.as_deref()),
+                ("timeout", timeout.as_deref()),
+                ("finishOnKey", self.finish_on_key.as_deref()),
+                ("playBeep", Some(if self.play_beep { "true" } else { "false" })),
+                ("recordingStatusCallback", self.recording_status_callback.as_deref()),
+            ],
+        )
     }
 }
 

@@ -1,0 +1,288 @@
+//! IVR flows on live Twilio calls: a caller enters the published flow of the campaign their
+//! number reaches, answers a menu with a key and a question by voice, the flow looks them up
+//! at a (local, allow-listed) CRM webhook and hands them to the AI agent with what it learnt.
+//! Every TwiML answer is checked against the `twilio` package's TwiML classes, every step is
+//! on the call's event stream, and a webhook Twilio repeats is answered the same, once.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Path;
+use axum::routing::get;
+
+use super::*;
+
+/// A CRM the flow's webhook node asks: `GET /crm/{account}` answers the account's tier.
+struct Crm {
+    url: String,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Crm {
+    async fn start() -> Self {
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = asked.clone();
+        let moved = asked.clone();
+        let app = axum::Router::new()
+            .route(
+                "/crm/{account}",
+                get(move |Path(account): Path<String>| {
+                    let log = log.clone();
+                    async move {
+                        log.lock().unwrap().push(account.clone());
+                        let tier = if account == "1234" { "gold" } else { "basic" };
+                        axum::Json(json!({"data": {"tier": tier, "account": account}}))
+                    }
+                }),
+            )
+            // Sends the caller's data on to a host that is not on the allow-list.
+            .route(
+                "/moved/{account}",
+                get(move |Path(account): Path<String>| {
+                    let log = moved.clone();
+                    async move {
+                        log.lock().unwrap().push(format!("moved {account}"));
+                        axum::response::Redirect::temporary(&format!(
+                            "http://evil.example.net/take/{account}"
+                        ))
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, asked }
+    }
+}
+
+/// menu (key 1 or "sales") → gather by voice → conditional → CRM webhook → the AI agent;
+/// anything else says goodbye.
+fn front_desk(campaign: &str, hook: &str) -> Value {
+    json!({
+        "name": "Front desk",
+        "campaign_id": campaign,
+        "entry_node_id": "main",
+        "languages": ["en"],
+        "max_retries": 1,
+        "nodes": {
+            "main": {"type": "menu", "message": "Press 1 or say sales.", "input_type": "both",
+                     "options": {"1": "account", "2": "bye"}, "option_phrases": {"1": ["sales"]},
+                     "timeout_node": "bye", "error_node": "bye"},
+            "account": {"type": "gather_input", "message": "Say your account number.", "input_type": "speech",
+                        "variable_name": "account", "next_node": "check", "timeout_node": "bye", "error_node": "bye"},
+            "check": {"type": "conditional", "condition": "account == '1234'", "true_node": "lookup",
+                      "false_node": "bye", "error_node": "bye"},
+            "lookup": {"type": "webhook", "webhook_url": format!("{hook}/{{{{account}}}}"), "webhook_method": "GET",
+                       "response_mapping": {"tier": "data.tier"}, "next_node": "sales", "error_node": "bye"},
+            "sales": {"type": "transfer", "transfer_type": "ai_agent", "timeout_node": "bye", "error_node": "bye"},
+            "bye": {"type": "end_call", "message": "Goodbye.", "disposition": "ivr_done"}
+        }
+    })
+}
+
+/// The path and query of the TwiML's `<Gather>` action (what Twilio posts the input to).
+fn gather_action(twiml: &str) -> String {
+    let action = twiml.split("<Gather action=\"").nth(1).unwrap_or_else(|| panic!("no <Gather>: {twiml}"));
+    let action = action.split('"').next().unwrap().replace("&amp;", "&");
+    action.strip_prefix(PUBLIC).unwrap_or_else(|| panic!("not our URL: {action}")).to_owned()
+}
+
+/// The IVR steps on the call's stream, as (type, node) pairs, from its events endpoint.
+async fn ivr_steps(app: &TestApp, call_id: &str) -> Vec<(String, Value)> {
+    let r = app.client.get(app.url(&format!("/api/v1/calls/{call_id}/events"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "IvrStepTaken")
+        .map(|e| {
+            let step = &e["payload"]["IvrStepTaken"]["step"];
+            (step["type"].as_str().unwrap().to_owned(), step.clone())
+        })
+        .collect()
+}
+
+async fn published(app: &TestApp, flow: Value) -> String {
+    let r = app.post_json("/api/ivr/flows", flow).await;
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
+    let r = app.client.post(app.url(&format!("/api/ivr/flows/{id}/publish"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    app.caught_up().await;
+    id
+}
+
+#[tokio::test]
+async fn a_twilio_caller_goes_through_the_flow_by_key_and_voice_to_the_ai_agent_with_what_it_learnt() {
+    let openai = FakeOpenAi::start().await.unwrap();
+    let crm = Crm::start().await;
+    let base = openai.config().base_url;
+    let app = spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = Some(base);
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.public_base_url = Some(PUBLIC.into());
+            s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
+            s.ivr.webhook_allow_private = true;
+        },
+        Vec::new(),
+    )
+    .await;
+    let campaign = voice_campaign(&app, "+14155550177", "openai", "Hello from sales.").await;
+    published(&app, front_desk(&campaign, &format!("{}/crm", crm.url))).await;
+
+    // The call comes in: the menu, listening for a key or a word.
+    let params =
+        [("CallSid", "CA0177"), ("From", "+420603123456"), ("To", "+14155550177"), ("Direction", "inbound")];
+    let menu = twiml_checked(
+        &webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap(),
+    );
+    assert!(menu.contains("input=\"dtmf speech\""), "{menu}");
+    assert!(menu.contains("Press 1 or say sales."), "{menu}");
+    assert!(menu.contains("actionOnEmptyResult=\"true\""), "{menu}");
+    let action = gather_action(&menu);
+    assert!(action.contains("seq=2") && action.contains("kind=gather"), "{action}");
+
+    // A key: the account question, by voice.
+    let keyed = [("CallSid", "CA0177"), ("Digits", "1")];
+    let r = webhook(&app, &action, &keyed, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let question = twiml_checked(&r.text().await.unwrap());
+    assert!(
+        question.contains("input=\"speech\"") && question.contains("Say your account number."),
+        "{question}"
+    );
+    // Twilio repeats the request: the same answer, nothing recorded twice.
+    let again = webhook(&app, &action, &keyed, None).await.text().await.unwrap();
+    assert_eq!(again, question);
+    // A forged callback is refused.
+    let r = webhook(&app, &action, &keyed, Some("bm90IGEgc2lnbmF0dXJl".into())).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The account number, spoken: looked up at the CRM, then the AI agent's stream.
+    let spoken = [("CallSid", "CA0177"), ("SpeechResult", "1234"), ("Confidence", "0.91")];
+    let handed =
+        twiml_checked(&webhook(&app, &gather_action(&question), &spoken, None).await.text().await.unwrap());
+    assert!(handed.contains("<Connect><Stream"), "{handed}");
+    assert_eq!(crm.asked.lock().unwrap().clone(), ["1234"]);
+    let parameters = stream_parameters(&handed);
+    let call_id = parameters.iter().find(|(k, _)| k == "call_id").unwrap().1.clone();
+
+    // The AI agent is told what the flow learnt.
+    let mut dialect = TwilioDialect::new("CA0177", "MZ0177");
+    for (k, v) in &parameters {
+        dialect = dialect.parameter(k.clone(), v.clone());
+    }
+    let ws = format!("ws://{}/api/telephony/twilio/media", app.app().addr());
+    let phone = FakeMediaClient::connect(&ws, dialect, Playout::Instant).await.unwrap();
+    let update = openai
+        .wait_for_json(Duration::from_secs(10), |v| v["type"] == "session.update")
+        .await
+        .expect("the agent's session is set up");
+    let instructions = update["session"]["instructions"].as_str().unwrap().to_owned();
+    assert!(instructions.contains("Help the caller."), "{instructions}");
+    assert!(
+        instructions.contains("- account: 1234") && instructions.contains("- tier: gold"),
+        "{instructions}"
+    );
+    phone.stop().unwrap();
+
+    // Every step is on the call: the nodes in order, the input, the branch, the webhook, the end.
+    let steps = ivr_steps(&app, &call_id).await;
+    let entered: Vec<&str> = steps
+        .iter()
+        .filter(|(t, _)| t == "node_entered")
+        .map(|(_, s)| s["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(entered, ["main", "account", "check", "lookup", "sales"]);
+    let find = |ty: &str| steps.iter().filter(|(t, _)| t == ty).map(|(_, s)| s.clone()).collect::<Vec<_>>();
+    let inputs = find("input_received");
+    assert_eq!(inputs[0]["kind"], "digits");
+    assert_eq!(inputs[0]["value"], "1");
+    assert_eq!(inputs[1]["kind"], "speech");
+    assert_eq!(inputs[1]["value"], "1234");
+    assert!(
+        find("branch_taken").iter().any(|b| b["node_id"] == "check" && b["branch"] == "true"),
+        "{steps:?}"
+    );
+    let hook = &find("webhook_completed")[0];
+    assert_eq!((hook["ok"].clone(), hook["status"].clone()), (json!(true), json!(200)));
+    assert!(find("variable_set").iter().any(|v| v["name"] == "tier" && v["value"] == "gold"), "{steps:?}");
+    let ended = find("flow_ended");
+    assert_eq!(ended.len(), 1, "{steps:?}");
+    assert_eq!(ended[0]["reason"]["reason"], "transferred");
+    assert_eq!(ended[0]["reason"]["node_id"], "sales");
+    let events = call_events(&app, &call_id).await;
+    let advanced: Vec<i64> = events
+        .iter()
+        .filter(|(t, _)| t == "IvrAdvanced")
+        .map(|(_, p)| p["IvrAdvanced"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(advanced, [1, 2, 3, 4, 5], "start, key, speech, webhook result, transfer connected");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_hang_up_in_the_menu_ends_the_flow_and_a_redirect_off_the_allow_list_takes_the_error_path() {
+    let crm = Crm::start().await;
+    let app = spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.public_base_url = Some(PUBLIC.into());
+            s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
+            s.ivr.webhook_allow_private = true;
+        },
+        Vec::new(),
+    )
+    .await;
+    let campaign = voice_campaign(&app, "+14155550178", "openai", "Hello.").await;
+    published(&app, front_desk(&campaign, &format!("{}/moved", crm.url))).await;
+
+    // Hung up at the menu: the status callback closes the flow.
+    let params =
+        [("CallSid", "CA0178"), ("From", "+420603123456"), ("To", "+14155550178"), ("Direction", "inbound")];
+    twiml_checked(&webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap());
+    let status =
+        [("CallSid", "CA0178"), ("CallStatus", "completed"), ("SequenceNumber", "1"), ("CallDuration", "4")];
+    assert_eq!(
+        webhook(&app, "/api/telephony/twilio/status", &status, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let call_id = kraliki_voice::calls::call_uuid("twilio", "CA0178").to_string();
+    let steps = ivr_steps(&app, &call_id).await;
+    let ended: Vec<&Value> = steps.iter().filter(|(t, _)| t == "flow_ended").map(|(_, s)| s).collect();
+    assert_eq!(ended.len(), 1, "{steps:?}");
+    assert_eq!(ended[0]["reason"]["reason"], "caller_hung_up");
+    assert_eq!(ended[0]["reason"]["node_id"], "main");
+
+    // The CRM redirects off the allow-list: not followed, the flow's error path says goodbye
+    // and the flow's disposition is on the call.
+    let params =
+        [("CallSid", "CA0179"), ("From", "+420603123457"), ("To", "+14155550178"), ("Direction", "inbound")];
+    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let question =
+        webhook(&app, &gather_action(&menu), &[("CallSid", "CA0179"), ("Digits", "1")], None).await;
+    let question = question.text().await.unwrap();
+    let spoken = [("CallSid", "CA0179"), ("SpeechResult", "1234")];
+    let bye =
+        twiml_checked(&webhook(&app, &gather_action(&question), &spoken, None).await.text().await.unwrap());
+    assert!(bye.contains("Goodbye.") && bye.contains("<Hangup/>") && !bye.contains("<Connect>"), "{bye}");
+    assert_eq!(crm.asked.lock().unwrap().clone(), ["moved 1234"]);
+    let call_id = kraliki_voice::calls::call_uuid("twilio", "CA0179").to_string();
+    let steps = ivr_steps(&app, &call_id).await;
+    let hook = steps
+        .iter()
+        .find(|(t, _)| t == "webhook_completed")
+        .map(|(_, s)| s.clone())
+        .expect("the webhook step");
+    assert_eq!(hook["ok"], false, "{hook}");
+    let error = hook["error"].as_str().unwrap();
+    assert!(error.contains("redirect refused") && error.contains("evil.example.net"), "{error}");
+    let events = call_events(&app, &call_id).await;
+    let set = events.iter().find(|(t, _)| t == "CallDispositionSet").expect("the flow's disposition");
+    assert_eq!(set.1["CallDispositionSet"]["disposition"], "ivr_done");
+    app.cleanup().await;
+}

@@ -96,6 +96,7 @@ pub fn projections(sink: Sink) -> Vec<Arc<dyn Projection>> {
         Arc::new(kraliki_projections::call::CallProjection),
         Arc::new(kraliki_projections::tenant_settings::TenantSettingsProjection),
         Arc::new(kraliki_projections::ivr_flow::IvrFlowProjection),
+        Arc::new(kraliki_projections::ivr_visit::IvrVisitProjection),
         Arc::new(kraliki_projections::agent::AgentProjection),
         Arc::new(kraliki_projections::team::TeamProjection),
         Arc::new(kraliki_projections::queue::QueueProjection),

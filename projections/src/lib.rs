@@ -15,6 +15,7 @@ pub mod do_not_call;
 pub mod event;
 pub mod filter;
 pub mod ivr_flow;
+pub mod ivr_visit;
 pub mod keyset;
 pub mod metrics_catalog;
 pub mod position;

@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read_version))
         .routes(routes!(republish))
         .routes(routes!(test))
+        .routes(routes!(analytics))
 }
 
 /// A flow as the builder reads it: the draft's fields flat (the seed's shape), plus its state,
@@ -144,6 +145,20 @@ struct VersionsQuery {
     limit: Option<i64>,
     /// The `X-Next-Cursor` of the previous page.
     cursor: Option<String>,
+    #[allow(dead_code)] // read by `MinPosition`
+    min_position: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct AnalyticsQuery {
+    /// One published version (default: every version).
+    version: Option<u32>,
+    /// Calls that entered from (inclusive).
+    from: Option<DateTime<Utc>>,
+    /// … to (exclusive).
+    to: Option<DateTime<Utc>>,
     #[allow(dead_code)] // read by `MinPosition`
     min_position: Option<i64>,
 }
@@ -372,6 +387,40 @@ async fn versions(
         .map(|r| FlowVersionResponse::from_row(r, flow.live_version))
         .collect::<Result<_, _>>()?;
     Ok(Paged::new(items, next, &uri))
+}
+
+#[utoipa::path(get, path = "/api/ivr/flows/{id}/analytics", tag = "ivr", operation_id = "ivr_flows_analytics", params(("id" = Uuid, Path), AnalyticsQuery),
+    responses((status = 200, body = kraliki_projections::ivr_visit::FlowFigures, description = "Calls through the flow: visits, exits per option, drop-off and median time per node, how the calls ended, completion"),
+        (status = 404, body = crate::error::Problem, description = "Not found (problem+json)"),
+        (status = 400, body = crate::error::Problem, description = "`from` after `to`, or a bad version (problem+json)")),
+    security(("bearer" = [])))]
+async fn analytics(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathId(id): PathId,
+    MinPosition(min): MinPosition,
+    ApiQuery(q): ApiQuery<AnalyticsQuery>,
+) -> Result<Json<kraliki_projections::ivr_visit::FlowFigures>, ApiError> {
+    use kraliki_projections::ivr_visit;
+    user.require(READERS)?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from > to {
+            return Err(ApiError::new(Code::InvalidQuery).field(
+                "from",
+                "invalid",
+                "`from` must not be after `to`",
+            ));
+        }
+    }
+    state.wait_for(ivr_visit::NAME, min).await?;
+    owned(&state, &user, id).await?;
+    let version = q
+        .version
+        .map(i32::try_from)
+        .transpose()
+        .map_err(|_| ApiError::new(Code::InvalidQuery).field("version", "invalid", "a version number"))?;
+    let filter = ivr_visit::AnalyticsFilter { version, from: q.from, to: q.to };
+    Ok(Json(ivr_visit::analytics(&state.pool, user.company_id, id, &filter).await?))
 }
 
 #[utoipa::path(get, path = "/api/ivr/flows/{id}/versions/{version}", tag = "ivr", operation_id = "ivr_flows_version_read",

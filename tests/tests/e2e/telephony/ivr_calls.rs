@@ -131,7 +131,7 @@ async fn a_twilio_caller_goes_through_the_flow_by_key_and_voice_to_the_ai_agent_
     )
     .await;
     let campaign = voice_campaign(&app, "+14155550177", "openai", "Hello from sales.").await;
-    published(&app, front_desk(&campaign, &format!("{}/crm", crm.url))).await;
+    let flow = published(&app, front_desk(&campaign, &format!("{}/crm", crm.url))).await;
 
     // The call comes in: the menu, listening for a key or a word.
     let params =
@@ -221,6 +221,25 @@ async fn a_twilio_caller_goes_through_the_flow_by_key_and_voice_to_the_ai_agent_
         .map(|(_, p)| p["IvrAdvanced"]["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(advanced, [1, 2, 3, 4, 5], "start, key, speech, webhook result, transfer connected");
+
+    // The flow's analytics count the same steps.
+    let figures = analytics(&app, &flow, "").await;
+    assert_eq!(figures["calls"], 1, "{figures}");
+    assert_eq!(figures["outcomes"], json!({"transferred": 1}));
+    assert_eq!(figures["completion_rate"], 1.0);
+    let node =
+        |id: &str| figures["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == id).cloned().unwrap();
+    let order: Vec<&str> =
+        figures["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_str().unwrap()).collect();
+    assert_eq!(order, entered);
+    assert_eq!(node("main")["exits"], json!({"option:1": 1}));
+    assert_eq!(node("check")["exits"], json!({"true": 1}));
+    assert_eq!(
+        (node("lookup")["visits"].clone(), node("lookup")["node_type"].clone()),
+        (json!(1), json!("webhook"))
+    );
+    assert!(node("main")["median_seconds"].as_f64().is_some(), "{figures}");
+    assert_eq!(node("sales")["drop_offs"], 0);
     app.cleanup().await;
 }
 
@@ -239,7 +258,7 @@ async fn a_hang_up_in_the_menu_ends_the_flow_and_a_redirect_off_the_allow_list_t
     )
     .await;
     let campaign = voice_campaign(&app, "+14155550178", "openai", "Hello.").await;
-    published(&app, front_desk(&campaign, &format!("{}/moved", crm.url))).await;
+    let flow = published(&app, front_desk(&campaign, &format!("{}/moved", crm.url))).await;
 
     // Hung up at the menu: the status callback closes the flow.
     let params =
@@ -284,5 +303,36 @@ async fn a_hang_up_in_the_menu_ends_the_flow_and_a_redirect_off_the_allow_list_t
     let events = call_events(&app, &call_id).await;
     let set = events.iter().find(|(t, _)| t == "CallDispositionSet").expect("the flow's disposition");
     assert_eq!(set.1["CallDispositionSet"]["disposition"], "ivr_done");
+
+    // Two calls: one dropped at the menu, one completed by the goodbye.
+    let figures = analytics(&app, &flow, "").await;
+    assert_eq!(figures["calls"], 2, "{figures}");
+    assert_eq!(figures["outcomes"], json!({"caller_hung_up": 1, "completed": 1}));
+    assert_eq!(figures["completion_rate"], 0.5);
+    let main = figures["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == "main").cloned().unwrap();
+    assert_eq!((main["visits"].clone(), main["drop_offs"].clone()), (json!(2), json!(1)), "{main}");
+    assert_eq!(main["drop_off_rate"], 0.5);
+    let lookup =
+        figures["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == "lookup").cloned().unwrap();
+    assert_eq!(lookup["exits"], json!({"error": 1}), "{lookup}");
+    // Only version 1 ran; a period before the calls has none; a backwards period is refused.
+    assert_eq!(analytics(&app, &flow, "?version=2").await["calls"], 0);
+    assert_eq!(analytics(&app, &flow, "?to=2026-01-01T00:00:00Z").await["calls"], 0);
+    let r = app
+        .client
+        .get(app.url(&format!(
+            "/api/ivr/flows/{flow}/analytics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.cleanup().await;
+}
+
+async fn analytics(app: &TestApp, flow: &str, query: &str) -> Value {
+    app.caught_up().await;
+    let r = app.client.get(app.url(&format!("/api/ivr/flows/{flow}/analytics{query}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
 }

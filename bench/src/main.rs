@@ -5,6 +5,7 @@
 //! dispatcher from the outside, and needs no benchmark hook inside them. Prints figures only;
 //! `--log` (or `RUST_LOG`) turns the server's logs on.
 
+mod ivr;
 mod media;
 mod pacing;
 mod routing;

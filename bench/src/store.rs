@@ -66,11 +66,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub call_seconds: u64,
     /// Which measurements: all, event-store (1–3), rebuild (2), import (4), media (5),
-    /// routing (6) or pacing (7).
+    /// routing (6), pacing (7) or ivr (8).
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub only: Which,
     #[command(flatten)]
     pub routing: crate::routing::RoutingArgs,
+    #[command(flatten)]
+    pub ivr: crate::ivr::IvrArgs,
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
@@ -89,6 +91,8 @@ pub enum Which {
     Routing,
     /// The pacing simulation: predictive beside progressive.
     Pacing,
+    /// IVR steps over Twilio webhooks.
+    Ivr,
 }
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -386,6 +390,11 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
     } else {
         None
     };
+    if matches!(args.only, Which::All | Which::Ivr) {
+        crate::ivr::configure(&mut settings);
+        settings.database.max_connections =
+            settings.database.max_connections.max(args.ivr.ivr_calls as u32 / 4);
+    }
     let app = kraliki_api::Application::build(settings.clone()).await?;
     let measured = async {
         if matches!(args.only, Which::All | Which::Import) {
@@ -399,6 +408,9 @@ async fn run_in(settings: &Settings, args: &BenchArgs, url: &str) -> anyhow::Res
         }
         if matches!(args.only, Which::All | Which::Routing) {
             crate::routing::end_to_end(&app, &args.routing).await?;
+        }
+        if matches!(args.only, Which::All | Which::Ivr) {
+            crate::ivr::run(&app, &args.ivr).await?;
         }
         anyhow::Ok(())
     }

@@ -173,6 +173,11 @@ pub struct Call {
     /// The IVR flow the call runs or ran.
     #[serde(default)]
     pub ivr: Option<CallIvr>,
+    /// Who calls, and the number called.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// A call's place in an IVR flow.
@@ -498,7 +503,8 @@ impl Aggregate for Call {
 
     fn apply(&mut self, event: CallEvent) {
         match event {
-            CallEvent::CallRequested { direction, campaign_id, contact_id, at, .. } => {
+            CallEvent::CallRequested { direction, campaign_id, contact_id, at, from, to, .. } => {
+                (self.from, self.to) = (Some(from), Some(to));
                 self.started_at = Some(at);
                 self.status = CallStatus::Requested;
                 self.direction = Some(direction);
@@ -506,7 +512,8 @@ impl Aggregate for Call {
                 self.contact_id = contact_id;
             }
             CallEvent::CallPlaced { .. } => self.status = CallStatus::Initiated,
-            CallEvent::CallInitiated { direction, campaign_id, contact_id, at, .. } => {
+            CallEvent::CallInitiated { direction, campaign_id, contact_id, at, from, to, .. } => {
+                (self.from, self.to) = (Some(from), Some(to));
                 self.started_at = Some(at);
                 self.status = CallStatus::Initiated;
                 self.direction = Some(direction);

@@ -741,14 +741,18 @@ mod telnyx {
     use kraliki_voice::telephony::testing::media::{FrameOrder, TelnyxDialect};
     use kraliki_voice::telnyx::TelnyxSigner;
 
-    const KEY: &str = "KEYtelnyx-test";
+    pub(super) const KEY: &str = "KEYtelnyx-test";
 
-    fn signed(signer: &TelnyxSigner, body: &str, timestamp: i64) -> (String, String) {
+    pub(super) fn signed(signer: &TelnyxSigner, body: &str, timestamp: i64) -> (String, String) {
         let ts = timestamp.to_string();
         (signer.sign(&ts, body.as_bytes()), ts)
     }
 
-    async fn post(app: &TestApp, body: &str, (signature, ts): &(String, String)) -> reqwest::Response {
+    pub(super) async fn post(
+        app: &TestApp,
+        body: &str,
+        (signature, ts): &(String, String),
+    ) -> reqwest::Response {
         app.anon
             .post(app.url("/api/telephony/telnyx/webhook"))
             .header("content-type", "application/json")
@@ -762,7 +766,7 @@ mod telnyx {
 
     /// A server that takes Telnyx calls (Call Control at `telnyx`, webhooks signed by `signer`)
     /// with the voice provider `voice` sets up.
-    async fn telnyx_app(
+    pub(super) async fn telnyx_app(
         telnyx: &FakeTelnyxApi,
         signer: &TelnyxSigner,
         voice: impl FnOnce(&mut kraliki_api::Settings) + Send + 'static,
@@ -782,7 +786,7 @@ mod telnyx {
     }
 
     /// Telnyx's `call.initiated` for a call to `to`.
-    fn initiated(call: &FakeTelnyxCall, event_id: &str, to: &str) -> String {
+    pub(super) fn initiated(call: &FakeTelnyxCall, event_id: &str, to: &str) -> String {
         json!({"data": {"record_type": "event", "event_type": "call.initiated", "id": event_id,
             "occurred_at": "2026-11-24T10:00:00Z", "payload": {"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
             "call_session_id": call.call_session_id, "client_state": null, "connection_id": "c1", "from": "+420603123456",

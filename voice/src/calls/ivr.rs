@@ -39,6 +39,7 @@ use super::agent_legs::carrier_queue;
 use super::functions::Entering;
 use super::webhooks::{query_map, refused};
 use super::{ws_url, CallService, CallsError, Target, TwilioRequest, WebhookAnswer};
+use crate::telephony::telnyx_control::CommandId;
 use crate::telephony::twiml::{self, Connect, Dial, DialTarget, Gather, Record, Say, Stream, VoiceResponse};
 
 /// The most bytes of a webhook's answer read.
@@ -58,6 +59,39 @@ pub(super) struct FlowRef {
 #[derive(Default)]
 pub(super) struct FlowCache {
     versions: Mutex<HashMap<(Uuid, u32), Arc<Flow>>>,
+}
+
+/// Telnyx's default text-to-speech voice.
+const TELNYX_VOICE: &str = "female";
+
+/// What an IVR command's `client_state` carries back: the call, the flow input its events
+/// answer, and the action's place in the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IvrClientState {
+    pub call: Uuid,
+    pub seq: u32,
+    pub index: usize,
+}
+
+impl IvrClientState {
+    fn encode(&self) -> String {
+        format!("ivr:{}:{}:{}", self.call, self.seq, self.index)
+    }
+
+    /// The state in a Telnyx `client_state` (base64), if it is one of the IVR's.
+    pub(crate) fn decode(raw: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(raw.trim()).ok()?;
+        let mut parts = std::str::from_utf8(&bytes).ok()?.strip_prefix("ivr:")?.split(':');
+        let call = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let index = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Self { call, seq, index })
+    }
+}
+
+fn prompt_text(prompt: &Prompt) -> String {
+    prompt.text.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| " ".into())
 }
 
 /// What a webhook callback answers (the `kind` in its URL).
@@ -136,26 +170,36 @@ impl CallService {
         Ok(flow)
     }
 
-    /// The first answer to a call that runs a flow: it enters the flow.
+    /// The first answer to a Twilio call that runs a flow: it enters the flow.
     pub(super) async fn twilio_ivr_enter(
         &self,
         call_id: Uuid,
         target: &Target,
         flow: &FlowRef,
-        (from, to): (&str, &str),
+        numbers: (&str, &str),
         call_sid: &str,
     ) -> Result<String, CallsError> {
+        let run = IvrRun {
+            call_id,
+            target: target.clone(),
+            carrier: IvrCarrier::Twilio,
+            carrier_call: call_sid.to_owned(),
+            flow: flow.clone(),
+        };
+        let program = self.ivr_enter(&run, numbers).await?;
+        Ok(self.twiml(&run, &program)?.to_xml())
+    }
+
+    async fn ivr_enter(&self, run: &IvrRun, (from, to): (&str, &str)) -> Result<Program, CallsError> {
         let start = CallStart {
-            call_id: Some(call_id.to_string()),
+            call_id: Some(run.call_id.to_string()),
             caller_number: Some(from.to_owned()),
             called_number: Some(to.to_owned()),
             language: None,
-            campaign_id: target.campaign,
+            campaign_id: run.target.campaign,
             variables: Default::default(),
         };
-        let run =
-            IvrRun { call_id, target: target.clone(), call_sid: call_sid.to_owned(), flow: flow.clone() };
-        Ok(self.drive(&run, None, Input::CallStarted(start)).await?.to_xml())
+        self.drive(run, None, Input::CallStarted(start)).await
     }
 
     /// Twilio's IVR callbacks (`<Gather>`, `<Record>`, `<Dial>` actions): the input to the flow,
@@ -214,8 +258,9 @@ impl CallService {
                 },
             },
         };
-        let run = IvrRun { call_id, target, call_sid, flow };
-        Ok(WebhookAnswer::Twiml(self.drive(&run, Some(seq), input).await?.to_xml()))
+        let run = IvrRun { call_id, target, carrier: IvrCarrier::Twilio, carrier_call: call_sid, flow };
+        let program = self.drive(&run, Some(seq), input).await?;
+        Ok(WebhookAnswer::Twiml(self.twiml(&run, &program)?.to_xml()))
     }
 
     /// The caller hung up: a call still in its flow leaves it (the flow's last step).
@@ -243,7 +288,7 @@ impl CallService {
         match self.dispatcher().execute::<Call>(&call_id.to_string(), command, &ctx).await {
             Ok(_) => Ok(()),
             Err(DispatchError::Rejected(rule)) => {
-                refused("twilio", "StepIvr", &call_id, &rule);
+                refused("ivr", "StepIvr", &call_id, &rule);
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -252,8 +297,8 @@ impl CallService {
 
     /// Feeds one input to the flow and carries out what it asks for, feeding webhook answers
     /// and immediate transfer outcomes back in, until the flow waits for the caller or the
-    /// carrier (or has ended): the TwiML for the carrier.
-    async fn drive(&self, run: &IvrRun, seq: Option<u32>, input: Input) -> Result<VoiceResponse, CallsError> {
+    /// carrier (or has ended): what the carrier must do now, and the input number it answers.
+    async fn drive(&self, run: &IvrRun, seq: Option<u32>, input: Input) -> Result<Program, CallsError> {
         let (mut seq, mut input, mut chained) = (seq, input, false);
         // Each round enters at least one node; the flow stops itself at MAX_VISITS.
         let mut rounds = 0;
@@ -263,25 +308,25 @@ impl CallService {
             // What the carrier is told is everything since its request came (the call keeps
             // it), so a repeated request is answered the same; only new effects are carried
             // out (a webhook called, a transfer's outcome fed back).
-            let (response, fed) = self.carry_out(run, &ivr, recorded).await?;
+            let (actions, fed) = self.carry_out(run, &ivr, recorded).await?;
             match fed {
                 Some(next) if recorded && rounds <= kraliki_domain::ivr::MAX_VISITS => {
                     (seq, input, chained) = (Some(ivr.seq + 1), next, true);
                 }
-                _ => return Ok(response),
+                _ => return Ok(Program { next_seq: ivr.seq + 1, actions }),
             }
         }
     }
 
-    /// The TwiML for the call's effects so far, carrying out the last round's webhook or
-    /// immediate transfer (when `fresh`): that round's answer, to feed back.
+    /// What the call's effects so far ask of the carrier, carrying out the last round's webhook
+    /// or immediate transfer (when `fresh`): that round's answer, to feed back.
     async fn carry_out(
         &self,
         run: &IvrRun,
         ivr: &CallIvr,
         fresh: bool,
-    ) -> Result<(VoiceResponse, Option<Input>), CallsError> {
-        let mut response = VoiceResponse::new();
+    ) -> Result<(Vec<Action>, Option<Input>), CallsError> {
+        let mut actions = Vec::new();
         let mut fed = None;
         let last = ivr.effects.len().saturating_sub(1);
         for (i, effect) in ivr.effects.iter().enumerate() {
@@ -289,8 +334,231 @@ impl CallService {
             // carried out in earlier rounds.
             let new = fresh && i == last;
             match effect {
-                Effect::Play { prompt, .. } => response = play(response, prompt)?,
-                Effect::Gather {
+                Effect::Play { prompt, .. } => actions.push(Action::Say(prompt.clone())),
+                Effect::Gather { .. } => actions.push(Action::Gather(effect.clone())),
+                Effect::RecordVoicemail { prompt, max_length_seconds, silence_timeout_seconds, .. } => {
+                    actions.extend(prompt.clone().map(Action::Say));
+                    actions.push(Action::Record {
+                        max_length_seconds: *max_length_seconds,
+                        silence_timeout_seconds: *silence_timeout_seconds,
+                        answers: Answers::Record,
+                    });
+                }
+                Effect::CallWebhook { url, method, headers, body, timeout_ms, .. } => {
+                    if new {
+                        fed =
+                            Some(self.call_webhook(url, *method, headers, body.as_ref(), *timeout_ms).await);
+                    }
+                }
+                Effect::Transfer { request, .. } => {
+                    let (action, outcome) = self.transfer(run, ivr, request).await?;
+                    actions.extend(action);
+                    if let (true, Some(outcome)) = (new, outcome) {
+                        fed = Some(Input::TransferEnded { outcome });
+                    }
+                }
+                Effect::Hangup { disposition, .. } => {
+                    if let Some(d) = disposition {
+                        self.ivr_disposition(run, d).await?;
+                    }
+                    actions.push(Action::Hangup);
+                }
+            }
+        }
+        Ok((actions, fed))
+    }
+
+    /// A Telnyx call answered: a call whose campaign runs a flow enters it (once; a repeated
+    /// `call.answered` finds it in the flow already and carries on where it is).
+    pub(super) async fn telnyx_ivr_enter(
+        &self,
+        call_id: Uuid,
+        target: &Target,
+        flow: &FlowRef,
+        numbers: (&str, &str),
+        call_control_id: &str,
+    ) -> Result<(), CallsError> {
+        let run = IvrRun {
+            call_id,
+            target: target.clone(),
+            carrier: IvrCarrier::Telnyx,
+            carrier_call: call_control_id.to_owned(),
+            flow: flow.clone(),
+        };
+        let program = self.ivr_enter(&run, numbers).await?;
+        self.telnyx_run(&run, &program, 0).await
+    }
+
+    /// A Telnyx event for a command the flow sent (its `client_state` names the call, the
+    /// input it answers and the action): a prompt has been said (the next action), input was
+    /// gathered or a recording saved (the flow's input). `Ok(false)`: not one of those events.
+    pub(super) async fn telnyx_ivr_event(
+        &self,
+        state: IvrClientState,
+        hook: &crate::telephony::webhooks::TelephonyWebhook,
+    ) -> Result<bool, CallsError> {
+        use crate::telephony::webhooks::TelephonyEvent as T;
+        if !matches!(hook.event, T::PromptEnded | T::GatherEnded { .. } | T::RecordingAvailable { .. }) {
+            return Ok(false);
+        }
+        let call_id = state.call;
+        let (call, _) = self.dispatcher().load::<Call>(&call_id.to_string()).await?;
+        let (Some(ivr), Some(tenant)) = (call.ivr.as_ref(), self.call_tenant(call_id).await?) else {
+            return Ok(true);
+        };
+        let tenant: Uuid = tenant.parse().map_err(store)?;
+        let flow = FlowRef {
+            id: ivr.flow_id,
+            version: ivr.version,
+            flow: self.flow_version(tenant, ivr.flow_id, ivr.version).await?,
+        };
+        let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
+        let run =
+            IvrRun { call_id, target, carrier: IvrCarrier::Telnyx, carrier_call: hook.call_id.clone(), flow };
+        let input = match &hook.event {
+            // The prompt was said: on to the next action, if the flow has not moved on since.
+            T::PromptEnded => {
+                if ivr.seq + 1 == state.seq && ivr.running() {
+                    let (actions, _) = self.carry_out(&run, ivr, false).await?;
+                    let program = Program { next_seq: state.seq, actions };
+                    self.telnyx_run(&run, &program, state.index + 1).await?;
+                }
+                return Ok(true);
+            }
+            T::GatherEnded { digits, status } => match status.as_str() {
+                // The caller hung up: `call.hangup` closes the flow.
+                "call_hangup" | "cancelled" => return Ok(true),
+                _ if digits.is_empty() => Input::Timeout,
+                _ => Input::Digits { digits: digits.clone() },
+            },
+            T::RecordingAvailable { url } => match self.telnyx_action_at(&run, ivr, state.index).await? {
+                Some(Action::Record { answers: Answers::Voicemail, .. }) => {
+                    Input::TransferEnded { outcome: TransferOutcome::Connected }
+                }
+                _ => Input::VoicemailRecorded { recording_url: Some(url.clone()), duration_seconds: None },
+            },
+            _ => return Ok(false),
+        };
+        let program = self.drive(&run, Some(state.seq), input).await?;
+        self.telnyx_run(&run, &program, 0).await?;
+        Ok(true)
+    }
+
+    async fn telnyx_action_at(
+        &self,
+        run: &IvrRun,
+        ivr: &CallIvr,
+        index: usize,
+    ) -> Result<Option<Action>, CallsError> {
+        let (actions, _) = self.carry_out(run, ivr, false).await?;
+        Ok(actions.into_iter().nth(index))
+    }
+
+    /// Sends the program's action `from` to Telnyx. Each command's id is the call, the input
+    /// and the action, so a redelivered webhook sends nothing twice.
+    async fn telnyx_run(&self, run: &IvrRun, program: &Program, from: usize) -> Result<(), CallsError> {
+        use crate::telephony::telnyx_control::{
+            ClientState, DigitRules, GatherUsingSpeak, Hangup, RecordStart, RecordingChannels,
+            RecordingFormat, Speak, Transfer,
+        };
+        let client = self.telnyx()?;
+        let ccid = run.carrier_call.as_str();
+        let refused = |what: &str, e: crate::telephony::telnyx_control::TelnyxError| {
+            CallsError::CarrierRefused(format!("Telnyx refused the IVR's {what}: {e}"))
+        };
+        // One action at a time: Telnyx reports each prompt's end (the next action follows
+        // then), the input gathered, the recording saved.
+        let Some(action) = program.actions.get(from) else { return Ok(()) };
+        let index = from;
+        let state = IvrClientState { call: run.call_id, seq: program.next_seq, index };
+        let client_state = Some(ClientState::from_bytes(state.encode().as_bytes()));
+        let id =
+            CommandId::parse(format!("ivr-{}-{}-{index}", run.call_id, program.next_seq)).map_err(store)?;
+        match action {
+            Action::Say(prompt) => match &prompt.audio_url {
+                Some(url) => {
+                    let body = serde_json::json!({"audio_url": url, "client_state": client_state.as_ref().map(|c| c.as_base64())});
+                    client
+                        .command(ccid, "playback_start", &body, &id)
+                        .await
+                        .map_err(|e| refused("playback", e))?;
+                }
+                None => {
+                    let mut speak = Speak::new(prompt_text(prompt), TELNYX_VOICE);
+                    speak.language = Some(say_language(&prompt.language));
+                    speak.client_state = client_state;
+                    client.speak(ccid, &speak, &id).await.map_err(|e| refused("speak", e))?;
+                }
+            },
+            Action::Gather(Effect::Gather {
+                prompt,
+                num_digits,
+                finish_on_key,
+                timeout_seconds,
+                inter_digit_timeout,
+                language,
+                ..
+            }) => {
+                let digits = DigitRules {
+                    minimum_digits: Some(1),
+                    maximum_digits: num_digits.map(|n| n.clamp(1, 128)),
+                    timeout_millis: Some(timeout_seconds.saturating_mul(1000)),
+                    inter_digit_timeout_millis: Some(inter_digit_timeout.saturating_mul(1000)),
+                    terminating_digit: Some(finish_on_key.clone()).filter(|k| !k.is_empty()),
+                    valid_digits: Some("0123456789*#".into()),
+                };
+                // Telnyx gathers keys: a flow's speech input is not recognised on Telnyx.
+                let text = prompt.as_ref().map(prompt_text).unwrap_or_else(|| " ".into());
+                let mut gather = GatherUsingSpeak::new(text, TELNYX_VOICE);
+                gather.language = Some(say_language(language));
+                gather.maximum_tries = Some(1);
+                gather.digits = digits;
+                gather.client_state = client_state;
+                client.gather_using_speak(ccid, &gather, &id).await.map_err(|e| refused("gather", e))?;
+            }
+            Action::Gather(_) => {}
+            Action::Record { max_length_seconds, silence_timeout_seconds, .. } => {
+                let record = RecordStart {
+                    channels: RecordingChannels::Single,
+                    format: RecordingFormat::Mp3,
+                    play_beep: Some(true),
+                    max_length: Some(*max_length_seconds),
+                    timeout_secs: Some(*silence_timeout_seconds),
+                    client_state,
+                };
+                client.record_start(ccid, &record, &id).await.map_err(|e| refused("recording", e))?;
+            }
+            Action::Hangup => {
+                client
+                    .hangup(ccid, &Hangup { client_state }, &id)
+                    .await
+                    .map_err(|e| refused("hang-up", e))?;
+            }
+            Action::HoldInQueue => self.hold_caller_telnyx(run.call_id, ccid).await?,
+            Action::ToAiAgent => self.stream_telnyx(run.call_id, &run.target, ccid).await?,
+            Action::Dial { number, timeout_seconds } => {
+                let transfer = Transfer {
+                    to: number.clone(),
+                    from: None,
+                    timeout_secs: *timeout_seconds,
+                    answering_machine_detection: None,
+                    client_state,
+                    target_leg_client_state: None,
+                };
+                client.transfer(ccid, &transfer, &id).await.map_err(|e| refused("transfer", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The program as TwiML.
+    fn twiml(&self, run: &IvrRun, program: &Program) -> Result<VoiceResponse, CallsError> {
+        let mut response = VoiceResponse::new();
+        let call_id = run.call_id;
+        for action in &program.actions {
+            response = match action {
+                Action::Say(prompt) => play(response, prompt)?,
+                Action::Gather(Effect::Gather {
                     prompt,
                     input_type,
                     num_digits,
@@ -299,8 +567,8 @@ impl CallService {
                     speech_hints,
                     language,
                     ..
-                } => {
-                    let action = self.ivr_action(run.call_id, ivr.seq + 1, Answers::Gather)?;
+                }) => {
+                    let action = self.ivr_action(call_id, program.next_seq, Answers::Gather)?;
                     let input = match input_type {
                         InputType::Dtmf => "dtmf",
                         InputType::Speech => "speech",
@@ -323,42 +591,44 @@ impl CallService {
                     if let Some(p) = prompt {
                         gather = gather.prompt(gather_prompt(p));
                     }
-                    response = response.gather(gather);
+                    response.gather(gather)
                 }
-                Effect::RecordVoicemail { prompt, max_length_seconds, silence_timeout_seconds, .. } => {
-                    if let Some(p) = prompt {
-                        response = play(response, p)?;
-                    }
-                    let action = self.ivr_action(run.call_id, ivr.seq + 1, Answers::Record)?;
+                Action::Gather(_) => response,
+                Action::Record { max_length_seconds, silence_timeout_seconds, answers } => {
+                    let action = self.ivr_action(call_id, program.next_seq, *answers)?;
                     let record = Record::new(&action)
                         .map_err(store)?
                         .max_length(*max_length_seconds)
                         .timeout(*silence_timeout_seconds)
                         .finish_on_key("#");
-                    response = response.record(record);
+                    response.record(record)
                 }
-                Effect::CallWebhook { url, method, headers, body, timeout_ms, .. } => {
-                    if new {
-                        fed =
-                            Some(self.call_webhook(url, *method, headers, body.as_ref(), *timeout_ms).await);
+                Action::Hangup => response.hangup(),
+                Action::HoldInQueue => {
+                    let wait =
+                        self.public_url(&format!("/api/telephony/twilio/queue/wait?call_id={call_id}"))?;
+                    response.enqueue_waiting(carrier_queue(call_id), &wait).map_err(store)?
+                }
+                Action::ToAiAgent => {
+                    let media = ws_url(&self.public_url("/api/telephony/twilio/media")?);
+                    let mut stream = Stream::new(&media).map_err(store)?;
+                    for (name, value) in self.stream_parameters(call_id, &run.target) {
+                        stream = stream.parameter(name, value);
                     }
+                    response.connect(Connect::stream(stream))
                 }
-                Effect::Transfer { request, .. } => {
-                    let (verbs, outcome) = self.transfer(run, ivr, request, response).await?;
-                    response = verbs;
-                    if let (true, Some(outcome)) = (new, outcome) {
-                        fed = Some(Input::TransferEnded { outcome });
+                Action::Dial { number, timeout_seconds } => {
+                    let action = self.ivr_action(call_id, program.next_seq, Answers::Dial)?;
+                    let mut dial =
+                        Dial::new(DialTarget::Number(number.clone())).action(&action, None).map_err(store)?;
+                    if let Some(t) = timeout_seconds {
+                        dial = dial.timeout(*t);
                     }
+                    response.dial(dial)
                 }
-                Effect::Hangup { disposition, .. } => {
-                    if let Some(d) = disposition {
-                        self.ivr_disposition(run, d).await?;
-                    }
-                    response = response.hangup();
-                }
-            }
+            };
         }
-        Ok((response, fed))
+        Ok(response)
     }
 
     /// Dispatches one input; the call's IVR state after it (the same as before for a repeat).
@@ -406,24 +676,23 @@ impl CallService {
             Ok(_) => Ok(()),
             // A flow's disposition that is not a valid code is logged, not fatal to the call.
             Err(DispatchError::Rejected(rule)) => {
-                refused("twilio", "SetDisposition", &run.call_id, &rule);
+                refused("ivr", "SetDisposition", &run.call_id, &rule);
                 Ok(())
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Carries out a transfer: the verbs to answer with, and its outcome when known at once (a
-    /// `<Dial>` or `<Record>` reports later, through its action).
+    /// Carries out a transfer: what the carrier must do, and its outcome when known at once (a
+    /// Twilio `<Dial>` or a voicemail reports later, through its callback).
     async fn transfer(
         &self,
         run: &IvrRun,
         ivr: &CallIvr,
         request: &TransferRequest,
-        response: VoiceResponse,
-    ) -> Result<(VoiceResponse, Option<TransferOutcome>), CallsError> {
+    ) -> Result<(Option<Action>, Option<TransferOutcome>), CallsError> {
         let call_id = run.call_id;
-        match &request.target {
+        Ok(match &request.target {
             TransferTarget::Queue { queue } => {
                 let entering = Entering {
                     priority: request.priority.unwrap_or(0),
@@ -438,57 +707,43 @@ impl CallService {
                     attributes: ivr.session.variables.clone().into_iter().collect(),
                 };
                 match self.enter_queue(run.target.tenant, call_id, queue, entering, "system:ivr").await {
-                    Ok(Some(_)) => {
-                        let wait =
-                            self.public_url(&format!("/api/telephony/twilio/queue/wait?call_id={call_id}"))?;
-                        let response =
-                            response.enqueue_waiting(carrier_queue(call_id), &wait).map_err(store)?;
-                        Ok((response, Some(TransferOutcome::Connected)))
-                    }
+                    Ok(Some(_)) => (Some(Action::HoldInQueue), Some(TransferOutcome::Connected)),
                     Ok(None) => {
                         tracing::warn!(call = %call_id, queue, "IVR transfer to a queue the company does not have");
-                        Ok((response, Some(TransferOutcome::Failed)))
+                        (None, Some(TransferOutcome::Failed))
                     }
                     Err(why) => {
                         tracing::warn!(call = %call_id, queue, %why, "IVR transfer into the queue refused");
-                        Ok((response, Some(TransferOutcome::NoAgents)))
+                        (None, Some(TransferOutcome::NoAgents))
                     }
                 }
             }
-            TransferTarget::AiAgent => {
-                let media = ws_url(&self.public_url("/api/telephony/twilio/media")?);
-                let mut stream = Stream::new(&media).map_err(store)?;
-                for (name, value) in self.stream_parameters(call_id, &run.target) {
-                    stream = stream.parameter(name, value);
-                }
-                Ok((response.connect(Connect::stream(stream)), Some(TransferOutcome::Connected)))
-            }
+            TransferTarget::AiAgent => (Some(Action::ToAiAgent), Some(TransferOutcome::Connected)),
             TransferTarget::Number { number } => {
-                let action = self.ivr_action(call_id, ivr.seq + 1, Answers::Dial)?;
-                let mut dial =
-                    Dial::new(DialTarget::Number(number.clone())).action(&action, None).map_err(store)?;
-                if let Some(t) = request.timeout_seconds {
-                    dial = dial.timeout(t);
-                }
-                Ok((response.dial(dial), None))
+                let dial = Action::Dial { number: number.clone(), timeout_seconds: request.timeout_seconds };
+                // Telnyx takes the transfer or refuses the command; Twilio reports the dial's end.
+                let outcome = (run.carrier == IvrCarrier::Telnyx).then_some(TransferOutcome::Connected);
+                (Some(dial), outcome)
             }
             TransferTarget::Voicemail => {
-                let action = self.ivr_action(call_id, ivr.seq + 1, Answers::Voicemail)?;
-                let record = Record::new(&action)
-                    .map_err(store)?
-                    .max_length(kraliki_domain::ivr::interpreter::DEFAULT_VOICEMAIL_SECONDS)
-                    .timeout(kraliki_domain::ivr::interpreter::DEFAULT_VOICEMAIL_SILENCE_SECONDS)
-                    .finish_on_key("#");
-                Ok((response.record(record), None))
+                use kraliki_domain::ivr::interpreter::{
+                    DEFAULT_VOICEMAIL_SECONDS, DEFAULT_VOICEMAIL_SILENCE_SECONDS,
+                };
+                let record = Action::Record {
+                    max_length_seconds: DEFAULT_VOICEMAIL_SECONDS,
+                    silence_timeout_seconds: DEFAULT_VOICEMAIL_SILENCE_SECONDS,
+                    answers: Answers::Voicemail,
+                };
+                (Some(record), None)
             }
             TransferTarget::Agent { agent_id } => {
                 // Agents are reached through queues (the router offers, the agent accepts); a
                 // flow naming one agent sends the caller down its failure path.
-                tracing::warn!(call = %call_id, agent = %agent_id, sid = %run.call_sid,
+                tracing::warn!(call = %call_id, agent = %agent_id,
                     "IVR transfer straight to an agent is not carried out: route through a queue");
-                Ok((response, Some(TransferOutcome::Failed)))
+                (None, Some(TransferOutcome::Failed))
             }
-        }
+        })
     }
 
     /// Calls a flow's webhook: the answer as the flow's input (a failure is an input too).
@@ -510,12 +765,49 @@ impl CallService {
     }
 }
 
+/// The carrier a call in a flow is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IvrCarrier {
+    Twilio,
+    Telnyx,
+}
+
 /// One call in its flow, as the carrier knows it.
 struct IvrRun {
     call_id: Uuid,
     target: Target,
-    call_sid: String,
+    carrier: IvrCarrier,
+    /// Twilio's CallSid or Telnyx's call control id.
+    carrier_call: String,
     flow: FlowRef,
+}
+
+/// What the carrier must do, in order, and the flow input its callbacks answer.
+struct Program {
+    next_seq: u32,
+    actions: Vec<Action>,
+}
+
+/// One thing the carrier must do for the flow.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Say(Prompt),
+    /// An [`Effect::Gather`].
+    Gather(Effect),
+    Record {
+        max_length_seconds: u32,
+        silence_timeout_seconds: u32,
+        answers: Answers,
+    },
+    Hangup,
+    /// Hold the caller for the company's queue (the router offers them to an agent).
+    HoldInQueue,
+    /// The AI agent's media stream.
+    ToAiAgent,
+    Dial {
+        number: String,
+        timeout_seconds: Option<u32>,
+    },
 }
 
 fn play(response: VoiceResponse, prompt: &Prompt) -> Result<VoiceResponse, CallsError> {

@@ -238,11 +238,21 @@ impl CallService {
             self.telnyx_agent_leg(leg, &hook).await?;
             return Ok(WebhookAnswer::NoContent);
         }
-        let call_id = hook
-            .client_state
-            .as_deref()
-            .and_then(call_from_client_state)
-            .unwrap_or_else(|| call_uuid("telnyx", &hook.call_id));
+        // A command the IVR sent: its prompt said, input gathered, recording saved.
+        let ivr = hook.client_state.as_deref().and_then(super::ivr::IvrClientState::decode);
+        if let Some(state) = ivr {
+            if self.telnyx_ivr_event(state, &hook).await? {
+                return Ok(WebhookAnswer::NoContent);
+            }
+        }
+        let call_id = match ivr {
+            Some(state) => state.call,
+            None => hook
+                .client_state
+                .as_deref()
+                .and_then(call_from_client_state)
+                .unwrap_or_else(|| call_uuid("telnyx", &hook.call_id)),
+        };
         if let TelephonyEvent::Initiated { direction: Some(hooks::CallDirection::Inbound), from, to } =
             &hook.event
         {
@@ -258,8 +268,11 @@ impl CallService {
                 from: &from,
                 to: &to,
             };
-            // Answered at the carrier first: a call is not recorded that we could not answer.
-            self.answer_telnyx(call_id, &target, &hook).await?;
+            // Answered at the carrier first: a call is not recorded that we could not answer. A
+            // call whose campaign runs a flow is answered without a stream: it enters the flow
+            // once Telnyx says it is answered.
+            let streams = self.flow_for(&target).await?.is_none();
+            self.answer_telnyx(call_id, &target, &hook, streams).await?;
             self.ensure_call(call_id, &target, call).await?;
             return Ok(WebhookAnswer::NoContent);
         }
@@ -321,6 +334,7 @@ impl CallService {
                 _ => return Ok(()),
             },
             TelephonyEvent::Initiated { .. }
+            | TelephonyEvent::PromptEnded
             | TelephonyEvent::StreamStarted
             | TelephonyEvent::StreamStopped
             | TelephonyEvent::StreamFailed { .. }
@@ -340,6 +354,21 @@ impl CallService {
             self.leave_queue(&ctx, call_id).await?;
             if let Some(ivr) = &call.ivr {
                 self.ivr_hung_up(&ctx.tenant_id, call_id, ivr).await?;
+            }
+        }
+        // An inbound Telnyx call answered without a stream runs its campaign's flow.
+        let inbound = call.direction == Some(CallDirection::Inbound) && call.ivr.is_none();
+        if matches!(hook.event, TelephonyEvent::Answered { .. })
+            && hook.provider == hooks::Provider::Telnyx
+            && inbound
+        {
+            let tenant =
+                ctx.tenant_id.parse().map_err(|_| CallsError::Store(anyhow::anyhow!("bad tenant id")))?;
+            let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
+            if let Some(flow) = self.flow_for(&target).await? {
+                let numbers =
+                    (call.from.as_deref().unwrap_or_default(), call.to.as_deref().unwrap_or_default());
+                self.telnyx_ivr_enter(call_id, &target, &flow, numbers, &hook.call_id).await?;
             }
         }
         // An outbound Telnyx call that was answered gets its stream to the AI agent now.
@@ -381,7 +410,7 @@ impl CallService {
 
     /// Starts the bidirectional stream of an outbound Telnyx call once it is answered; the
     /// command id makes a redelivered `call.answered` start it once.
-    async fn stream_telnyx(
+    pub(super) async fn stream_telnyx(
         &self,
         call_id: Uuid,
         target: &Target,
@@ -405,11 +434,14 @@ impl CallService {
         call_id: Uuid,
         target: &Target,
         hook: &TelephonyWebhook,
+        streams: bool,
     ) -> Result<(), CallsError> {
         let client = self.telnyx()?;
-        let stream_url = self.telnyx_stream_url(call_id, target)?;
-        let answer =
-            Answer { stream: Some(StreamParams::bidirectional_pcmu(stream_url)), client_state: None };
+        let stream = match streams {
+            true => Some(StreamParams::bidirectional_pcmu(self.telnyx_stream_url(call_id, target)?)),
+            false => None,
+        };
+        let answer = Answer { stream, client_state: None };
         let id = CommandId::parse(format!("answer-{}", hook.idempotency_key))
             .map_err(|e| CallsError::Store(anyhow::anyhow!("{e}")))?;
         client

@@ -403,6 +403,9 @@ pub struct RecordStart {
     /// Seconds; 0 is unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
+    /// Seconds of silence that stop the recording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_state: Option<ClientState>,
 }

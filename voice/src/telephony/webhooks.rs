@@ -83,6 +83,9 @@ pub enum TelephonyEvent {
     RecordingAvailable {
         url: String,
     },
+    /// A prompt has been said or played to its end (Telnyx `call.speak.ended`,
+    /// `call.playback.ended`).
+    PromptEnded,
     /// Answering machine detection, or the end of a machine's greeting.
     MachineDetection {
         answered_by: AnsweredBy,
@@ -520,6 +523,7 @@ impl TelnyxWebhook {
             "call.recording.saved" => TelephonyEvent::RecordingAvailable {
                 url: self.recording_url().ok_or(WebhookError::MissingField("data.payload.recording_urls"))?,
             },
+            "call.speak.ended" | "call.playback.ended" => TelephonyEvent::PromptEnded,
             "streaming.started" => TelephonyEvent::StreamStarted,
             "streaming.stopped" => TelephonyEvent::StreamStopped,
             "streaming.failed" => TelephonyEvent::StreamFailed { reason: s("failure_reason") },

@@ -2,7 +2,9 @@
 //! number reaches, answers a menu with a key and a question by voice, the flow looks them up
 //! at a (local, allow-listed) CRM webhook and hands them to the AI agent with what it learnt.
 //! Every TwiML answer is checked against the `twilio` package's TwiML classes, every step is
-//! on the call's event stream, and a webhook Twilio repeats is answered the same, once.
+//! on the call's event stream, and a webhook Twilio repeats is answered the same, once. The
+//! same flow by keys over Telnyx Call Control, every command checked against the `telnyx`
+//! package's own methods.
 
 use std::sync::{Arc, Mutex};
 
@@ -335,4 +337,132 @@ async fn analytics(app: &TestApp, flow: &str, query: &str) -> Value {
     let r = app.client.get(app.url(&format!("/api/ivr/flows/{flow}/analytics{query}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
+}
+
+/// Checks each Telnyx command against the `telnyx` package: the action is one of its call
+/// actions and every field of the body a parameter that method declares.
+fn telnyx_checked(commands: &[kraliki_voice::telephony::testing::api::RecordedCommand]) {
+    let python = std::env::var("KRALIKI_TEST_PYTHON").expect("KRALIKI_TEST_PYTHON (scripts/test sets it)");
+    let script = r#"
+import inspect, json, sys
+from telnyx import Telnyx
+actions = Telnyx(api_key="KEY", base_url="http://127.0.0.1:9").calls.actions
+# The SDK's names for the endpoints whose names read the other way round.
+names = {"record_start": "start_recording", "streaming_start": "start_streaming", "playback_start": "start_playback"}
+for c in json.loads(sys.argv[1]):
+    method = getattr(actions, names.get(c["action"], c["action"]), None)
+    if method is None:
+        sys.exit(f"the SDK has no call action {c['action']}")
+    params = inspect.signature(method).parameters
+    for field in c["body"]:
+        if field not in params and field + "_" not in params:
+            sys.exit(f"{c['action']} has no parameter {field} (takes {list(params)})")
+"#;
+    let list: Vec<Value> = commands.iter().map(|c| json!({"action": c.action, "body": c.body})).collect();
+    let out = Command::new(python).args(["-c", script]).arg(Value::Array(list).to_string()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
+    use kraliki_voice::telephony::testing::api::FakeTelnyxApi;
+    use kraliki_voice::telnyx::TelnyxSigner;
+
+    use super::telnyx::{initiated, post, signed, telnyx_app, KEY};
+
+    let telnyx = FakeTelnyxApi::start(KEY).await.unwrap();
+    let crm = Crm::start().await;
+    let signer = TelnyxSigner::from_secret_bytes(&[9u8; 32]);
+    let app = telnyx_app(&telnyx, &signer, |s| {
+        s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+        s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
+        s.ivr.webhook_allow_private = true;
+    })
+    .await;
+    let campaign = voice_campaign(&app, "+14155550180", "openai", "Hello.").await;
+    let mut flow = front_desk(&campaign, &format!("{}/crm", crm.url));
+    // By keys: a welcome said first, the account number keyed in.
+    flow["entry_node_id"] = json!("welcome");
+    flow["nodes"]["welcome"] = json!({"type": "play_message", "message": "Welcome.", "next_node": "main"});
+    flow["nodes"]["account"]["input_type"] = json!("dtmf");
+    flow["nodes"]["account"]["num_digits"] = json!(4);
+    let flow_id = published(&app, flow).await;
+
+    let call = telnyx.incoming_call();
+    let ccid = call.call_control_id.clone();
+    let deliver = |event: &str, id: u32, extra: Value| {
+        let mut payload = json!({"call_control_id": ccid, "call_leg_id": call.call_leg_id,
+            "call_session_id": call.call_session_id, "connection_id": "c1"});
+        payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"data": {"record_type": "event", "event_type": event, "id": format!("6b1e4f2c-0000-4000-8000-{id:012}"),
+            "occurred_at": "2026-12-06T10:00:00Z", "payload": payload}, "meta": {"attempt": 1}})
+        .to_string()
+    };
+    let send = |body: String| {
+        let app = &app;
+        let signer = &signer;
+        async move {
+            let r = post(app, &body, &signed(signer, &body, chrono::Utc::now().timestamp())).await;
+            assert_eq!(r.status(), StatusCode::NO_CONTENT, "{}", r.text().await.unwrap());
+        }
+    };
+    // The last command for this call, and its client_state.
+    let last = |action: &str| {
+        let c =
+            telnyx.commands().into_iter().rev().find(|c| c.call_control_id == ccid && !c.duplicate).unwrap();
+        assert_eq!(c.action, action, "{:?}", telnyx.commands());
+        c
+    };
+
+    // In: answered without a stream; once answered, the welcome is said.
+    send(initiated(&call, "6b1e4f2c-0000-4000-8000-100000000000", "+14155550180")).await;
+    let answer = last("answer");
+    assert!(answer.body.get("stream_url").is_none(), "the flow comes first: {}", answer.body);
+    send(deliver("call.answered", 1, json!({}))).await;
+    let welcome = last("speak");
+    assert_eq!(welcome.body["payload"], "Welcome.");
+    assert_eq!(welcome.body["language"], "en-US");
+    // Said: the menu gathers keys.
+    send(deliver("call.speak.ended", 2, json!({"client_state": welcome.body["client_state"]}))).await;
+    let menu = last("gather_using_speak");
+    assert_eq!(menu.body["payload"], "Press 1 or say sales.");
+    // A key: the account number. Delivered twice: the same command, ignored by Telnyx.
+    let pressed = deliver(
+        "call.gather.ended",
+        3,
+        json!({"client_state": menu.body["client_state"], "digits": "1", "status": "valid"}),
+    );
+    send(pressed.clone()).await;
+    let account = last("gather_using_speak");
+    assert_eq!(account.body["payload"], "Say your account number.");
+    assert_eq!(account.body["maximum_digits"], 4);
+    send(pressed).await;
+    let repeats: Vec<_> =
+        telnyx.commands().into_iter().filter(|c| c.command_id == account.command_id).collect();
+    assert_eq!(repeats.len(), 2);
+    assert!(repeats[1].duplicate, "the repeat is the same command");
+    // The number: looked up at the CRM, then the AI agent's stream.
+    let keyed = json!({"client_state": account.body["client_state"], "digits": "1234", "status": "valid"});
+    send(deliver("call.gather.ended", 4, keyed)).await;
+    let stream = last("streaming_start");
+    assert!(stream.body["stream_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("wss://voice.example.com/api/telephony/telnyx/media?"));
+    assert_eq!(crm.asked.lock().unwrap().clone(), ["1234"]);
+    telnyx_checked(&telnyx.commands());
+
+    let call_id = kraliki_voice::calls::call_uuid("telnyx", &ccid).to_string();
+    let steps = ivr_steps(&app, &call_id).await;
+    let entered: Vec<&str> = steps
+        .iter()
+        .filter(|(t, _)| t == "node_entered")
+        .map(|(_, s)| s["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(entered, ["welcome", "main", "account", "check", "lookup", "sales"]);
+    let ended: Vec<&Value> = steps.iter().filter(|(t, _)| t == "flow_ended").map(|(_, s)| s).collect();
+    assert_eq!(ended[0]["reason"]["reason"], "transferred", "{steps:?}");
+    let figures = analytics(&app, &flow_id, "").await;
+    assert_eq!(figures["outcomes"], json!({"transferred": 1}), "{figures}");
+    app.cleanup().await;
 }

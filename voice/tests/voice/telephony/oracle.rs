@@ -363,6 +363,7 @@ async fn our_telnyx_requests_match_the_telnyx_sdks() {
                 format: RecordingFormat::Mp3,
                 play_beep: Some(false),
                 max_length: None,
+                timeout_secs: None,
                 client_state: None,
             },
             &id("c7"),

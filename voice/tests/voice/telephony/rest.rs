@@ -281,6 +281,7 @@ async fn telnyx_every_command_goes_to_its_action_with_its_body() {
                 format: RecordingFormat::Mp3,
                 play_beep: Some(false),
                 max_length: None,
+                timeout_secs: None,
                 client_state: None,
             },
             &id("c7"),

@@ -14,7 +14,10 @@ use kraliki_voice::telephony::testing::api::{FakeTelnyxApi, FakeTwilioApi, Recor
 use kraliki_voice::telephony::twilio_rest::{
     CallInstructions, CallProgressEvent, CreateCall, MachineDetection, TwilioRestClient,
 };
-use kraliki_voice::telephony::twiml::{Connect, Dial, DialTarget, HttpMethod, Say, Stream, VoiceResponse};
+use kraliki_voice::telephony::twiml::{
+    Connect, Dial, DialTarget, Gather as TwimlGather, HttpMethod, Prompt as GatherPrompt, Record, Say,
+    Stream, VoiceResponse,
+};
 use kraliki_voice::twilio::TwilioValidator;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -136,6 +139,43 @@ fn our_twiml_parses_equal_to_the_twilio_sdks() {
                 {"kind": "dial", "noun": "queue", "target": "q:0193", "timeout": 15},
                 {"kind": "say", "text": "You are number 2 in the queue.", "language": "cs-CZ"},
                 {"kind": "pause", "length": 30},
+            ]),
+        ),
+        // The IVR: a prompt, a gather of keys and speech with its prompt, a voicemail.
+        (
+            VoiceResponse::new()
+                .play("https://ex.com/welcome.mp3")
+                .unwrap()
+                .gather(
+                    TwimlGather::new("https://ex.com/ivr?call_id=1&seq=2&kind=gather", "dtmf speech")
+                        .unwrap()
+                        .num_digits(4)
+                        .finish_on_key("#")
+                        .timeout(7)
+                        .speech_timeout("auto")
+                        .language("cs-CZ")
+                        .hints(&["účet".to_owned(), "prodej".to_owned()])
+                        .prompt(GatherPrompt::Say(Say::new(NASTY).language("cs-CZ")))
+                        .prompt(GatherPrompt::Play("https://ex.com/menu.mp3".into())),
+                )
+                .record(
+                    Record::new("https://ex.com/ivr?call_id=1&seq=3&kind=record")
+                        .unwrap()
+                        .max_length(120)
+                        .timeout(5)
+                        .finish_on_key("#")
+                        .recording_status_callback("https://ex.com/rec?a=1&b=2")
+                        .unwrap(),
+                ),
+            json!([
+                {"kind": "play", "url": "https://ex.com/welcome.mp3"},
+                {"kind": "gather", "action": "https://ex.com/ivr?call_id=1&seq=2&kind=gather", "method": "POST",
+                 "input": "dtmf speech", "num_digits": 4, "finish_on_key": "#", "timeout": 7, "speech_timeout": "auto",
+                 "language": "cs-CZ", "hints": "účet, prodej", "action_on_empty_result": true,
+                 "prompts": [{"say": NASTY, "language": "cs-CZ"}, {"play": "https://ex.com/menu.mp3"}]},
+                {"kind": "record", "action": "https://ex.com/ivr?call_id=1&seq=3&kind=record", "method": "POST",
+                 "max_length": 120, "timeout": 5, "finish_on_key": "#", "play_beep": true,
+                 "recording_status_callback": "https://ex.com/rec?a=1&b=2"},
             ]),
         ),
     ];

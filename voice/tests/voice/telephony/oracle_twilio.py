@@ -11,7 +11,7 @@ import json
 import sys
 
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Gather, VoiceResponse
 
 
 class MultiDict(dict):
@@ -55,6 +55,20 @@ def twiml(verbs):
             response.enqueue(v["name"], **pick(v, "wait_url"))
         elif kind == "hangup":
             response.hangup()
+        elif kind == "play":
+            response.play(v["url"])
+        elif kind == "gather":
+            gather = Gather(**pick(v, "action", "method", "input", "num_digits", "finish_on_key", "timeout",
+                                   "speech_timeout", "language", "hints", "action_on_empty_result"))
+            for prompt in v.get("prompts", []):
+                if "say" in prompt:
+                    gather.say(prompt["say"], **pick(prompt, "language"))
+                else:
+                    gather.play(prompt["play"])
+            response.append(gather)
+        elif kind == "record":
+            response.record(**pick(v, "action", "method", "max_length", "timeout", "finish_on_key", "play_beep",
+                                   "recording_status_callback"))
         else:
             raise ValueError(kind)
     return str(response)

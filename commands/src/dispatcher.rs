@@ -134,6 +134,21 @@ impl Dispatcher {
         Ok((aggregate, version))
     }
 
+    /// The aggregate's current state and version: the state this process holds brought up to
+    /// date with one read of the events after it (a stream read whole when it holds none), and
+    /// kept for the next command or read. For a stream read again and again as it grows (a
+    /// call in an IVR flow), where [`Dispatcher::load`] would read it whole each time.
+    pub async fn current<A: Aggregate + Clone + 'static>(
+        &self,
+        aggregate_id: &str,
+    ) -> anyhow::Result<(A, i64)> {
+        let (mut aggregate, version) = self.cached::<A>(aggregate_id).unwrap_or_default();
+        let version =
+            self.catch_up(&mut Store::Pool(&self.pool), aggregate_id, &mut aggregate, version).await?;
+        self.remember(aggregate_id, Some((aggregate.clone(), version)));
+        Ok((aggregate, version))
+    }
+
     /// The cached state and version, if this process has one.
     fn cached<A: Aggregate + Clone + 'static>(&self, aggregate_id: &str) -> Option<(A, i64)> {
         let mut cache = self.cache.lock().ok()?;

@@ -216,7 +216,7 @@ impl CallService {
         let seq: u32 = query.get("seq").and_then(|c| c.parse().ok()).ok_or_else(|| bad("seq"))?;
         let kind = query.get("kind").and_then(|k| Answers::parse(k)).ok_or_else(|| bad("kind"))?;
         let call_sid = get("CallSid").ok_or_else(|| bad("CallSid"))?.to_owned();
-        let (call, _) = self.dispatcher().load::<Call>(&call_id.to_string()).await?;
+        let (call, _) = self.dispatcher().current::<Call>(&call_id.to_string()).await?;
         let (Some(ivr), Some(tenant)) = (call.ivr.as_ref(), self.call_tenant(call_id).await?) else {
             return Ok(WebhookAnswer::Twiml(VoiceResponse::new().hangup().to_xml()));
         };
@@ -402,7 +402,7 @@ impl CallService {
             return Ok(false);
         }
         let call_id = state.call;
-        let (call, _) = self.dispatcher().load::<Call>(&call_id.to_string()).await?;
+        let (call, _) = self.dispatcher().current::<Call>(&call_id.to_string()).await?;
         let (Some(ivr), Some(tenant)) = (call.ivr.as_ref(), self.call_tenant(call_id).await?) else {
             return Ok(true);
         };
@@ -652,7 +652,7 @@ impl CallService {
         };
         let ctx = CommandContext::new(run.target.tenant.to_string(), "system:ivr");
         let outcome = self.dispatcher().execute::<Call>(&run.call_id.to_string(), command, &ctx).await?;
-        let (call, _) = self.dispatcher().load::<Call>(&run.call_id.to_string()).await?;
+        let (call, _) = self.dispatcher().current::<Call>(&run.call_id.to_string()).await?;
         let ivr = call.ivr.ok_or_else(|| store("the call recorded no IVR state"))?;
         Ok((ivr, outcome.events > 0))
     }

@@ -43,6 +43,7 @@ async fn health_readiness_and_metrics_report_the_real_state() {
             "call_view",
             "tenant_settings_view",
             "ivr_flow_view",
+            "ivr_visit_view",
             "agent_view",
             "team_view",
             "queue_view",

@@ -466,3 +466,89 @@ async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
     assert_eq!(figures["outcomes"], json!({"transferred": 1}), "{figures}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_flow_puts_a_caller_in_a_queue_of_the_company_and_takes_a_voicemail_from_another() {
+    let app = spawn_app_with(
+        |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.public_base_url = Some(PUBLIC.into());
+        },
+        Vec::new(),
+    )
+    .await;
+    let r = app.post_json("/api/v1/queues", json!({"name": "Billing", "offer_timeout_seconds": 30})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let queue: Value = r.json().await.unwrap();
+    let campaign = voice_campaign(&app, "+14155550181", "openai", "Hello.").await;
+    let flow = json!({
+        "name": "Billing line", "campaign_id": campaign, "entry_node_id": "main", "languages": ["en"],
+        "nodes": {
+            "main": {"type": "menu", "message": "Press 1 for billing, 2 to leave a message.",
+                     "options": {"1": "billing", "2": "message"}, "timeout_node": "bye", "error_node": "bye"},
+            "billing": {"type": "transfer", "transfer_type": "queue", "transfer_to": "Billing", "priority": 5,
+                        "timeout_node": "bye", "error_node": "bye"},
+            "message": {"type": "voicemail", "message": "Leave a message after the tone.", "max_length_seconds": 60,
+                        "next_node": "thanks", "error_node": "bye"},
+            "thanks": {"type": "end_call", "message": "Thank you.", "disposition": "voicemail_left"},
+            "bye": {"type": "end_call", "message": "Goodbye."}
+        }
+    });
+    published(&app, flow).await;
+
+    // 1: into the company's queue, held at Twilio in a queue of its own with announcements.
+    let params =
+        [("CallSid", "CA0181"), ("From", "+420603123456"), ("To", "+14155550181"), ("Direction", "inbound")];
+    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let held = webhook(&app, &gather_action(&menu), &[("CallSid", "CA0181"), ("Digits", "1")], None).await;
+    let held = twiml_checked(&held.text().await.unwrap());
+    let call_id = kraliki_voice::calls::call_uuid("twilio", "CA0181").to_string();
+    assert!(held.contains(&format!("/api/telephony/twilio/queue/wait?call_id={call_id}")), "{held}");
+    assert!(held.contains("<Enqueue "), "{held}");
+    app.caught_up().await;
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/queues/{}/calls", queue["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    let waiting: Value = r.json().await.unwrap();
+    let entry = waiting.as_array().unwrap().iter().find(|c| c["call_id"] == call_id.as_str()).cloned();
+    let entry = entry.unwrap_or_else(|| panic!("the call waits in the queue: {waiting}"));
+    assert_eq!(entry["priority"], 5, "{entry}");
+    let ended = ivr_steps(&app, &call_id).await;
+    let end = ended.iter().find(|(t, _)| t == "flow_ended").expect("the flow ended").1.clone();
+    assert_eq!(
+        (end["reason"]["reason"].clone(), end["reason"]["node_id"].clone()),
+        (json!("transferred"), json!("billing"))
+    );
+
+    // 2: a voicemail: the prompt, <Record>, the recording back to the flow, thanks and goodbye.
+    let params =
+        [("CallSid", "CA0182"), ("From", "+420603123457"), ("To", "+14155550181"), ("Direction", "inbound")];
+    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let record = webhook(&app, &gather_action(&menu), &[("CallSid", "CA0182"), ("Digits", "2")], None).await;
+    let record = twiml_checked(&record.text().await.unwrap());
+    assert!(
+        record.contains("Leave a message after the tone.") && record.contains("maxLength=\"60\""),
+        "{record}"
+    );
+    let action =
+        record.split("<Record action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let action = action.strip_prefix(PUBLIC).unwrap().to_owned();
+    assert!(action.contains("kind=record"), "{action}");
+    let recorded = [
+        ("CallSid", "CA0182"),
+        ("RecordingUrl", "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"),
+        ("RecordingDuration", "14"),
+    ];
+    let thanks = twiml_checked(&webhook(&app, &action, &recorded, None).await.text().await.unwrap());
+    assert!(thanks.contains("Thank you.") && thanks.contains("<Hangup/>"), "{thanks}");
+    let call_id = kraliki_voice::calls::call_uuid("twilio", "CA0182").to_string();
+    let steps = ivr_steps(&app, &call_id).await;
+    let voicemail =
+        steps.iter().find(|(t, _)| t == "voicemail_completed").expect("the voicemail step").1.clone();
+    assert_eq!(voicemail["recording_url"], "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1");
+    app.cleanup().await;
+}

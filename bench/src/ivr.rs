@@ -1,7 +1,8 @@
 //! IVR step latency (`--only ivr`): C concurrent calls (default 200) stepping through a
 //! published flow over Twilio's webhooks for S seconds (default 20). Each call enters the flow
 //! (the voice webhook), presses 1 up to 40 times (a menu that plays a message and asks again:
-//! two node visits per step) and then 2 (goodbye), and hangs up (the status callback). Each
+//! two node visits per step), a key every T ms (default 1,000: the caller's time to listen and
+//! press), then 2 (goodbye), and hangs up (the status callback). Each
 //! webhook is signed as Twilio signs it and timed from the request to the whole TwiML answer.
 //! Baseline, in the same run and the same load: after each step the same call sends a signed
 //! status callback for a call we never set up (the signature check and one stream read: the
@@ -38,6 +39,11 @@ pub struct IvrArgs {
     /// Seconds of stepping.
     #[arg(long, default_value_t = 20)]
     pub ivr_seconds: u64,
+    /// A caller's time between hearing the prompt and pressing the key (ms): 200 calls at
+    /// 1,000 ms offer 200 steps/s. 0: as fast as the server answers (a closed loop, where the
+    /// latency is the queueing of 200 requests always in flight).
+    #[arg(long, default_value_t = 1000)]
+    pub ivr_think_ms: u64,
 }
 
 /// What the server needs to take the benchmark's webhooks.
@@ -135,14 +141,16 @@ async fn setup(app: &kraliki_api::Application) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One caller: calls after calls until the deadline.
-async fn caller(twilio: &Twilio, worker: usize, deadline: Instant) -> Timings {
+/// One caller: calls after calls until the deadline, the first after its share of one think
+/// time (so the callers' steps spread over it).
+async fn caller(twilio: &Twilio, worker: usize, deadline: Instant, think: Duration, calls: usize) -> Timings {
     let mut t = Timings::default();
     let mut n = 0u64;
+    tokio::time::sleep(think.mul_f64(worker as f64 / calls.max(1) as f64)).await;
     while Instant::now() < deadline {
         n += 1;
         let sid = format!("CA{worker:08}{n:024}");
-        if let Err(e) = one_call(twilio, &sid, deadline, &mut t).await {
+        if let Err(e) = one_call(twilio, &sid, (deadline, think), &mut t).await {
             t.failures.push(format!("{sid}: {e:#}"));
             return t;
         }
@@ -150,7 +158,12 @@ async fn caller(twilio: &Twilio, worker: usize, deadline: Instant) -> Timings {
     t
 }
 
-async fn one_call(twilio: &Twilio, sid: &str, deadline: Instant, t: &mut Timings) -> anyhow::Result<()> {
+async fn one_call(
+    twilio: &Twilio,
+    sid: &str,
+    (deadline, think): (Instant, Duration),
+    t: &mut Timings,
+) -> anyhow::Result<()> {
     let voice = [("CallSid", sid), ("From", "+420603123456"), ("To", NUMBER), ("Direction", "inbound")];
     let (status, twiml, ms) = twilio.post("/api/telephony/twilio/voice", &voice).await?;
     anyhow::ensure!(status == 200, "voice webhook {status}: {twiml}");
@@ -158,6 +171,8 @@ async fn one_call(twilio: &Twilio, sid: &str, deadline: Instant, t: &mut Timings
     let mut action = gather_action(&twiml).with_context(|| format!("no <Gather>: {twiml}"))?;
     let unknown = format!("CA{}", &sid[2..].replace(|c: char| c.is_ascii_digit(), "f"));
     for i in 0..=STEPS_PER_CALL {
+        // The caller listens and presses a key.
+        tokio::time::sleep(think).await;
         let last = i == STEPS_PER_CALL || Instant::now() >= deadline;
         let digits = if last { "2" } else { "1" };
         let (status, twiml, ms) = twilio.post(&action, &[("CallSid", sid), ("Digits", digits)]).await?;
@@ -192,7 +207,8 @@ pub async fn run(app: &kraliki_api::Application, args: &IvrArgs) -> anyhow::Resu
     let workers: Vec<_> = (0..args.ivr_calls)
         .map(|w| {
             let twilio = twilio.clone();
-            tokio::spawn(async move { caller(&twilio, w, deadline).await })
+            let (think, calls) = (Duration::from_millis(args.ivr_think_ms), args.ivr_calls);
+            tokio::spawn(async move { caller(&twilio, w, deadline, think, calls).await })
         })
         .collect();
     let mut all = Timings::default();
@@ -212,8 +228,9 @@ pub async fn run(app: &kraliki_api::Application, args: &IvrArgs) -> anyhow::Resu
     }
     let p = |v: &[f64], q| percentile(v, q);
     println!(
-        "IVR steps over Twilio webhooks, {} concurrent calls for {:.0} s ({} calls, {} steps, {:.0} steps/s):",
+        "IVR steps over Twilio webhooks, {} concurrent calls pressing a key every {} ms for {:.0} s ({} calls, {} steps, {:.0} steps/s):",
         args.ivr_calls,
+        args.ivr_think_ms,
         elapsed,
         all.enter.len(),
         all.step.len(),

@@ -36,7 +36,11 @@ impl Projection for CampaignProjection {
     }
 
     fn reads(&self) -> Option<EventFilter> {
-        Some(EventFilter::aggregates(&["Campaign", "Call"]))
+        // Of a call, only what moves a campaign's figures (not the many steps of a call's life).
+        Some(EventFilter::aggregates(&["Campaign"]).and_events(
+            "Call",
+            &["CallRequested", "CallInitiated", "CallCompleted", "CallDispositionSet", "CallFailed"],
+        ))
     }
 
     async fn apply(

@@ -41,7 +41,18 @@ impl Projection for ContactProjection {
     }
 
     fn reads(&self) -> Option<EventFilter> {
-        Some(EventFilter::aggregates(&["ContactBatch", "ContactImport", "Contact", "Call"]))
+        // Of a call, only what moves a contact's attempts, outcome and callback.
+        Some(EventFilter::aggregates(&["ContactBatch", "ContactImport", "Contact"]).and_events(
+            "Call",
+            &[
+                "CallRequested",
+                "CallInitiated",
+                "CallCompleted",
+                "CallFailed",
+                "CallDispositionSet",
+                "CallbackScheduled",
+            ],
+        ))
     }
 
     async fn apply(

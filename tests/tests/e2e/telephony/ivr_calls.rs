@@ -105,6 +105,30 @@ async fn ivr_steps(app: &TestApp, call_id: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A server taking Twilio's webhooks, its IVR webhooks allowed to reach this machine, with
+/// `openai`'s AI agent (or one never reached).
+async fn twilio_ivr_app(openai: Option<&FakeOpenAi>) -> TestApp {
+    let realtime = openai.map(|o| o.config().base_url);
+    spawn_app_with(
+        move |s| {
+            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
+            s.providers.openai_realtime_url = realtime;
+            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
+            s.providers.public_base_url = Some(PUBLIC.into());
+            s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
+            s.ivr.webhook_allow_private = true;
+        },
+        Vec::new(),
+    )
+    .await
+}
+
+/// A Twilio call `sid` from `from` to `to` comes in: the voice webhook's TwiML, checked.
+async fn incoming(app: &TestApp, sid: &str, from: &str, to: &str) -> String {
+    let params = [("CallSid", sid), ("From", from), ("To", to), ("Direction", "inbound")];
+    twiml_checked(&webhook(app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap())
+}
+
 async fn published(app: &TestApp, flow: Value) -> String {
     let r = app.post_json("/api/ivr/flows", flow).await;
     let created: Value = r.json().await.unwrap();
@@ -119,28 +143,12 @@ async fn published(app: &TestApp, flow: Value) -> String {
 async fn a_twilio_caller_goes_through_the_flow_by_key_and_voice_to_the_ai_agent_with_what_it_learnt() {
     let openai = FakeOpenAi::start().await.unwrap();
     let crm = Crm::start().await;
-    let base = openai.config().base_url;
-    let app = spawn_app_with(
-        move |s| {
-            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-            s.providers.openai_realtime_url = Some(base);
-            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
-            s.providers.public_base_url = Some(PUBLIC.into());
-            s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
-            s.ivr.webhook_allow_private = true;
-        },
-        Vec::new(),
-    )
-    .await;
+    let app = twilio_ivr_app(Some(&openai)).await;
     let campaign = voice_campaign(&app, "+14155550177", "openai", "Hello from sales.").await;
     let flow = published(&app, front_desk(&campaign, &format!("{}/crm", crm.url))).await;
 
     // The call comes in: the menu, listening for a key or a word.
-    let params =
-        [("CallSid", "CA0177"), ("From", "+420603123456"), ("To", "+14155550177"), ("Direction", "inbound")];
-    let menu = twiml_checked(
-        &webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap(),
-    );
+    let menu = incoming(&app, "CA0177", "+420603123456", "+14155550177").await;
     assert!(menu.contains("input=\"dtmf speech\""), "{menu}");
     assert!(menu.contains("Press 1 or say sales."), "{menu}");
     assert!(menu.contains("actionOnEmptyResult=\"true\""), "{menu}");
@@ -248,24 +256,12 @@ async fn a_twilio_caller_goes_through_the_flow_by_key_and_voice_to_the_ai_agent_
 #[tokio::test]
 async fn a_hang_up_in_the_menu_ends_the_flow_and_a_redirect_off_the_allow_list_takes_the_error_path() {
     let crm = Crm::start().await;
-    let app = spawn_app_with(
-        move |s| {
-            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
-            s.providers.public_base_url = Some(PUBLIC.into());
-            s.ivr.webhook_allowed_hosts = Some(vec!["127.0.0.1".into()]);
-            s.ivr.webhook_allow_private = true;
-        },
-        Vec::new(),
-    )
-    .await;
+    let app = twilio_ivr_app(None).await;
     let campaign = voice_campaign(&app, "+14155550178", "openai", "Hello.").await;
     let flow = published(&app, front_desk(&campaign, &format!("{}/moved", crm.url))).await;
 
     // Hung up at the menu: the status callback closes the flow.
-    let params =
-        [("CallSid", "CA0178"), ("From", "+420603123456"), ("To", "+14155550178"), ("Direction", "inbound")];
-    twiml_checked(&webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap());
+    incoming(&app, "CA0178", "+420603123456", "+14155550178").await;
     let status =
         [("CallSid", "CA0178"), ("CallStatus", "completed"), ("SequenceNumber", "1"), ("CallDuration", "4")];
     assert_eq!(
@@ -281,9 +277,7 @@ async fn a_hang_up_in_the_menu_ends_the_flow_and_a_redirect_off_the_allow_list_t
 
     // The CRM redirects off the allow-list: not followed, the flow's error path says goodbye
     // and the flow's disposition is on the call.
-    let params =
-        [("CallSid", "CA0179"), ("From", "+420603123457"), ("To", "+14155550178"), ("Direction", "inbound")];
-    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let menu = incoming(&app, "CA0179", "+420603123457", "+14155550178").await;
     let question =
         webhook(&app, &gather_action(&menu), &[("CallSid", "CA0179"), ("Digits", "1")], None).await;
     let question = question.text().await.unwrap();
@@ -469,15 +463,7 @@ async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
 
 #[tokio::test]
 async fn the_flow_puts_a_caller_in_a_queue_of_the_company_and_takes_a_voicemail_from_another() {
-    let app = spawn_app_with(
-        |s| {
-            s.providers.openai_api_key = Some(SecretString::from(FakeOpenAi::API_KEY));
-            s.providers.twilio_auth_token = Some(SecretString::from(TOKEN));
-            s.providers.public_base_url = Some(PUBLIC.into());
-        },
-        Vec::new(),
-    )
-    .await;
+    let app = twilio_ivr_app(None).await;
     let r = app.post_json("/api/v1/queues", json!({"name": "Billing", "offer_timeout_seconds": 30})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let queue: Value = r.json().await.unwrap();
@@ -498,9 +484,7 @@ async fn the_flow_puts_a_caller_in_a_queue_of_the_company_and_takes_a_voicemail_
     published(&app, flow).await;
 
     // 1: into the company's queue, held at Twilio in a queue of its own with announcements.
-    let params =
-        [("CallSid", "CA0181"), ("From", "+420603123456"), ("To", "+14155550181"), ("Direction", "inbound")];
-    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let menu = incoming(&app, "CA0181", "+420603123456", "+14155550181").await;
     let held = webhook(&app, &gather_action(&menu), &[("CallSid", "CA0181"), ("Digits", "1")], None).await;
     let held = twiml_checked(&held.text().await.unwrap());
     let call_id = kraliki_voice::calls::call_uuid("twilio", "CA0181").to_string();
@@ -525,9 +509,7 @@ async fn the_flow_puts_a_caller_in_a_queue_of_the_company_and_takes_a_voicemail_
     );
 
     // 2: a voicemail: the prompt, <Record>, the recording back to the flow, thanks and goodbye.
-    let params =
-        [("CallSid", "CA0182"), ("From", "+420603123457"), ("To", "+14155550181"), ("Direction", "inbound")];
-    let menu = webhook(&app, "/api/telephony/twilio/voice", &params, None).await.text().await.unwrap();
+    let menu = incoming(&app, "CA0182", "+420603123457", "+14155550181").await;
     let record = webhook(&app, &gather_action(&menu), &[("CallSid", "CA0182"), ("Digits", "2")], None).await;
     let record = twiml_checked(&record.text().await.unwrap());
     assert!(

@@ -307,14 +307,15 @@ async fn call(
             .execute(&mut *conn)
             .await?;
         }
+        // A flow's steps are on the timeline; the row moves once per input, with the
+        // `IvrAdvanced` that ends every one (and is committed with them).
+        CallEvent::IvrFlowEntered { .. } | CallEvent::IvrStepTaken { .. } => {}
         CallEvent::MediaStreamStarted { at, .. }
         | CallEvent::MediaStreamStopped { at, .. }
         | CallEvent::DtmfReceived { at, .. }
         | CallEvent::TranscriptSegmentAdded { at, .. }
         | CallEvent::AiFunctionCalled { at, .. }
         | CallEvent::CallbackScheduled { at, .. }
-        | CallEvent::IvrFlowEntered { at, .. }
-        | CallEvent::IvrStepTaken { at, .. }
         | CallEvent::IvrAdvanced { at, .. } => {
             sqlx::query(&format!("UPDATE {table} SET version = $2, updated_at = $3 WHERE id = $1"))
                 .bind(id)

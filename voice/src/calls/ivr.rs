@@ -90,6 +90,33 @@ impl IvrClientState {
     }
 }
 
+/// Where to start sending from `from`: text prompts followed by a gather are folded into it
+/// (the gather's index, and their texts); anything else starts at `from`.
+fn gather_lead(actions: &[Action], from: usize) -> (usize, Vec<String>) {
+    if from >= actions.len() {
+        return (from, Vec::new());
+    }
+    let says = actions[from..].iter().take_while(|a| matches!(a, Action::Say(_))).count();
+    let spoken = actions[from..from + says].iter().all(|a| {
+        matches!(a, Action::Say(p) if p.audio_url.is_none() && p.text.as_deref().is_some_and(|t| !t.trim().is_empty()))
+    });
+    match actions.get(from + says) {
+        Some(Action::Gather(Effect::Gather { prompt, .. }))
+            if says > 0 && spoken && prompt.as_ref().is_none_or(|p| p.audio_url.is_none()) =>
+        {
+            let texts = actions[from..from + says]
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Say(p) => p.text.clone(),
+                    _ => None,
+                })
+                .collect();
+            (from + says, texts)
+        }
+        _ => (from, Vec::new()),
+    }
+}
+
 fn prompt_text(prompt: &Prompt) -> String {
     prompt.text.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| " ".into())
 }
@@ -416,9 +443,10 @@ impl CallService {
         let run =
             IvrRun { call_id, target, carrier: IvrCarrier::Telnyx, carrier_call: hook.call_id.clone(), flow };
         let input = match &hook.event {
-            // The prompt was said: on to the next action, if the flow has not moved on since.
+            // The prompt was said: on to the next action, if the flow has not moved on since
+            // (an ended flow still has its last actions to finish: the goodbye, the hang-up).
             T::PromptEnded => {
-                if ivr.seq + 1 == state.seq && ivr.running() {
+                if ivr.seq + 1 == state.seq {
                     let (actions, _) = self.carry_out(&run, ivr, false).await?;
                     let program = Program { next_seq: state.seq, actions };
                     self.telnyx_run(&run, &program, state.index + 1).await?;
@@ -468,8 +496,8 @@ impl CallService {
         };
         // One action at a time: Telnyx reports each prompt's end (the next action follows
         // then), the input gathered, the recording saved.
-        let Some(action) = program.actions.get(from) else { return Ok(()) };
-        let index = from;
+        let (index, lead) = gather_lead(&program.actions, from);
+        let Some(action) = program.actions.get(index) else { return Ok(()) };
         let state = IvrClientState { call: run.call_id, seq: program.next_seq, index };
         let client_state = Some(ClientState::from_bytes(state.encode().as_bytes()));
         let id =
@@ -508,7 +536,11 @@ impl CallService {
                     valid_digits: Some("0123456789*#".into()),
                 };
                 // Telnyx gathers keys: a flow's speech input is not recognised on Telnyx.
-                let text = prompt.as_ref().map(prompt_text).unwrap_or_else(|| " ".into());
+                // The prompts just before it are said by the gather itself: one command, no
+                // pause between them.
+                let own = prompt.as_ref().map(prompt_text).filter(|t| !t.trim().is_empty());
+                let text = lead.into_iter().chain(own).collect::<Vec<_>>().join(" ");
+                let text = if text.trim().is_empty() { " ".to_owned() } else { text };
                 let mut gather = GatherUsingSpeak::new(text, TELNYX_VOICE);
                 gather.language = Some(say_language(language));
                 gather.maximum_tries = Some(1);

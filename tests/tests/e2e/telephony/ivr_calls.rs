@@ -384,14 +384,8 @@ async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
 
     let call = telnyx.incoming_call();
     let ccid = call.call_control_id.clone();
-    let deliver = |event: &str, id: u32, extra: Value| {
-        let mut payload = json!({"call_control_id": ccid, "call_leg_id": call.call_leg_id,
-            "call_session_id": call.call_session_id, "connection_id": "c1"});
-        payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        json!({"data": {"record_type": "event", "event_type": event, "id": format!("6b1e4f2c-0000-4000-8000-{id:012}"),
-            "occurred_at": "2026-12-06T10:00:00Z", "payload": payload}, "meta": {"attempt": 1}})
-        .to_string()
-    };
+    let deliver =
+        |event: &str, id: u32, extra: Value| telnyx_event(&call, event, &format!("6b{id:010}"), extra);
     let send = |body: String| {
         let app = &app;
         let signer = &signer;
@@ -401,25 +395,17 @@ async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
         }
     };
     // The last command for this call, and its client_state.
-    let last = |action: &str| {
-        let c =
-            telnyx.commands().into_iter().rev().find(|c| c.call_control_id == ccid && !c.duplicate).unwrap();
-        assert_eq!(c.action, action, "{:?}", telnyx.commands());
-        c
-    };
+    let last = |action: &str| last_command(&telnyx, &ccid, action);
 
     // In: answered without a stream; once answered, the welcome is said.
     send(initiated(&call, "6b1e4f2c-0000-4000-8000-100000000000", "+14155550180")).await;
     let answer = last("answer");
     assert!(answer.body.get("stream_url").is_none(), "the flow comes first: {}", answer.body);
+    // Once answered: the welcome and the menu, said by the gather itself (one command).
     send(deliver("call.answered", 1, json!({}))).await;
-    let welcome = last("speak");
-    assert_eq!(welcome.body["payload"], "Welcome.");
-    assert_eq!(welcome.body["language"], "en-US");
-    // Said: the menu gathers keys.
-    send(deliver("call.speak.ended", 2, json!({"client_state": welcome.body["client_state"]}))).await;
     let menu = last("gather_using_speak");
-    assert_eq!(menu.body["payload"], "Press 1 or say sales.");
+    assert_eq!(menu.body["payload"], "Welcome. Press 1 or say sales.");
+    assert_eq!(menu.body["language"], "en-US");
     // A key: the account number. Delivered twice: the same command, ignored by Telnyx.
     let pressed = deliver(
         "call.gather.ended",
@@ -456,8 +442,29 @@ async fn a_telnyx_caller_goes_through_the_flow_by_keys_to_the_ai_agent() {
     assert_eq!(entered, ["welcome", "main", "account", "check", "lookup", "sales"]);
     let ended: Vec<&Value> = steps.iter().filter(|(t, _)| t == "flow_ended").map(|(_, s)| s).collect();
     assert_eq!(ended[0]["reason"]["reason"], "transferred", "{steps:?}");
+    // Another caller presses 2: goodbye is said, and once said, the call is hung up.
+    let call = telnyx.incoming_call();
+    let ccid = call.call_control_id.clone();
+    let deliver =
+        |event: &str, id: u32, extra: Value| telnyx_event(&call, event, &format!("7c{id:010}"), extra);
+    let last = |action: &str| last_command(&telnyx, &ccid, action);
+    send(initiated(&call, "7c1e4f2c-0000-4000-8000-100000000000", "+14155550180")).await;
+    send(deliver("call.answered", 1, json!({}))).await;
+    let menu = last("gather_using_speak");
+    send(deliver(
+        "call.gather.ended",
+        2,
+        json!({"client_state": menu.body["client_state"], "digits": "2", "status": "valid"}),
+    ))
+    .await;
+    let goodbye = last("speak");
+    assert_eq!(goodbye.body["payload"], "Goodbye.");
+    send(deliver("call.speak.ended", 3, json!({"client_state": goodbye.body["client_state"]}))).await;
+    last("hangup");
+    telnyx_checked(&telnyx.commands());
+
     let figures = analytics(&app, &flow_id, "").await;
-    assert_eq!(figures["outcomes"], json!({"transferred": 1}), "{figures}");
+    assert_eq!(figures["outcomes"], json!({"transferred": 1, "completed": 1}), "{figures}");
     app.cleanup().await;
 }
 
@@ -533,4 +540,30 @@ async fn the_flow_puts_a_caller_in_a_queue_of_the_company_and_takes_a_voicemail_
         steps.iter().find(|(t, _)| t == "voicemail_completed").expect("the voicemail step").1.clone();
     assert_eq!(voicemail["recording_url"], "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1");
     app.cleanup().await;
+}
+
+/// A Telnyx Call Control event for `call`, its id ending in `id`.
+fn telnyx_event(
+    call: &kraliki_voice::telephony::testing::api::FakeTelnyxCall,
+    event: &str,
+    id: &str,
+    extra: Value,
+) -> String {
+    let mut payload = json!({"call_control_id": call.call_control_id, "call_leg_id": call.call_leg_id,
+        "call_session_id": call.call_session_id, "connection_id": "c1"});
+    payload.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    json!({"data": {"record_type": "event", "event_type": event, "id": format!("6b1e4f2c-0000-4000-8000-{id:0>12}"),
+        "occurred_at": "2026-12-06T10:00:00Z", "payload": payload}, "meta": {"attempt": 1}})
+    .to_string()
+}
+
+/// The last command Telnyx took (not a repeat) for `ccid`, which must be `action`.
+fn last_command(
+    telnyx: &kraliki_voice::telephony::testing::api::FakeTelnyxApi,
+    ccid: &str,
+    action: &str,
+) -> kraliki_voice::telephony::testing::api::RecordedCommand {
+    let c = telnyx.commands().into_iter().rev().find(|c| c.call_control_id == ccid && !c.duplicate).unwrap();
+    assert_eq!(c.action, action, "{:?}", telnyx.commands());
+    c
 }

@@ -197,6 +197,28 @@ impl CallService {
         Ok(flow)
     }
 
+    /// A call in its flow as a carrier callback finds it: the run and the call's IVR state
+    /// (none: the call never entered a flow, or is not ours).
+    async fn ivr_run(
+        &self,
+        call_id: Uuid,
+        carrier: IvrCarrier,
+        carrier_call: String,
+    ) -> Result<Option<(IvrRun, CallIvr)>, CallsError> {
+        let (call, _) = self.dispatcher().current::<Call>(&call_id.to_string()).await?;
+        let (Some(ivr), Some(tenant)) = (call.ivr, self.call_tenant(call_id).await?) else {
+            return Ok(None);
+        };
+        let tenant: Uuid = tenant.parse().map_err(store)?;
+        let flow = FlowRef {
+            id: ivr.flow_id,
+            version: ivr.version,
+            flow: self.flow_version(tenant, ivr.flow_id, ivr.version).await?,
+        };
+        let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
+        Ok(Some((IvrRun { call_id, target, carrier, carrier_call, flow }, ivr)))
+    }
+
     /// The first answer to a Twilio call that runs a flow: it enters the flow.
     pub(super) async fn twilio_ivr_enter(
         &self,
@@ -243,17 +265,9 @@ impl CallService {
         let seq: u32 = query.get("seq").and_then(|c| c.parse().ok()).ok_or_else(|| bad("seq"))?;
         let kind = query.get("kind").and_then(|k| Answers::parse(k)).ok_or_else(|| bad("kind"))?;
         let call_sid = get("CallSid").ok_or_else(|| bad("CallSid"))?.to_owned();
-        let (call, _) = self.dispatcher().current::<Call>(&call_id.to_string()).await?;
-        let (Some(ivr), Some(tenant)) = (call.ivr.as_ref(), self.call_tenant(call_id).await?) else {
+        let Some((run, _)) = self.ivr_run(call_id, IvrCarrier::Twilio, call_sid).await? else {
             return Ok(WebhookAnswer::Twiml(VoiceResponse::new().hangup().to_xml()));
         };
-        let tenant: Uuid = tenant.parse().map_err(store)?;
-        let flow = FlowRef {
-            id: ivr.flow_id,
-            version: ivr.version,
-            flow: self.flow_version(tenant, ivr.flow_id, ivr.version).await?,
-        };
-        let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
         let input = match kind {
             Answers::Gather => match (get("Digits"), get("SpeechResult")) {
                 (Some(digits), _) => Input::Digits { digits: digits.to_owned() },
@@ -285,7 +299,6 @@ impl CallService {
                 },
             },
         };
-        let run = IvrRun { call_id, target, carrier: IvrCarrier::Twilio, carrier_call: call_sid, flow };
         let program = self.drive(&run, Some(seq), input).await?;
         Ok(WebhookAnswer::Twiml(self.twiml(&run, &program)?.to_xml()))
     }
@@ -428,20 +441,11 @@ impl CallService {
         if !matches!(hook.event, T::PromptEnded | T::GatherEnded { .. } | T::RecordingAvailable { .. }) {
             return Ok(false);
         }
-        let call_id = state.call;
-        let (call, _) = self.dispatcher().current::<Call>(&call_id.to_string()).await?;
-        let (Some(ivr), Some(tenant)) = (call.ivr.as_ref(), self.call_tenant(call_id).await?) else {
+        let Some((run, ivr)) = self.ivr_run(state.call, IvrCarrier::Telnyx, hook.call_id.clone()).await?
+        else {
             return Ok(true);
         };
-        let tenant: Uuid = tenant.parse().map_err(store)?;
-        let flow = FlowRef {
-            id: ivr.flow_id,
-            version: ivr.version,
-            flow: self.flow_version(tenant, ivr.flow_id, ivr.version).await?,
-        };
-        let target = Target { tenant, campaign: call.campaign_id, contact: call.contact_id };
-        let run =
-            IvrRun { call_id, target, carrier: IvrCarrier::Telnyx, carrier_call: hook.call_id.clone(), flow };
+        let ivr = &ivr;
         let input = match &hook.event {
             // The prompt was said: on to the next action, if the flow has not moved on since
             // (an ended flow still has its last actions to finish: the goodbye, the hang-up).
